@@ -1,0 +1,73 @@
+//! The one error type of the API, rendered as `{"detail": "…"}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::dto::ErrorDto;
+use crate::lab::LabError;
+use crate::lab::netlab::NetlabError;
+use crate::lab::upload::UploadError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn session_not_found() -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "Session not found")
+    }
+
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorDto {
+                detail: self.detail,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<LabError> for ApiError {
+    fn from(error: LabError) -> Self {
+        let status = match &error {
+            LabError::Busy => StatusCode::LOCKED,
+            LabError::NotRunning => StatusCode::NOT_FOUND,
+            LabError::InUse => StatusCode::CONFLICT,
+            LabError::Netlab(NetlabError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
+            LabError::Netlab(NetlabError::Cancelled { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            LabError::Netlab(_) => StatusCode::BAD_GATEWAY,
+            LabError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::Form(detail) => ApiError::unprocessable(detail),
+            UploadError::Invalid(detail) => ApiError::new(StatusCode::BAD_REQUEST, detail),
+            UploadError::TooLarge { limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Upload is larger than the server's limit of {limit} bytes"),
+            ),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Liveness and a small health report.
+
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use super::AppState;
+use super::dto::HealthDto;
+
+/// Liveness probe: 204, empty body.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 204)))]
+pub async fn healthz() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// Uptime and queue size.
+#[utoipa::path(get, path = "/debug/health", tag = "health", responses((status = 200, body = HealthDto)))]
+pub async fn debug_health(State(state): State<AppState>) -> Json<HealthDto> {
+    let timestamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64());
+    let sessions = state.sessions.len();
+    Json(HealthDto {
+        status: "ok",
+        timestamp,
+        uptime: state.started.elapsed().as_secs_f64(),
+        sessions,
+        queue_length: sessions,
+    })
+}

@@ -1,0 +1,132 @@
+//! Lab routes. Each one first passes the gate: a known, ACTIVE session in
+//! `X-Session-ID`. Work that changes the lab runs in its own task, so a
+//! client hanging up never leaves a bring-up or teardown half done.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::StatusCode;
+
+use super::dto::{self, AcquireFormDto, AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
+use super::error::ApiError;
+use super::{AppState, QueryParams, SessionHeader, gate};
+use crate::lab::upload::{Upload, parse_bool};
+
+/// Upload a topology (and the files it refers to) and get the lab's devices.
+#[utoipa::path(post, path = "/lab", tag = "lab",
+    params(("X-Session-ID" = String, Header)),
+    request_body(content = AcquireFormDto, content_type = "multipart/form-data"),
+    responses((status = 200, body = AcquireResponseDto),
+        (status = 400, body = ErrorDto, description = "bad file name, extension or topology"),
+        (status = 404, body = ErrorDto), (status = 413, body = ErrorDto),
+        (status = 422, body = ErrorDto), (status = 423, body = ErrorDto, description = "session not active, or lab busy"),
+        (status = 502, body = ErrorDto, description = "netlab failed"), (status = 504, body = ErrorDto, description = "netlab hung")))]
+pub async fn acquire(
+    State(state): State<AppState>,
+    SessionHeader(session_id): SessionHeader,
+    request: Request,
+) -> Result<Json<AcquireResponseDto>, ApiError> {
+    let (id, _busy) = gate(&state, &session_id)?;
+    let multipart = Multipart::from_request(request, &state)
+        .await
+        .map_err(|rejection| ApiError::unprocessable(rejection.body_text()))?;
+    let upload = Upload::read(multipart, state.max_upload_bytes).await?;
+    tracing::info!(session = %crate::handover::short(&id), topology = %upload.topology_name, reuse = upload.reuse, "lab requested");
+
+    let (sessions, lab) = (Arc::clone(&state.sessions), Arc::clone(&state.lab));
+    let acquired = detached(async move {
+        let acquired = lab.acquire(&upload).await?;
+        // The session may have ended while we waited for the lab; then
+        // nobody holds this reference.
+        if sessions.touch(&id).is_none() {
+            lab.release().await?;
+        }
+        Ok::<_, ApiError>(acquired)
+    })
+    .await??;
+    Ok(Json(AcquireResponseDto {
+        reused: acquired.reused,
+        devices: dto::devices(&acquired.devices),
+    }))
+}
+
+/// What runs now, and netlab's own status report.
+#[utoipa::path(get, path = "/lab", tag = "lab",
+    params(("X-Session-ID" = String, Header)),
+    responses((status = 200, body = LabStatusDto), (status = 404, body = ErrorDto), (status = 422, body = ErrorDto), (status = 423, body = ErrorDto)))]
+pub async fn status(
+    State(state): State<AppState>,
+    SessionHeader(session_id): SessionHeader,
+) -> Result<Json<LabStatusDto>, ApiError> {
+    let _busy = gate(&state, &session_id)?;
+    let netlab_status = state.lab.tool_status().await;
+    Ok(Json(LabStatusDto::new(&state.lab.view(), netlab_status)))
+}
+
+/// Drop one reference to the lab. At zero it keeps running, idle, for reuse.
+#[utoipa::path(post, path = "/lab/release", tag = "lab",
+    params(("X-Session-ID" = String, Header)),
+    responses((status = 204), (status = 404, body = ErrorDto), (status = 422, body = ErrorDto), (status = 423, body = ErrorDto)))]
+pub async fn release(
+    State(state): State<AppState>,
+    SessionHeader(session_id): SessionHeader,
+) -> Result<StatusCode, ApiError> {
+    let _busy = gate(&state, &session_id)?;
+    state.lab.release().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Tear the lab down (202), or nothing to do (204). `force=false` refuses
+/// while the lab is held (409).
+#[utoipa::path(delete, path = "/lab", tag = "lab",
+    params(("X-Session-ID" = String, Header), ("force" = Option<bool>, Query, description = "default true")),
+    responses((status = 202), (status = 204), (status = 404, body = ErrorDto), (status = 409, body = ErrorDto), (status = 422, body = ErrorDto), (status = 423, body = ErrorDto)))]
+pub async fn destroy(
+    State(state): State<AppState>,
+    SessionHeader(session_id): SessionHeader,
+    query: QueryParams,
+) -> Result<StatusCode, ApiError> {
+    let _busy = gate(&state, &session_id)?;
+    let force = match query.get("force") {
+        None => true,
+        Some(text) => parse_bool(text).ok_or_else(|| {
+            ApiError::unprocessable(format!("force: expected a boolean, got {text:?}"))
+        })?,
+    };
+    let lab = Arc::clone(&state.lab);
+    let torn_down = detached(async move { lab.destroy(force).await }).await??;
+    Ok(if torn_down {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::NO_CONTENT
+    })
+}
+
+/// The running lab's devices.
+#[utoipa::path(get, path = "/lab/devices", tag = "lab",
+    params(("X-Session-ID" = String, Header)),
+    responses((status = 200, body = Vec<DeviceInfoDto>), (status = 404, body = ErrorDto), (status = 422, body = ErrorDto), (status = 423, body = ErrorDto)))]
+pub async fn devices(
+    State(state): State<AppState>,
+    SessionHeader(session_id): SessionHeader,
+) -> Result<Json<Vec<DeviceInfoDto>>, ApiError> {
+    let _busy = gate(&state, &session_id)?;
+    let view = state.lab.view();
+    if !view.running() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "No lab running"));
+    }
+    Ok(Json(dto::devices(&view.devices)))
+}
+
+/// Runs `work` in its own task and waits for it.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work).await.map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {error}"),
+        )
+    })
+}

@@ -1,0 +1,158 @@
+//! The HTTP API: routes, the session gate, and the OpenAPI document.
+
+mod dto;
+mod error;
+mod health;
+mod lab;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+use uuid::Uuid;
+
+pub use error::ApiError;
+
+use crate::lab::LabManager;
+use crate::queue::SessionStatus;
+use crate::sessions::{RequestGuard, Sessions};
+use crate::shutdown::Shutdown;
+
+/// Everything a handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub sessions: Arc<Sessions>,
+    pub lab: Arc<LabManager>,
+    pub shutdown: Shutdown,
+    pub started: Instant,
+    pub max_upload_bytes: u64,
+}
+
+/// The API's routes, with `/docs` (Swagger UI) and `/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/session", post(session::create))
+        .route("/session/heartbeat", post(session::heartbeat))
+        .route(
+            "/session/{session_id}",
+            get(session::status).delete(session::end),
+        )
+        .route("/active-session", get(session::active))
+        .route(
+            "/lab",
+            post(lab::acquire)
+                // The upload reader enforces its own limit and answers 413.
+                .layer(DefaultBodyLimit::disable())
+                .get(lab::status)
+                .delete(lab::destroy),
+        )
+        .route("/lab/release", post(lab::release))
+        .route("/lab/devices", get(lab::devices))
+        .route("/healthz", get(health::healthz))
+        .route("/debug/health", get(health::debug_health))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        })
+        .with_state(state);
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "neops-remote-lab",
+        description = "Shares one Netlab lab host between test suites: a FIFO queue of \
+            sessions, one lab at a time, identical topologies shared and reference-counted."
+    ),
+    paths(
+        session::create,
+        session::status,
+        session::active,
+        session::end,
+        session::heartbeat,
+        lab::acquire,
+        lab::status,
+        lab::release,
+        lab::destroy,
+        lab::devices,
+        health::healthz,
+        health::debug_health,
+    ),
+    components(schemas(
+        dto::SessionState,
+        dto::CreateSessionResponseDto,
+        dto::SessionStatusResponseDto,
+        dto::ActiveSessionResponseDto,
+        dto::DeviceInfoDto,
+        dto::AcquireResponseDto,
+        dto::LabStatusDto,
+        dto::HealthDto,
+        dto::ErrorDto,
+        dto::AcquireFormDto,
+    ))
+)]
+pub struct ApiDoc;
+
+/// The raw `X-Session-ID` header; missing → 422, as the original answered.
+pub struct SessionHeader(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .headers
+            .get("x-session-id")
+            .and_then(|value| value.to_str().ok())
+            .map(|value| SessionHeader(value.to_string()))
+            .ok_or_else(|| ApiError::unprocessable("X-Session-ID header is required"))
+    }
+}
+
+/// A session id that is not a UUID names no session.
+fn parse_session_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::session_not_found())
+}
+
+/// The lab routes' access check: the session exists (404) and is ACTIVE
+/// (423). The session counts as busy, hence alive, until the guard drops.
+fn gate<'a>(state: &'a AppState, session_id: &str) -> Result<(Uuid, RequestGuard<'a>), ApiError> {
+    let id = parse_session_id(session_id)?;
+    let (standing, guard) = state
+        .sessions
+        .begin_request(&id)
+        .ok_or_else(ApiError::session_not_found)?;
+    if standing.status != SessionStatus::Active {
+        return Err(ApiError::new(StatusCode::LOCKED, "Session is not active"));
+    }
+    Ok((id, guard))
+}
+
+/// Query parameters; a malformed query string is a 422 like any bad field.
+pub struct QueryParams(HashMap<String, String>);
+
+impl QueryParams {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|Query(params)| QueryParams(params))
+            .map_err(|rejection| ApiError::unprocessable(rejection.body_text()))
+    }
+}

@@ -1,0 +1,127 @@
+//! Session routes: join the queue, watch your place, stay alive, leave.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::dto::{
+    ActiveSessionResponseDto, CreateSessionResponseDto, ErrorDto, SessionStatusResponseDto,
+};
+use super::error::ApiError;
+use super::{AppState, QueryParams, SessionHeader};
+use crate::handover::{self, Reason};
+
+/// Longest long-poll a client may ask for, in seconds.
+const MAX_WAIT_SECS: f64 = 60.0;
+
+/// Join the queue. An empty queue makes the new session active at once.
+#[utoipa::path(post, path = "/session", tag = "sessions",
+    responses((status = 201, body = CreateSessionResponseDto)))]
+pub async fn create(State(state): State<AppState>) -> (StatusCode, Json<CreateSessionResponseDto>) {
+    let (id, standing) = state.sessions.create();
+    tracing::info!(session = %handover::short(&id), position = standing.position, "session created");
+    let body = CreateSessionResponseDto {
+        session_id: id.to_string(),
+        position: standing.position,
+    };
+    (StatusCode::CREATED, Json(body))
+}
+
+/// Where the session stands. Counts as a sign of life. With `wait=<seconds>`
+/// (at most 60) the answer comes as soon as status or position changes, or
+/// when the wait ends; an active session is answered at once.
+#[utoipa::path(get, path = "/session/{session_id}", tag = "sessions",
+    params(("session_id" = String, Path), ("wait" = Option<f64>, Query, description = "long-poll up to this many seconds (max 60)")),
+    responses((status = 200, body = SessionStatusResponseDto), (status = 404, body = ErrorDto), (status = 422, body = ErrorDto)))]
+pub async fn status(
+    State(state): State<AppState>,
+    Path(session_id): Path<String>,
+    query: QueryParams,
+) -> Result<Json<SessionStatusResponseDto>, ApiError> {
+    let id = super::parse_session_id(&session_id)?;
+    let wait = query.get("wait").map(parse_wait).transpose()?;
+    let standing = match wait {
+        None => state.sessions.touch(&id),
+        Some(limit) => {
+            let stop = state.shutdown.clone();
+            state
+                .sessions
+                .wait_for_change(&id, limit, async move { stop.triggered().await })
+                .await
+        }
+    };
+    standing
+        .map(|s| Json(s.into()))
+        .ok_or_else(ApiError::session_not_found)
+}
+
+fn parse_wait(text: &str) -> Result<Duration, ApiError> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+            Ok(Duration::from_secs_f64(seconds.min(MAX_WAIT_SECS)))
+        }
+        _ => Err(ApiError::unprocessable(format!(
+            "wait: expected a number of seconds, got {text:?}"
+        ))),
+    }
+}
+
+/// The session at the head of the queue. Looking does not keep it alive.
+#[utoipa::path(get, path = "/active-session", tag = "sessions",
+    responses((status = 200, body = ActiveSessionResponseDto), (status = 404, body = ErrorDto)))]
+pub async fn active(
+    State(state): State<AppState>,
+) -> Result<Json<ActiveSessionResponseDto>, ApiError> {
+    let (id, standing) = state
+        .sessions
+        .head()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "No active session"))?;
+    Ok(Json(ActiveSessionResponseDto {
+        session_id: id.to_string(),
+        status: standing.status.into(),
+        position: standing.position,
+    }))
+}
+
+/// Leave the queue. An active session's lab is torn down first, then the
+/// next session is promoted.
+#[utoipa::path(delete, path = "/session/{session_id}", tag = "sessions",
+    params(("session_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorDto)))]
+pub async fn end(
+    State(state): State<AppState>,
+    Path(session_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = super::parse_session_id(&session_id)?;
+    let ended = handover::end_session(
+        Arc::clone(&state.sessions),
+        Arc::clone(&state.lab),
+        id,
+        Reason::Closed,
+    )
+    .await;
+    if ended {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::session_not_found())
+    }
+}
+
+/// Keep a session (waiting or active) alive.
+#[utoipa::path(post, path = "/session/heartbeat", tag = "sessions",
+    params(("X-Session-ID" = String, Header)),
+    responses((status = 204), (status = 404, body = ErrorDto), (status = 422, body = ErrorDto)))]
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    SessionHeader(session_id): SessionHeader,
+) -> Result<StatusCode, ApiError> {
+    let id = super::parse_session_id(&session_id)?;
+    state
+        .sessions
+        .touch(&id)
+        .map(|_| StatusCode::NO_CONTENT)
+        .ok_or_else(ApiError::session_not_found)
+}

@@ -1,0 +1,410 @@
+//! The netlab connector: the only code in the project that runs netlab.
+//!
+//! Every invocation costs a Python start-up (~0.5–0.9 s), so a bring-up runs
+//! exactly two: `netlab up`, then one `netlab inspect` that returns the
+//! Ansible host view of every node at once. Device data is always read as
+//! JSON; netlab's YAML output is cut at the terminal width.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::process::{self, Finished, Interrupted, Run};
+use super::{BoxFuture, Device, LabDriver, LabError};
+use crate::shutdown::Shutdown;
+
+/// `inspect` evaluates this in the topology's namespace and prints the host
+/// view of every node, the same data `inspect --node X` gives for one node.
+/// netlab splits the parameter on `:` and `=`, hence no dict literal and no
+/// keyword arguments. It calls a netlab-internal function, so it can break on
+/// an upgrade: [`Netlab::devices`] then falls back to the public per-node form.
+const ALL_HOSTS_EXPRESSION: &str = "__import__('box').Box(dict((n, \
+    __import__('netsim.outputs.common', None, None, ['x']).adjust_inventory_host(\
+    nodes[n], defaults, None, None, True)) for n in nodes))";
+
+/// The key `inspect --node X --format json` adds to each host view.
+const VERSION_KEY: &str = "_netlab_version";
+
+/// How to run netlab on this host.
+#[derive(Debug, Clone)]
+pub struct NetlabConfig {
+    pub program: PathBuf,
+    /// Appended to every `netlab up` (e.g. `-p external` where no
+    /// containerlab exists).
+    pub up_args: Vec<String>,
+    pub up_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+/// Why a netlab command failed.
+#[derive(Debug)]
+pub enum NetlabError {
+    /// It could not be started at all (missing executable, bad permissions).
+    Spawn { command: String, error: String },
+    /// It ran and exited non-zero.
+    Failed {
+        command: String,
+        code: Option<i32>,
+        tail: Vec<String>,
+    },
+    /// It ran past its time limit and was killed.
+    TimedOut {
+        command: String,
+        limit: Duration,
+        tail: Vec<String>,
+    },
+    /// The server is stopping and killed it.
+    Cancelled { command: String },
+    /// It succeeded but printed something we cannot use.
+    BadOutput { command: String, problem: String },
+}
+
+impl std::fmt::Display for NetlabError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetlabError::Spawn { command, error } => {
+                write!(f, "could not run `{command}`: {error}")
+            }
+            NetlabError::Failed {
+                command,
+                code,
+                tail,
+            } => {
+                let code = code.map_or("killed by a signal".to_string(), |c| {
+                    format!("exit code {c}")
+                });
+                write!(f, "`{command}` failed ({code})")?;
+                write_tail(f, tail)
+            }
+            NetlabError::TimedOut {
+                command,
+                limit,
+                tail,
+            } => {
+                write!(
+                    f,
+                    "`{command}` did not finish within {} s and was killed",
+                    limit.as_secs()
+                )?;
+                write_tail(f, tail)
+            }
+            NetlabError::Cancelled { command } => {
+                write!(
+                    f,
+                    "`{command}` was stopped because the server is shutting down"
+                )
+            }
+            NetlabError::BadOutput { command, problem } => {
+                write!(f, "`{command}` printed unusable output: {problem}")
+            }
+        }
+    }
+}
+
+fn write_tail(f: &mut std::fmt::Formatter<'_>, tail: &[String]) -> std::fmt::Result {
+    if tail.is_empty() {
+        return Ok(());
+    }
+    write!(f, "; last output:\n{}", tail.join("\n"))
+}
+
+/// Runs netlab commands. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Netlab {
+    config: NetlabConfig,
+    /// The installed netlab's version, as `inspect --node` reports it.
+    version: String,
+}
+
+impl Netlab {
+    /// Checks that netlab runs (`netlab version`) and remembers its version.
+    pub async fn connect(config: NetlabConfig) -> Result<Netlab, NetlabError> {
+        let probe = Netlab {
+            config,
+            version: String::new(),
+        };
+        let finished = probe.run(vec!["version".into()], None, None).await?;
+        let version = parse_version(&finished.stdout).ok_or_else(|| NetlabError::BadOutput {
+            command: probe.display(&["version"]),
+            problem: "no `netlab version X` line".into(),
+        })?;
+        Ok(Netlab { version, ..probe })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// `netlab up <topology> <up_args…>` in the lab's directory.
+    pub async fn up(
+        &self,
+        dir: &Path,
+        topology: &Path,
+        cancel: &Shutdown,
+    ) -> Result<(), NetlabError> {
+        let mut args = vec!["up".to_string(), topology.to_string_lossy().into_owned()];
+        args.extend(self.config.up_args.iter().cloned());
+        self.run(args, Some(dir), Some(cancel)).await.map(drop)
+    }
+
+    /// The Ansible host view of every node of the lab started in `dir`.
+    pub async fn devices(&self, dir: &Path) -> Result<Vec<Device>, NetlabError> {
+        match self.devices_in_one_call(dir).await {
+            Ok(devices) => Ok(devices),
+            Err(error) => {
+                tracing::warn!(%error, "one-call inspect failed; asking netlab node by node");
+                self.devices_node_by_node(dir).await
+            }
+        }
+    }
+
+    /// `netlab down --cleanup` in the lab's directory: stops the lab and
+    /// removes the files netlab created there.
+    pub async fn down(&self, dir: &Path) -> Result<(), NetlabError> {
+        self.run(vec!["down".into(), "--cleanup".into()], Some(dir), None)
+            .await
+            .map(drop)
+    }
+
+    /// Clears a lab that a crashed earlier server left registered as the
+    /// `default` instance. "Nothing there" is not an error.
+    pub async fn clear_stale_default_instance(&self) -> Result<bool, NetlabError> {
+        let args = ["down", "--instance", "default", "--cleanup"];
+        match self
+            .run(args.iter().map(|a| a.to_string()).collect(), None, None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(NetlabError::Failed { tail, .. })
+                if tail.iter().any(|line| line.contains("Unknown instance")) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `netlab status --all --format json`, as netlab printed it.
+    pub async fn status(&self) -> Result<String, NetlabError> {
+        let args = ["status", "--all", "--format", "json"];
+        let command = self.display(&args);
+        let run = self.spawn(args.iter().map(|a| a.to_string()).collect(), None, None);
+        let finished = finish(run.execute().await, command, self.config.command_timeout)?;
+        // rc 1 with a warning object means "no labs": still a valid answer.
+        Ok(finished.stdout)
+    }
+
+    async fn devices_in_one_call(&self, dir: &Path) -> Result<Vec<Device>, NetlabError> {
+        let args = inspect_args(&[ALL_HOSTS_EXPRESSION]);
+        let command = self.display(&["inspect", "…all hosts…"]);
+        let finished = self.run(args, Some(dir), None).await?;
+        let hosts = parse_object(&finished.stdout, &command)?;
+        Ok(hosts
+            .into_iter()
+            .map(|(name, raw)| self.device(name, raw))
+            .collect())
+    }
+
+    async fn devices_node_by_node(&self, dir: &Path) -> Result<Vec<Device>, NetlabError> {
+        let args = inspect_args(&["nodes"]);
+        let command = self.display(&args);
+        let nodes = parse_object(&self.run(args, Some(dir), None).await?.stdout, &command)?;
+        // One start-up per node, but concurrently: the wait stays one start-up long.
+        let mut lookups = tokio::task::JoinSet::new();
+        for (index, name) in nodes.keys().enumerate() {
+            let (netlab, dir, name) = (self.clone(), dir.to_path_buf(), name.clone());
+            lookups.spawn(async move { (index, netlab.host_view(&dir, &name).await) });
+        }
+        let mut devices = Vec::with_capacity(nodes.len());
+        while let Some(joined) = lookups.join_next().await {
+            let (index, device) = joined.map_err(|error| NetlabError::BadOutput {
+                command: command.clone(),
+                problem: error.to_string(),
+            })?;
+            devices.push((index, device?));
+        }
+        devices.sort_by_key(|(index, _)| *index);
+        Ok(devices.into_iter().map(|(_, device)| device).collect())
+    }
+
+    /// The public per-node form: `netlab inspect --node <name> --format json`.
+    pub async fn host_view(&self, dir: &Path, name: &str) -> Result<Device, NetlabError> {
+        let args: Vec<String> = ["inspect", "-q", "--node", name, "--format", "json"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let command = self.display(&args);
+        let stdout = self.run(args, Some(dir), None).await?.stdout;
+        let raw = serde_json::from_str::<Map<String, Value>>(&stdout).map_err(|error| {
+            NetlabError::BadOutput {
+                command,
+                problem: error.to_string(),
+            }
+        })?;
+        Ok(Device {
+            name: name.to_string(),
+            raw,
+        })
+    }
+
+    fn device(&self, name: String, raw: Value) -> Device {
+        let mut raw = match raw {
+            Value::Object(map) => map,
+            other => Map::from_iter([("value".to_string(), other)]),
+        };
+        // Make the one-call view equal the per-node one, key for key.
+        raw.insert(VERSION_KEY.into(), Value::String(self.version.clone()));
+        Device { name, raw }
+    }
+
+    async fn run(
+        &self,
+        args: Vec<String>,
+        cwd: Option<&Path>,
+        cancel: Option<&Shutdown>,
+    ) -> Result<Finished, NetlabError> {
+        let command = self.display(&args);
+        tracing::debug!(%command, cwd = ?cwd, "running netlab");
+        let run = self.spawn(args, cwd, cancel);
+        let limit = run.limit;
+        let finished = finish(run.execute().await, command.clone(), limit)?;
+        if finished.success() {
+            Ok(finished)
+        } else {
+            Err(NetlabError::Failed {
+                command,
+                code: finished.code,
+                tail: finished.tail,
+            })
+        }
+    }
+
+    fn spawn<'a>(
+        &'a self,
+        args: Vec<String>,
+        cwd: Option<&'a Path>,
+        cancel: Option<&'a Shutdown>,
+    ) -> Run<'a> {
+        let limit = if args.first().is_some_and(|verb| verb == "up") {
+            self.config.up_timeout
+        } else {
+            self.config.command_timeout
+        };
+        Run {
+            program: &self.config.program,
+            args,
+            cwd,
+            limit,
+            cancel,
+        }
+    }
+
+    fn display(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> String {
+        process::display(&self.config.program, args)
+    }
+}
+
+/// Turns an interrupted run into the matching error.
+fn finish(
+    outcome: Result<Finished, Interrupted>,
+    command: String,
+    limit: Duration,
+) -> Result<Finished, NetlabError> {
+    outcome.map_err(|interrupted| match interrupted {
+        Interrupted::Spawn(error) => NetlabError::Spawn {
+            command,
+            error: error.to_string(),
+        },
+        Interrupted::TimedOut { tail } => NetlabError::TimedOut {
+            command,
+            limit,
+            tail,
+        },
+        Interrupted::Cancelled => NetlabError::Cancelled { command },
+    })
+}
+
+fn inspect_args(rest: &[&str]) -> Vec<String> {
+    ["inspect", "-q", "--format", "json"]
+        .iter()
+        .chain(rest)
+        .map(|a| a.to_string())
+        .collect()
+}
+
+fn parse_object(stdout: &str, command: &str) -> Result<Map<String, Value>, NetlabError> {
+    serde_json::from_str(stdout).map_err(|error| NetlabError::BadOutput {
+        command: command.to_string(),
+        problem: format!("expected a JSON object: {error}"),
+    })
+}
+
+/// `netlab version 26.10` → `26.10`.
+fn parse_version(stdout: &str) -> Option<String> {
+    stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("netlab version "))
+        .map(|version| version.trim().to_string())
+}
+
+impl LabDriver for Netlab {
+    fn up<'a>(
+        &'a self,
+        dir: &'a Path,
+        topology: &'a Path,
+        cancel: &'a Shutdown,
+    ) -> BoxFuture<'a, Result<Vec<Device>, LabError>> {
+        Box::pin(async move {
+            Netlab::up(self, dir, topology, cancel).await?;
+            Ok(self.devices(dir).await?)
+        })
+    }
+
+    fn down<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, Result<(), LabError>> {
+        Box::pin(async move { Ok(Netlab::down(self, dir).await?) })
+    }
+
+    fn status(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            match Netlab::status(self).await {
+                Ok(text) => Some(text),
+                Err(error) => {
+                    tracing::warn!(%error, "netlab status failed");
+                    None
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_read_from_the_first_matching_line() {
+        let out = "netlab version 26.10\n  executable location: /x\n";
+        assert_eq!(parse_version(out).as_deref(), Some("26.10"));
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn the_all_hosts_expression_avoids_what_netlab_splits_on() {
+        assert!(!ALL_HOSTS_EXPRESSION.contains(':'));
+        assert!(!ALL_HOSTS_EXPRESSION.contains('='));
+    }
+
+    #[test]
+    fn failure_message_names_exit_code_and_last_lines() {
+        let error = NetlabError::Failed {
+            command: "netlab up t.yml".into(),
+            code: Some(3),
+            tail: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(
+            error.to_string(),
+            "`netlab up t.yml` failed (exit code 3); last output:\na\nb"
+        );
+    }
+}

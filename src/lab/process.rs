@@ -1,0 +1,271 @@
+//! Runs one external command the way a lab tool must be run: stdin closed,
+//! in its own process group, output streamed into the log line by line, and
+//! the whole group killed when the time limit passes, when the server stops,
+//! or when the caller gives up on it.
+
+use std::collections::VecDeque;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio::task::JoinHandle;
+
+use crate::shutdown::Shutdown;
+
+/// How many of the last output lines are kept for error replies.
+const TAIL_LINES: usize = 20;
+
+/// How long to wait for the output pipes to close once the process is gone;
+/// a daemon that inherited them must not hold the caller forever.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// What a finished command left behind.
+#[derive(Debug)]
+pub struct Finished {
+    /// Exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    /// The last lines of stdout and stderr, interleaved as they arrived.
+    pub tail: Vec<String>,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Why a command did not finish by itself.
+#[derive(Debug)]
+pub enum Interrupted {
+    Spawn(std::io::Error),
+    TimedOut { tail: Vec<String> },
+    Cancelled,
+}
+
+/// One command to run.
+pub struct Run<'a> {
+    pub program: &'a Path,
+    pub args: Vec<String>,
+    pub cwd: Option<&'a Path>,
+    pub limit: Duration,
+    /// When set, the command is killed as soon as this triggers.
+    pub cancel: Option<&'a Shutdown>,
+}
+
+impl Run<'_> {
+    pub async fn execute(self) -> Result<Finished, Interrupted> {
+        let mut command = Command::new(self.program);
+        command
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, so a kill reaches the helpers it starts too.
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(dir) = self.cwd {
+            command.current_dir(dir);
+        }
+        let mut child = command.spawn().map_err(Interrupted::Spawn)?;
+        let group = GroupKiller(child.id());
+
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+        let stdout = child.stdout.take().map(|out| stream(out, &tail, true));
+        let stderr = child.stderr.take().map(|err| stream(err, &tail, false));
+
+        let never = Shutdown::new();
+        let cancel = self.cancel.unwrap_or(&never);
+        let outcome = tokio::select! {
+            status = child.wait() => Ok(status),
+            _ = tokio::time::sleep(self.limit) => Err(true),
+            _ = cancel.triggered() => Err(false),
+        };
+
+        let code = match outcome {
+            Ok(status) => {
+                // A normal exit: anything it left running on purpose stays.
+                group.disarm();
+                status.ok().and_then(|status| status.code())
+            }
+            Err(timed_out) => {
+                drop(group);
+                let _ = child.wait().await;
+                drain(stdout).await;
+                drain(stderr).await;
+                return Err(if timed_out {
+                    Interrupted::TimedOut {
+                        tail: snapshot(&tail),
+                    }
+                } else {
+                    Interrupted::Cancelled
+                });
+            }
+        };
+        let stdout_text = drain(stdout).await;
+        drain(stderr).await;
+        Ok(Finished {
+            code,
+            stdout: stdout_text,
+            tail: snapshot(&tail),
+        })
+    }
+}
+
+type Tail = Arc<Mutex<VecDeque<String>>>;
+
+/// Reads a pipe line by line into the log and the shared tail; collects the
+/// whole text when asked (stdout carries the JSON we parse).
+fn stream(
+    pipe: impl AsyncRead + Unpin + Send + 'static,
+    tail: &Tail,
+    collect: bool,
+) -> JoinHandle<String> {
+    let tail = Arc::clone(tail);
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(pipe).lines();
+        let mut collected = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::debug!(target: "netlab", "{line}");
+            if collect {
+                collected.push_str(&line);
+                collected.push('\n');
+            }
+            let mut tail = tail.lock().unwrap_or_else(|poison| poison.into_inner());
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+        collected
+    })
+}
+
+async fn drain(reader: Option<JoinHandle<String>>) -> String {
+    let Some(mut reader) = reader else {
+        return String::new();
+    };
+    match tokio::time::timeout(PIPE_GRACE, &mut reader).await {
+        Ok(text) => text.unwrap_or_default(),
+        Err(_) => {
+            reader.abort();
+            String::new()
+        }
+    }
+}
+
+fn snapshot(tail: &Tail) -> Vec<String> {
+    let tail = tail.lock().unwrap_or_else(|poison| poison.into_inner());
+    tail.iter().cloned().collect()
+}
+
+/// Kills the whole process group when dropped, unless disarmed. Dropping a
+/// future that runs a command therefore never leaves the command running.
+struct GroupKiller(Option<u32>);
+
+impl GroupKiller {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: killpg only sends a signal; the group id is the pid of a
+            // child we spawned with process_group(0) and have not reaped yet.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Joins a command line for log and error messages.
+pub fn display(program: &Path, args: &[impl AsRef<OsStr>]) -> String {
+    let mut text = program.display().to_string();
+    for arg in args {
+        text.push(' ');
+        text.push_str(&arg.as_ref().to_string_lossy());
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, limit: Duration) -> Run<'static> {
+        Run {
+            program: Path::new("/bin/sh"),
+            args: vec!["-c".into(), script.into()],
+            cwd: None,
+            limit,
+            cancel: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn collects_stdout_and_keeps_the_last_lines_of_both_streams() {
+        let script = "for i in $(seq 1 30); do echo out$i; done; echo err >&2; exit 3";
+        let finished = sh(script, Duration::from_secs(10)).execute().await.unwrap();
+        assert_eq!(finished.code, Some(3));
+        assert!(finished.stdout.starts_with("out1\nout2\n"));
+        assert_eq!(finished.tail.len(), TAIL_LINES);
+        assert!(finished.tail.contains(&"err".to_string()));
+        assert!(finished.tail.contains(&"out30".to_string()));
+    }
+
+    #[tokio::test]
+    async fn stdin_is_closed() {
+        let finished = sh("cat; echo done", Duration::from_secs(10))
+            .execute()
+            .await
+            .unwrap();
+        assert_eq!(finished.stdout, "done\n");
+    }
+
+    #[tokio::test]
+    async fn time_limit_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("child.pid");
+        // The child starts a grandchild that would outlive a plain kill.
+        let script = format!("sleep 300 & echo $! > {}; wait", marker.display());
+        let result = sh(&script, Duration::from_millis(500)).execute().await;
+        assert!(matches!(result, Err(Interrupted::TimedOut { .. })));
+        let pid: i32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(!process_alive(pid), "grandchild {pid} survived the kill");
+    }
+
+    #[tokio::test]
+    async fn cancel_kills_the_command() {
+        let cancel = Shutdown::new();
+        let run = Run {
+            cancel: Some(&cancel),
+            ..sh("sleep 300", Duration::from_secs(600))
+        };
+        let (result, ()) = tokio::join!(run.execute(), async { cancel.trigger() });
+        assert!(matches!(result, Err(Interrupted::Cancelled)));
+    }
+
+    fn process_alive(pid: i32) -> bool {
+        // A killed grandchild is reparented and reaped by init; give it a moment.
+        for _ in 0..50 {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = status.rsplit(')').next().unwrap_or("").trim_start();
+            if status.is_empty() || state.starts_with('Z') {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+}

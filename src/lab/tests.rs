@@ -1,0 +1,267 @@
+//! The lab rules, driven through an in-memory driver that records calls.
+
+use std::sync::Mutex as StdMutex;
+
+use super::*;
+
+/// Records every call; `up` fails for topologies whose content says so.
+#[derive(Default)]
+struct MemoryDriver {
+    calls: StdMutex<Vec<String>>,
+}
+
+impl MemoryDriver {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl LabDriver for MemoryDriver {
+    fn up<'a>(
+        &'a self,
+        dir: &'a Path,
+        topology: &'a Path,
+        _: &'a Shutdown,
+    ) -> BoxFuture<'a, Result<Vec<Device>, LabError>> {
+        Box::pin(async move {
+            assert!(
+                dir.join(topology.file_name().unwrap()).exists(),
+                "files are written before up"
+            );
+            self.calls.lock().unwrap().push("up".into());
+            let content = std::fs::read_to_string(topology).unwrap();
+            if content.contains("fail") {
+                return Err(LabError::Netlab(NetlabError::Failed {
+                    command: "netlab up".into(),
+                    code: Some(1),
+                    tail: vec!["boom".into()],
+                }));
+            }
+            Ok(vec![Device {
+                name: "r1".into(),
+                raw: Map::new(),
+            }])
+        })
+    }
+
+    fn down<'a>(&'a self, _: &'a Path) -> BoxFuture<'a, Result<(), LabError>> {
+        Box::pin(async move {
+            self.calls.lock().unwrap().push("down".into());
+            Ok(())
+        })
+    }
+
+    fn status(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async { None })
+    }
+}
+
+struct Fixture {
+    driver: Arc<MemoryDriver>,
+    manager: LabManager,
+    root: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let root = tempfile::tempdir().unwrap();
+    let driver = Arc::new(MemoryDriver::default());
+    let manager = LabManager::new(
+        driver.clone(),
+        root.path().join("labs"),
+        LabLock::new(root.path()),
+        Shutdown::new(),
+    );
+    Fixture {
+        driver,
+        manager,
+        root,
+    }
+}
+
+impl Fixture {
+    fn lab_dirs(&self) -> usize {
+        std::fs::read_dir(self.root.path().join("labs")).map_or(0, |dir| dir.count())
+    }
+}
+
+fn upload(name: &str, content: &str, reuse: bool) -> Upload {
+    upload::tests_support::upload(name, content, reuse)
+}
+
+#[test]
+fn plan_follows_the_contract_table() {
+    let (a, b) = (Identity::of(b"a"), Identity::of(b"b"));
+    assert_eq!(plan(None, &a, true).unwrap(), Plan::Start);
+    assert_eq!(plan(Some((&a, 2)), &a, true).unwrap(), Plan::Attach);
+    assert_eq!(plan(Some((&a, 0)), &a, true).unwrap(), Plan::Attach);
+    assert_eq!(plan(Some((&a, 0)), &a, false).unwrap(), Plan::Replace);
+    assert_eq!(plan(Some((&a, 0)), &b, true).unwrap(), Plan::Replace);
+    assert!(matches!(
+        plan(Some((&a, 1)), &a, false),
+        Err(LabError::Busy)
+    ));
+    assert!(matches!(plan(Some((&a, 1)), &b, true), Err(LabError::Busy)));
+}
+
+#[tokio::test]
+async fn same_content_under_another_name_attaches_without_running_netlab() {
+    let f = fixture();
+    let first = f
+        .manager
+        .acquire(&upload("a.yml", "nodes: [r1]", true))
+        .await
+        .unwrap();
+    assert!(!first.reused);
+    let second = f
+        .manager
+        .acquire(&upload("b.yaml", "nodes: [r1]", true))
+        .await
+        .unwrap();
+    assert!(second.reused);
+    assert_eq!(f.driver.calls(), ["up"]);
+    assert_eq!(f.manager.view().ref_count, 2);
+    assert_eq!(f.lab_dirs(), 1, "attaching writes no directory");
+}
+
+#[tokio::test]
+async fn reattaching_to_an_idle_lab_reports_reused() {
+    let f = fixture();
+    f.manager
+        .acquire(&upload("a.yml", "nodes: [r1]", true))
+        .await
+        .unwrap();
+    f.manager.release().await.unwrap();
+    let again = f
+        .manager
+        .acquire(&upload("a.yml", "nodes: [r1]", true))
+        .await
+        .unwrap();
+    assert!(again.reused);
+    assert_eq!(f.manager.view().ref_count, 1);
+}
+
+#[tokio::test]
+async fn release_floors_at_zero_and_keeps_the_lab_running() {
+    let f = fixture();
+    f.manager
+        .acquire(&upload("a.yml", "nodes: [r1]", true))
+        .await
+        .unwrap();
+    f.manager.release().await.unwrap();
+    f.manager.release().await.unwrap();
+    let view = f.manager.view();
+    assert!(view.running());
+    assert_eq!(view.ref_count, 0);
+}
+
+#[tokio::test]
+async fn release_without_lab_is_not_running() {
+    let f = fixture();
+    assert!(matches!(
+        f.manager.release().await,
+        Err(LabError::NotRunning)
+    ));
+}
+
+#[tokio::test]
+async fn idle_lab_is_replaced_by_other_content() {
+    let f = fixture();
+    f.manager
+        .acquire(&upload("a.yml", "nodes: [r1]", true))
+        .await
+        .unwrap();
+    f.manager.release().await.unwrap();
+    let switched = f
+        .manager
+        .acquire(&upload("b.yml", "nodes: [r2]", true))
+        .await
+        .unwrap();
+    assert!(!switched.reused);
+    assert_eq!(f.driver.calls(), ["up", "down", "up"]);
+    assert_eq!(f.manager.view().topology.as_deref(), Some("b.yml"));
+    assert_eq!(f.lab_dirs(), 1, "the old lab's directory is gone");
+}
+
+#[tokio::test]
+async fn held_lab_refuses_other_content_and_exclusive_restart() {
+    let f = fixture();
+    f.manager
+        .acquire(&upload("a.yml", "nodes: [r1]", true))
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.manager
+            .acquire(&upload("b.yml", "nodes: [r2]", true))
+            .await,
+        Err(LabError::Busy)
+    ));
+    assert!(matches!(
+        f.manager
+            .acquire(&upload("a.yml", "nodes: [r1]", false))
+            .await,
+        Err(LabError::Busy)
+    ));
+    assert_eq!(f.driver.calls(), ["up"]);
+    assert_eq!(f.lab_dirs(), 1, "a refused request writes nothing");
+}
+
+#[tokio::test]
+async fn exclusive_restart_of_an_idle_lab_starts_it_again() {
+    let f = fixture();
+    f.manager
+        .acquire(&upload("a.yml", "nodes: [r1]", true))
+        .await
+        .unwrap();
+    f.manager.release().await.unwrap();
+    let fresh = f
+        .manager
+        .acquire(&upload("a.yml", "nodes: [r1]", false))
+        .await
+        .unwrap();
+    assert!(!fresh.reused);
+    assert_eq!(f.driver.calls(), ["up", "down", "up"]);
+}
+
+#[tokio::test]
+async fn failed_bring_up_cleans_up_and_leaves_no_lab() {
+    let f = fixture();
+    let result = f
+        .manager
+        .acquire(&upload("a.yml", "nodes: [fail]", true))
+        .await;
+    assert!(matches!(result, Err(LabError::Netlab(_))));
+    assert_eq!(f.driver.calls(), ["up", "down"]);
+    assert!(!f.manager.view().running());
+    assert_eq!(f.lab_dirs(), 0);
+    f.manager
+        .acquire(&upload("a.yml", "nodes: [r1]", true))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn destroy_respects_force_and_reports_whether_a_lab_ran() {
+    let f = fixture();
+    assert!(!f.manager.destroy(true).await.unwrap());
+    f.manager
+        .acquire(&upload("a.yml", "nodes: [r1]", true))
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.manager.destroy(false).await,
+        Err(LabError::InUse)
+    ));
+    assert!(f.manager.destroy(true).await.unwrap());
+    assert!(!f.manager.view().running());
+    assert_eq!(f.lab_dirs(), 0);
+}
+
+#[tokio::test]
+async fn stale_directories_of_a_crashed_run_are_removed() {
+    let f = fixture();
+    let labs = f.root.path().join("labs");
+    std::fs::create_dir_all(labs.join("lab-old-1/configs")).unwrap();
+    std::fs::create_dir_all(labs.join("keep-me")).unwrap();
+    assert_eq!(f.manager.remove_stale_dirs().await.unwrap(), 1);
+    assert!(labs.join("keep-me").exists());
+}

@@ -1,0 +1,141 @@
+//! The `neops-remote-lab` command: starts the server. Operators' systemd
+//! units call it as `neops-remote-lab [--host] [--port] [--log-level]
+//! [--debug]`; every flag can also be set through its environment variable.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use neops_remote_lab::lab::netlab::NetlabConfig;
+use neops_remote_lab::logging::{self, LogFormat};
+use neops_remote_lab::queue::Timeouts;
+use neops_remote_lab::server::{self, Config};
+
+/// Shares one Netlab lab host between test suites: sessions wait in a FIFO
+/// queue, the active one uploads a topology and gets the devices' data.
+#[derive(Debug, Parser)]
+#[command(name = "neops-remote-lab", version, about)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "NEOPS_HOST", default_value = "0.0.0.0")]
+    host: String,
+
+    /// Port to listen on (0 picks a free one; the metadata file tells which).
+    #[arg(long, env = "NEOPS_PORT", default_value_t = 8000)]
+    port: u16,
+
+    /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.
+    #[arg(long, env = "NEOPS_LOG_LEVEL", default_value = "INFO", value_parser = parse_level)]
+    log_level: String,
+
+    /// Debug logs, including netlab's output line by line.
+    #[arg(long, env = "NEOPS_DEBUG")]
+    debug: bool,
+
+    /// Log format: human-readable lines or JSON objects.
+    #[arg(long, env = "NEOPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+
+    /// Seconds an ACTIVE session may go unseen before it is evicted and its lab torn down.
+    #[arg(long, env = "NEOPS_ACTIVE_TIMEOUT", default_value_t = 300)]
+    active_timeout: u64,
+
+    /// Seconds a WAITING session may go unseen before it is dropped from the queue.
+    #[arg(long, env = "NEOPS_WAITING_TIMEOUT", default_value_t = 600)]
+    waiting_timeout: u64,
+
+    /// The netlab executable (default: `netlab` on PATH).
+    #[arg(long, env = "NEOPS_NETLAB_BIN", default_value = "netlab")]
+    netlab_bin: PathBuf,
+
+    /// Extra arguments appended to every `netlab up`, separated by spaces,
+    /// e.g. "-q --no-config -p external -s defaults.multilab.id=default"
+    /// where no containerlab is installed.
+    #[arg(
+        long,
+        env = "NEOPS_NETLAB_UP_ARGS",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
+    netlab_up_args: String,
+
+    /// Seconds `netlab up` may run before it is killed (answered with 504).
+    #[arg(long, env = "NEOPS_NETLAB_UP_TIMEOUT", default_value_t = 900)]
+    netlab_up_timeout: u64,
+
+    /// Seconds any other netlab command may run before it is killed.
+    #[arg(long, env = "NEOPS_NETLAB_TIMEOUT", default_value_t = 120)]
+    netlab_timeout: u64,
+
+    /// Largest accepted upload (topology plus extra files), in bytes.
+    #[arg(long, env = "NEOPS_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
+    max_upload_bytes: u64,
+
+    /// Directory for lab working directories [default: <tmpdir>/neops_remote_lab_labs].
+    #[arg(long, env = "NEOPS_WORK_DIR")]
+    work_dir: Option<PathBuf>,
+
+    /// Seconds the lab teardown may take when the server stops.
+    #[arg(long, env = "NEOPS_SHUTDOWN_TIMEOUT", default_value_t = 120)]
+    shutdown_timeout: u64,
+}
+
+fn parse_level(text: &str) -> Result<String, String> {
+    logging::level_from_name(text)
+        .map(|_| text.to_ascii_uppercase())
+        .ok_or_else(|| "expected DEBUG, INFO, WARNING, ERROR or CRITICAL".to_string())
+}
+
+impl Cli {
+    fn config(&self) -> Config {
+        Config {
+            host: self.host.clone(),
+            port: self.port,
+            log_level: self.log_level.clone(),
+            timeouts: Timeouts {
+                active: Duration::from_secs(self.active_timeout),
+                waiting: Duration::from_secs(self.waiting_timeout),
+            },
+            netlab: NetlabConfig {
+                program: self.netlab_bin.clone(),
+                up_args: self
+                    .netlab_up_args
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+                up_timeout: Duration::from_secs(self.netlab_up_timeout),
+                command_timeout: Duration::from_secs(self.netlab_timeout),
+            },
+            max_upload_bytes: self.max_upload_bytes,
+            work_dir: self.work_dir.clone(),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.debug {
+        "debug"
+    } else {
+        logging::level_from_name(&cli.log_level).unwrap_or("info")
+    };
+    logging::init(level, cli.log_format);
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::run(cli.config())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
