@@ -36,7 +36,7 @@ pub struct ServerMeta {
 #[derive(Debug)]
 pub enum GuardError {
     /// Another server holds the lock; its metadata, when readable.
-    Taken(Option<ServerMeta>),
+    Taken(Option<Box<ServerMeta>>),
     Io(io::Error),
 }
 
@@ -75,7 +75,9 @@ impl ServerGuard {
                 _lock: lock,
                 meta_path,
             }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(GuardError::Taken(read_meta(&meta_path))),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(GuardError::Taken(read_meta(&meta_path).map(Box::new)))
+            }
             Err(std::fs::TryLockError::Error(error)) => Err(GuardError::Io(error)),
         }
     }
@@ -166,7 +168,7 @@ mod tests {
         first.publish(&meta()).unwrap();
         match ServerGuard::acquire(dir.path()) {
             Err(GuardError::Taken(Some(owner))) => {
-                assert_eq!(owner, meta());
+                assert_eq!(*owner, meta());
                 let message = GuardError::Taken(Some(owner)).to_string();
                 assert!(message.contains("pid 42 (ops@labhost)"), "{message}");
                 assert!(message.contains("0.0.0.0:8000"), "{message}");

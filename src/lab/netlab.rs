@@ -150,7 +150,7 @@ impl Netlab {
 
     /// The Ansible host view of every node of the lab started in `dir`.
     pub async fn devices(&self, dir: &Path) -> Result<Vec<Device>, NetlabError> {
-        match self.devices_in_one_call(dir).await {
+        match self.host_views_in_one_call(dir).await {
             Ok(devices) => Ok(devices),
             Err(error) => {
                 tracing::warn!(%error, "one-call inspect failed; asking netlab node by node");
@@ -195,7 +195,9 @@ impl Netlab {
         Ok(finished.stdout)
     }
 
-    async fn devices_in_one_call(&self, dir: &Path) -> Result<Vec<Device>, NetlabError> {
+    /// Every node's host view from a single `netlab inspect` (see
+    /// [`ALL_HOSTS_EXPRESSION`]).
+    pub async fn host_views_in_one_call(&self, dir: &Path) -> Result<Vec<Device>, NetlabError> {
         let args = inspect_args(&[ALL_HOSTS_EXPRESSION]);
         let command = self.display(&["inspect", "…all hosts…"]);
         let finished = self.run(args, Some(dir), None).await?;

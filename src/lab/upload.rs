@@ -182,8 +182,10 @@ impl Upload {
     }
 }
 
+/// A body that does not parse as multipart (a NUL byte in a header, say) is
+/// a bad request, as the original's form parser answered.
 fn malformed(error: axum::extract::multipart::MultipartError) -> UploadError {
-    UploadError::Form(format!("malformed multipart body: {}", error.body_text()))
+    UploadError::Invalid(format!("malformed multipart body: {}", error.body_text()))
 }
 
 /// Accepts what pydantic accepts for a boolean form value.

@@ -1,0 +1,410 @@
+//! Test support: starts the real `neops-remote-lab` binary against real
+//! netlab (its container-free `external` provider), each server with its own
+//! HOME and TMPDIR, and talks to it over HTTP.
+#![allow(dead_code)] // Each test binary uses its own share of these helpers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+
+/// What `netlab up` needs here: no containers, no Ansible, the instance id
+/// the original server assumed.
+pub const EXTERNAL_UP_ARGS: &str = "-q --no-config -p external -s defaults.multilab.id=default";
+
+/// A two-node topology whose device defines `ansible_user`.
+pub const TWO_NODES: &str = "defaults.device: eos\nnodes: [r1, r2]\nlinks: [r1-r2]\n";
+
+/// The netlab executable, from `NEOPS_NETLAB_BIN` or `PATH`. Without it a
+/// test is skipped with a hint, except under `CI=true`, where that is a
+/// failure.
+pub fn netlab() -> Option<PathBuf> {
+    let found = std::env::var_os("NEOPS_NETLAB_BIN")
+        .map(PathBuf::from)
+        .filter(|path| path.is_file())
+        .or_else(|| find_on_path("netlab"));
+    if found.is_none() {
+        let hint = "netlab not found: `pip install networklab` (or `make venv`) and put it on PATH, \
+                    or set NEOPS_NETLAB_BIN";
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            panic!("{hint}");
+        }
+        eprintln!("SKIPPED: {hint}");
+    }
+    found
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// Skips the calling test (with a message) when netlab is missing.
+#[macro_export]
+macro_rules! require_netlab {
+    () => {
+        match common::netlab() {
+            Some(path) => path,
+            None => return,
+        }
+    };
+}
+
+/// How to start a server.
+pub struct Options {
+    pub netlab: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Reuse another server's HOME and TMPDIR (to test host guards and
+    /// restarts).
+    pub dirs: Option<ServerDirs>,
+}
+
+impl Options {
+    pub fn new(netlab: &Path) -> Self {
+        Options {
+            netlab: netlab.to_path_buf(),
+            args: Vec::new(),
+            env: Vec::new(),
+            dirs: None,
+        }
+    }
+
+    pub fn arg(mut self, flag: &str, value: &str) -> Self {
+        self.args.push(flag.to_string());
+        self.args.push(value.to_string());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn dirs(mut self, dirs: &ServerDirs) -> Self {
+        self.dirs = Some(dirs.clone());
+        self
+    }
+}
+
+/// A server's private HOME and TMPDIR (kept alive by the `TempDir`).
+#[derive(Clone)]
+pub struct ServerDirs {
+    root: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl ServerDirs {
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(root.path().join("home")).unwrap();
+        std::fs::create_dir(root.path().join("tmp")).unwrap();
+        ServerDirs {
+            root: std::sync::Arc::new(root),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+
+    pub fn tmp(&self) -> PathBuf {
+        self.root.path().join("tmp")
+    }
+
+    pub fn meta_file(&self) -> PathBuf {
+        self.tmp().join("neops_remote_lab_server.meta.json")
+    }
+
+    /// Lab directories the server has on disk right now.
+    pub fn lab_dirs(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.tmp().join("neops_remote_lab_labs"))
+            .map(|entries| entries.map(|entry| entry.unwrap().path()).collect())
+            .unwrap_or_default()
+    }
+
+    /// netlab's registry of running labs for this HOME, as text; read from
+    /// its status file, so the test itself never runs netlab.
+    pub fn netlab_registry(&self) -> String {
+        std::fs::read_to_string(self.home().join(".netlab/status.yaml")).unwrap_or_default()
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.root.path().join("server.log")
+    }
+}
+
+/// A running server process. Stopped with SIGTERM when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub dirs: ServerDirs,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    pub async fn start(options: Options) -> Server {
+        let (child, dirs) = spawn(options);
+        let meta = wait_for_meta(&dirs, child.id());
+        let port = meta["port"].as_u64().expect("port in metadata");
+        let server = Server {
+            child: Some(child),
+            dirs,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    /// Starts a server that is expected to exit by itself; returns its exit
+    /// status and log.
+    pub fn run_to_exit(options: Options) -> (ExitStatus, String) {
+        let (mut child, dirs) = spawn(options);
+        let status = child.wait().expect("wait for server");
+        (
+            status,
+            std::fs::read_to_string(dirs.log_file()).unwrap_or_default(),
+        )
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = self.http.get(self.url("/healthz")).send().await
+                && response.status() == StatusCode::NO_CONTENT
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server never became healthy: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dirs.log_file()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    pub fn stop_with(&mut self, signal: i32) -> ExitStatus {
+        let mut child = self.child.take().expect("server still running");
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait().expect("wait for server")
+    }
+
+    pub async fn create_session(&self) -> (String, u64) {
+        let response = self.http.post(self.url("/session")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["session_id"].as_str().unwrap().to_string(),
+            body["position"].as_u64().unwrap(),
+        )
+    }
+
+    pub async fn session_status(&self, id: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.url(&format!("/session/{id}")))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /lab` with a topology and optional extra files.
+    pub async fn acquire(&self, session: &str, upload: Upload<'_>) -> (StatusCode, Value) {
+        let mut form = Form::new().part(
+            "topology",
+            Part::bytes(upload.topology.as_bytes().to_vec()).file_name(upload.name.to_string()),
+        );
+        if let Some(reuse) = upload.reuse {
+            form = form.text("reuse", reuse.to_string());
+        }
+        for (name, content) in upload.extra_files {
+            form = form.part(
+                "extra_files",
+                Part::bytes(content.as_bytes().to_vec()).file_name(name.to_string()),
+            );
+        }
+        let response = self
+            .http
+            .post(self.url("/lab"))
+            .header("X-Session-ID", session)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A request with the session header; returns status and JSON body.
+    pub async fn lab_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        session: &str,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .request(method, self.url(path))
+            .header("X-Session-ID", session)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn end_session(&self, id: &str) -> StatusCode {
+        self.http
+            .delete(self.url(&format!("/session/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Polls until the session is ACTIVE (bounded), then returns.
+    pub async fn wait_until_active(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, body) = self.session_status(id).await;
+            if body["status"] == "active" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "session {id} never became active: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls until the session is gone (bounded).
+    pub async fn wait_until_gone(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, _) = self.session_status_without_touch(id).await;
+            if status == StatusCode::NOT_FOUND {
+                return;
+            }
+            assert!(Instant::now() < deadline, "session {id} was never evicted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Checks presence through `/active-session`, which does not count as a
+    /// sign of life (a status poll would keep the session alive).
+    async fn session_status_without_touch(&self, id: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.url("/active-session"))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if body["session_id"] == id {
+            (StatusCode::OK, body)
+        } else {
+            (StatusCode::NOT_FOUND, body)
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop_with(libc::SIGTERM);
+        }
+    }
+}
+
+/// What `POST /lab` sends.
+pub struct Upload<'a> {
+    pub name: &'a str,
+    pub topology: &'a str,
+    pub reuse: Option<bool>,
+    pub extra_files: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Upload<'a> {
+    pub fn new(name: &'a str, topology: &'a str) -> Self {
+        Upload {
+            name,
+            topology,
+            reuse: None,
+            extra_files: Vec::new(),
+        }
+    }
+
+    pub fn reuse(mut self, reuse: bool) -> Self {
+        self.reuse = Some(reuse);
+        self
+    }
+
+    pub fn extra(mut self, name: &'a str, content: &'a str) -> Self {
+        self.extra_files.push((name, content));
+        self
+    }
+}
+
+fn spawn(options: Options) -> (Child, ServerDirs) {
+    let dirs = options.dirs.unwrap_or_else(ServerDirs::new);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dirs.log_file())
+        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"));
+    command
+        .args(["--host", "127.0.0.1", "--port", "0", "--log-level", "DEBUG"])
+        .arg("--netlab-bin")
+        .arg(&options.netlab)
+        .args(["--netlab-up-args", EXTERNAL_UP_ARGS])
+        .args(&options.args)
+        .env("HOME", dirs.home())
+        .env("TMPDIR", dirs.tmp())
+        .env_remove("RUST_LOG")
+        .envs(options.env)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    (command.spawn().expect("start neops-remote-lab"), dirs)
+}
+
+fn wait_for_meta(dirs: &ServerDirs, pid: u32) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(dirs.meta_file())
+            && let Ok(meta) = serde_json::from_str::<Value>(&text)
+            && meta["pid"] == pid
+        {
+            return meta;
+        }
+        let log = std::fs::read_to_string(dirs.log_file()).unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "server never wrote its metadata: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,181 @@
+//! Fault injection: netlab failing, hanging or printing garbage, through the
+//! clearly named stand-in `tests/fixtures/faulty-netlab-standin`, which
+//! passes everything else to the real netlab. Each fault must give a clean
+//! 5xx, leave no lab and no directory, and let the next request succeed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Options, Server, TWO_NODES, Upload};
+use reqwest::StatusCode;
+
+struct Faulty {
+    server: Server,
+    faults: tempfile::TempDir,
+}
+
+async fn faulty_server(real: &Path, extra: &[(&str, &str)]) -> Faulty {
+    let faults = tempfile::tempdir().unwrap();
+    let standin =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faulty-netlab-standin");
+    let mut options = Options::new(&standin)
+        .env("FAULTY_NETLAB_REAL", real.to_str().unwrap())
+        .env("FAULTY_NETLAB_FAULTS", faults.path().to_str().unwrap());
+    for (flag, value) in extra {
+        options = options.arg(flag, value);
+    }
+    Faulty {
+        server: Server::start(options).await,
+        faults,
+    }
+}
+
+impl Faulty {
+    fn inject(&self, fault: &str) {
+        std::fs::write(self.faults.path().join(fault), "").unwrap();
+    }
+
+    fn clear(&self, fault: &str) {
+        std::fs::remove_file(self.faults.path().join(fault)).unwrap();
+    }
+
+    /// After a fault: nothing registered, nothing on disk, and the next
+    /// bring-up works.
+    async fn assert_recovers(&self, session: &str) {
+        let s = &self.server;
+        let (_, lab) = s.lab_call(reqwest::Method::GET, "/lab", session).await;
+        assert_eq!(lab["running"], false, "{lab}");
+        assert!(
+            !s.dirs.netlab_registry().contains("default:"),
+            "{}",
+            s.dirs.netlab_registry()
+        );
+        assert!(s.dirs.lab_dirs().is_empty(), "{:?}", s.dirs.lab_dirs());
+        let (status, body) = s.acquire(session, Upload::new("t.yml", TWO_NODES)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn failing_up_answers_502_with_exit_code_and_last_lines() {
+    let real = require_netlab!();
+    let f = faulty_server(&real, &[]).await;
+    let (id, _) = f.server.create_session().await;
+    f.inject("up-fails");
+    let (status, body) = f.server.acquire(&id, Upload::new("t.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("exit code 3"), "{detail}");
+    assert!(
+        detail.contains("provider failed to start the lab"),
+        "{detail}"
+    );
+    f.clear("up-fails");
+    f.assert_recovers(&id).await;
+}
+
+#[tokio::test]
+async fn real_netlab_failure_is_reported_the_same_way() {
+    // No device type anywhere: netlab itself refuses the topology.
+    let real = require_netlab!();
+    let f = faulty_server(&real, &[]).await;
+    let (id, _) = f.server.create_session().await;
+    let (status, body) = f
+        .server
+        .acquire(&id, Upload::new("t.yml", "nodes: [r1]\n"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("No device type specified"),
+        "{body}"
+    );
+    f.assert_recovers(&id).await;
+}
+
+#[tokio::test]
+async fn hanging_up_is_killed_at_its_limit_and_answers_504() {
+    let real = require_netlab!();
+    let f = faulty_server(&real, &[("--netlab-up-timeout", "2")]).await;
+    let (id, _) = f.server.create_session().await;
+    f.inject("up-hangs");
+    let (status, body) = f.server.acquire(&id, Upload::new("t.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within 2 s"),
+        "{body}"
+    );
+    let pid: i32 = std::fs::read_to_string(f.faults.path().join("up-hangs.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        process_gone(pid),
+        "the hanging netlab's child {pid} survived"
+    );
+    f.clear("up-hangs");
+    f.assert_recovers(&id).await;
+}
+
+#[tokio::test]
+async fn garbage_from_inspect_answers_502_and_tears_the_lab_down() {
+    let real = require_netlab!();
+    let f = faulty_server(&real, &[]).await;
+    let (id, _) = f.server.create_session().await;
+    f.inject("inspect-garbage");
+    let (status, body) = f.server.acquire(&id, Upload::new("t.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(
+        body["detail"].as_str().unwrap().contains("unusable output"),
+        "{body}"
+    );
+    f.clear("inspect-garbage");
+    f.assert_recovers(&id).await;
+}
+
+#[tokio::test]
+async fn next_session_proceeds_after_a_failed_bring_up() {
+    let real = require_netlab!();
+    let f = faulty_server(&real, &[]).await;
+    let (first, _) = f.server.create_session().await;
+    let (second, _) = f.server.create_session().await;
+    f.inject("up-fails");
+    let (status, _) = f
+        .server
+        .acquire(&first, Upload::new("t.yml", TWO_NODES))
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    f.clear("up-fails");
+    assert_eq!(f.server.end_session(&first).await, StatusCode::NO_CONTENT);
+    f.server.wait_until_active(&second).await;
+    f.assert_recovers(&second).await;
+}
+
+/// True once the process is gone or a zombie (bounded wait: the kill is
+/// asynchronous to us).
+fn process_gone(pid: i32) -> bool {
+    for _ in 0..100 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat)
+                if stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z') =>
+            {
+                return true;
+            }
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    false
+}

@@ -1,0 +1,57 @@
+//! The connector against the installed netlab: the one-call host view of
+//! every node (a netlab-internal function) must equal the public per-node
+//! form, `netlab inspect --node <name> --format json`, key for key. If a
+//! netlab upgrade breaks this, the connector still works through its
+//! per-node fallback, and this test says so.
+
+mod common;
+
+use std::time::Duration;
+
+use neops_remote_lab::lab::netlab::{Netlab, NetlabConfig};
+use neops_remote_lab::shutdown::Shutdown;
+
+#[test]
+fn one_call_inspect_equals_the_per_node_form() {
+    let program = require_netlab!();
+    let home = tempfile::tempdir().unwrap();
+    // SAFETY: this test binary holds this single test, and no other thread
+    // runs yet; netlab keeps its registry under $HOME.
+    unsafe { std::env::set_var("HOME", home.path()) };
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = NetlabConfig {
+            program,
+            up_args: common::EXTERNAL_UP_ARGS
+                .split(' ')
+                .map(str::to_string)
+                .collect(),
+            up_timeout: Duration::from_secs(300),
+            command_timeout: Duration::from_secs(120),
+        };
+        let netlab = Netlab::connect(config).await.expect("netlab version");
+        let lab = tempfile::tempdir().unwrap();
+        let topology = "defaults.device: eos\nnodes: [r1, r2, r3]\nlinks: [r1-r2, r2-r3]\n";
+        std::fs::write(lab.path().join("t.yml"), topology).unwrap();
+        netlab
+            .up(lab.path(), std::path::Path::new("t.yml"), &Shutdown::new())
+            .await
+            .expect("netlab up");
+
+        let all = netlab
+            .host_views_in_one_call(lab.path())
+            .await
+            .expect("one-call inspect");
+        let names: Vec<&str> = all.iter().map(|device| device.name.as_str()).collect();
+        assert_eq!(names, ["r1", "r2", "r3"]);
+        for device in &all {
+            let single = netlab
+                .host_view(lab.path(), &device.name)
+                .await
+                .expect("per-node inspect");
+            assert_eq!(device, &single, "host view of {} differs", device.name);
+        }
+        netlab.down(lab.path()).await.expect("netlab down");
+    });
+}
