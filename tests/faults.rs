@@ -125,6 +125,78 @@ async fn hanging_up_is_killed_at_its_limit_and_answers_504() {
 }
 
 #[tokio::test]
+async fn queue_and_status_routes_answer_while_a_bring_up_runs() {
+    let real = require_netlab!();
+    let f = faulty_server(&real, &[("--netlab-up-timeout", "60")]).await;
+    let (id, _) = f.server.create_session().await;
+    f.inject("up-hangs");
+    let bring_up = tokio::spawn({
+        let (http, url, id) = (f.server.http.clone(), f.server.url("/lab"), id.clone());
+        async move {
+            let form = reqwest::multipart::Form::new().part(
+                "topology",
+                reqwest::multipart::Part::bytes(TWO_NODES.as_bytes().to_vec()).file_name("t.yml"),
+            );
+            http.post(url)
+                .header("X-Session-ID", id)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let pid_file = f.faults.path().join("up-hangs.pid");
+    while !pid_file.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // netlab up is hanging now; everything else must still answer.
+    let (status, body) = f.server.session_status(&id).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &serde_json::json!("active"))
+    );
+    let (other, position) = f.server.create_session().await;
+    assert_eq!(position, 1);
+    let heartbeat = f
+        .server
+        .http
+        .post(f.server.url("/session/heartbeat"))
+        .header("X-Session-ID", &other);
+    assert_eq!(
+        heartbeat.send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let (status, lab) = f.server.lab_call(reqwest::Method::GET, "/lab", &id).await;
+    assert_eq!(
+        (status, &lab["running"]),
+        (StatusCode::OK, &serde_json::json!(false))
+    );
+    let health = f
+        .server
+        .http
+        .get(f.server.url("/debug/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(
+        !bring_up.is_finished(),
+        "all of the above answered while the bring-up was still running"
+    );
+
+    // End the hang: the stand-in goes on with the real `netlab up`.
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: sends a signal to the stand-in's sleeping child, nothing more.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(bring_up.await.unwrap(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn garbage_from_inspect_answers_502_and_tears_the_lab_down() {
     let real = require_netlab!();
     let f = faulty_server(&real, &[]).await;

@@ -1,0 +1,87 @@
+# The README's two commands are `make run` and `make test`; the rest are
+# for developers. Python tools live in a local virtualenv (.venv), which is
+# put first on PATH, so its `netlab` is found when no other is installed.
+
+SHELL := /bin/bash
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+# netlab's container-free provider: where no containerlab exists, labs are
+# brought up with `external` (no containers, no Ansible), so the whole flow
+# still runs for real.
+EXTERNAL_UP_ARGS := -q --no-config -p external -s defaults.multilab.id=default
+HAVE_CLAB := $(shell command -v containerlab 2>/dev/null)
+export NEOPS_NETLAB_UP_ARGS ?= $(if $(HAVE_CLAB),,$(EXTERNAL_UP_ARGS))
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PY_DEPS := networklab maturin pytest ruff "pydantic>=2" requests
+
+.PHONY: run test check fmt lint audit bench wheel venv netlab clean
+
+## run: build, make sure netlab exists, start the server on $(HOST):$(PORT)
+run: netlab
+	cargo build --release --locked
+	@if [ -z "$(HAVE_CLAB)" ]; then \
+	  echo "containerlab is not installed: labs use netlab's container-free 'external' provider"; \
+	  echo "  (NEOPS_NETLAB_UP_ARGS=\"$(NEOPS_NETLAB_UP_ARGS)\")"; \
+	fi
+	target/release/neops-remote-lab --host $(HOST) --port $(PORT)
+
+## test: every test (Rust unit + integration, Python), against real netlab
+test: venv
+	cargo build --locked --bins
+	cargo test --locked
+	@if [ -d python/tests ]; then \
+	  NEOPS_REMOTE_LAB_BIN=$(CURDIR)/target/debug/neops-remote-lab \
+	  $(VENV)/bin/python -m pytest python/tests -q; \
+	fi
+
+## check: formatting, lints and every test
+check: fmt lint test
+
+fmt:
+	cargo fmt --all -- --check
+	@if [ -d python ]; then $(VENV)/bin/ruff format --check python; fi
+
+lint: venv
+	cargo clippy --all-targets --locked -- -D warnings
+	@if [ -d python ]; then $(VENV)/bin/ruff check python; fi
+
+## audit: known-vulnerability checks (needs the advisory databases online)
+audit: venv
+	cargo install --locked cargo-audit
+	cargo audit
+	$(VENV)/bin/pip install -q pip-audit
+	$(VENV)/bin/pip-audit
+
+## bench: run the benchmarks and rewrite bench/README.md
+bench: venv
+	cargo build --release --locked
+	bench/run
+
+## wheel: the Python wheel with the server binary inside
+wheel: venv
+	$(VENV)/bin/maturin build --release --locked --out dist
+
+## netlab: use the netlab on PATH, or install it into $(VENV)
+netlab:
+	@if command -v netlab >/dev/null; then \
+	  echo "using $$(command -v netlab)"; \
+	else \
+	  echo "netlab not found: installing networklab into $(VENV)"; \
+	  python3 -m venv $(VENV) && $(VENV)/bin/pip install -q networklab; \
+	fi
+
+## venv: the local virtualenv with netlab and the Python tools
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: Makefile
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q $(PY_DEPS)
+	touch $@
+
+clean:
+	cargo clean
+	rm -rf $(VENV) dist
