@@ -251,3 +251,50 @@ fn process_gone(pid: i32) -> bool {
     }
     false
 }
+
+#[tokio::test]
+async fn sigterm_kills_a_bring_up_in_flight_and_exits_cleanly() {
+    let real = require_netlab!();
+    let mut f = faulty_server(&real, &[("--netlab-up-timeout", "600")]).await;
+    let (id, _) = f.server.create_session().await;
+    f.inject("up-hangs");
+    let bring_up = tokio::spawn({
+        let (http, url) = (f.server.http.clone(), f.server.url("/lab"));
+        async move {
+            let form = reqwest::multipart::Form::new().part(
+                "topology",
+                reqwest::multipart::Part::bytes(TWO_NODES.as_bytes().to_vec()).file_name("t.yml"),
+            );
+            let response = http
+                .post(url)
+                .header("X-Session-ID", id)
+                .multipart(form)
+                .send()
+                .await;
+            response.map(|r| r.status())
+        }
+    });
+    let pid_file = f.faults.path().join("up-hangs.pid");
+    while !pid_file.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    let exit = f.server.stop_with(libc::SIGTERM);
+    assert_eq!(exit.code(), Some(0), "{}", f.server.log());
+    assert!(
+        process_gone(pid),
+        "the bring-up's child {pid} survived the shutdown"
+    );
+    // The request was answered (503: shutting down) or cut; never left hanging.
+    if let Ok(status) = bring_up.await.unwrap() {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert!(!f.server.dirs.meta_file().exists());
+    assert!(f.server.dirs.lab_dirs().is_empty());
+    assert!(!f.server.dirs.netlab_registry().contains("default:"));
+}
