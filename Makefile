@@ -29,8 +29,10 @@ run: netlab
 	target/release/neops-remote-lab --host $(HOST) --port $(PORT)
 
 ## test: every test (Rust unit + integration, Python), against real netlab
+# `cargo test` also builds target/debug/neops-remote-lab for the Python tests
+# (a separate `cargo build` would compile everything twice: dev-dependencies
+# change the feature set).
 test: venv
-	cargo build --locked --bins
 	cargo test --locked
 	@if [ -d python/tests ]; then \
 	  NEOPS_REMOTE_LAB_BIN=$(CURDIR)/target/debug/neops-remote-lab \

@@ -40,6 +40,36 @@ impl Faulty {
         std::fs::remove_file(self.faults.path().join(fault)).unwrap();
     }
 
+    /// Sends `POST /lab` with the `up-hangs` fault set; returns once netlab
+    /// hangs, with the request's task and the pid of the hanging child.
+    async fn start_hanging_bring_up(
+        &self,
+        session: &str,
+    ) -> (tokio::task::JoinHandle<reqwest::Result<StatusCode>>, i32) {
+        self.inject("up-hangs");
+        let form = reqwest::multipart::Form::new().part(
+            "topology",
+            reqwest::multipart::Part::bytes(TWO_NODES.as_bytes().to_vec()).file_name("t.yml"),
+        );
+        let request = self
+            .server
+            .http
+            .post(self.server.url("/lab"))
+            .header("X-Session-ID", session);
+        let bring_up =
+            tokio::spawn(async move { request.multipart(form).send().await.map(|r| r.status()) });
+        let pid_file = self.faults.path().join("up-hangs.pid");
+        while !pid_file.exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        (bring_up, pid)
+    }
+
     /// After a fault: nothing registered, nothing on disk, and the next
     /// bring-up works.
     async fn assert_recovers(&self, session: &str) {
@@ -129,27 +159,7 @@ async fn queue_and_status_routes_answer_while_a_bring_up_runs() {
     let real = require_netlab!();
     let f = faulty_server(&real, &[("--netlab-up-timeout", "60")]).await;
     let (id, _) = f.server.create_session().await;
-    f.inject("up-hangs");
-    let bring_up = tokio::spawn({
-        let (http, url, id) = (f.server.http.clone(), f.server.url("/lab"), id.clone());
-        async move {
-            let form = reqwest::multipart::Form::new().part(
-                "topology",
-                reqwest::multipart::Part::bytes(TWO_NODES.as_bytes().to_vec()).file_name("t.yml"),
-            );
-            http.post(url)
-                .header("X-Session-ID", id)
-                .multipart(form)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    });
-    let pid_file = f.faults.path().join("up-hangs.pid");
-    while !pid_file.exists() {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let (bring_up, pid) = f.start_hanging_bring_up(&id).await;
     // netlab up is hanging now; everything else must still answer.
     let (status, body) = f.server.session_status(&id).await;
     assert_eq!(
@@ -186,14 +196,9 @@ async fn queue_and_status_routes_answer_while_a_bring_up_runs() {
     );
 
     // End the hang: the stand-in goes on with the real `netlab up`.
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     // SAFETY: sends a signal to the stand-in's sleeping child, nothing more.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert_eq!(bring_up.await.unwrap(), StatusCode::OK);
+    assert_eq!(bring_up.await.unwrap().unwrap(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -257,32 +262,7 @@ async fn sigterm_kills_a_bring_up_in_flight_and_exits_cleanly() {
     let real = require_netlab!();
     let mut f = faulty_server(&real, &[("--netlab-up-timeout", "600")]).await;
     let (id, _) = f.server.create_session().await;
-    f.inject("up-hangs");
-    let bring_up = tokio::spawn({
-        let (http, url) = (f.server.http.clone(), f.server.url("/lab"));
-        async move {
-            let form = reqwest::multipart::Form::new().part(
-                "topology",
-                reqwest::multipart::Part::bytes(TWO_NODES.as_bytes().to_vec()).file_name("t.yml"),
-            );
-            let response = http
-                .post(url)
-                .header("X-Session-ID", id)
-                .multipart(form)
-                .send()
-                .await;
-            response.map(|r| r.status())
-        }
-    });
-    let pid_file = f.faults.path().join("up-hangs.pid");
-    while !pid_file.exists() {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (bring_up, pid) = f.start_hanging_bring_up(&id).await;
 
     let exit = f.server.stop_with(libc::SIGTERM);
     assert_eq!(exit.code(), Some(0), "{}", f.server.log());
