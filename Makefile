@@ -33,7 +33,7 @@ run: netlab
 # (a separate `cargo build` would compile everything twice: dev-dependencies
 # change the feature set).
 test: venv
-	cargo test --locked
+	cargo test --locked --no-fail-fast
 	@if [ -d python/tests ]; then \
 	  NEOPS_REMOTE_LAB_BIN=$(CURDIR)/target/debug/neops-remote-lab \
 	  $(VENV)/bin/python -m pytest python/tests -q; \

@@ -129,7 +129,9 @@ async fn real_netlab_failure_is_reported_the_same_way() {
 #[tokio::test]
 async fn hanging_up_is_killed_at_its_limit_and_answers_504() {
     let real = require_netlab!();
-    let f = faulty_server(&real, &[("--netlab-up-timeout", "2")]).await;
+    // Short enough to wait for; long enough for the real `netlab up` of the
+    // recovery check on a loaded machine.
+    let f = faulty_server(&real, &[("--netlab-up-timeout", "10")]).await;
     let (id, _) = f.server.create_session().await;
     f.inject("up-hangs");
     let (status, body) = f.server.acquire(&id, Upload::new("t.yml", TWO_NODES)).await;
@@ -138,7 +140,7 @@ async fn hanging_up_is_killed_at_its_limit_and_answers_504() {
         body["detail"]
             .as_str()
             .unwrap()
-            .contains("did not finish within 2 s"),
+            .contains("did not finish within 10 s"),
         "{body}"
     );
     let pid: i32 = std::fs::read_to_string(f.faults.path().join("up-hangs.pid"))

@@ -188,7 +188,7 @@ async fn silent_active_session_is_evicted_its_lab_torn_down_and_the_next_promote
 #[tokio::test]
 async fn silent_waiting_session_is_dropped_from_the_queue() {
     let netlab = require_netlab!();
-    let s = Server::start(Options::new(&netlab).arg("--waiting-timeout", "1")).await;
+    let s = Server::start(Options::new(&netlab).arg("--waiting-timeout", "2")).await;
     let (holder, _) = s.create_session().await;
     let (waiter, _) = s.create_session().await;
     let (third, _) = s.create_session().await;
