@@ -15,7 +15,7 @@ export NEOPS_NETLAB_UP_ARGS ?= $(if $(HAVE_CLAB),,$(EXTERNAL_UP_ARGS))
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PY_DEPS := networklab maturin pytest ruff "pydantic>=2" requests
+PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests
 
 .PHONY: run test check fmt lint audit bench wheel venv netlab clean
 
@@ -32,23 +32,25 @@ run: netlab
 # `cargo test` also builds target/debug/neops-remote-lab for the Python tests
 # (a separate `cargo build` would compile everything twice: dev-dependencies
 # change the feature set).
+# The Python tests run the package installed from this checkout (editable,
+# with its pytest11 entry point), as users get it.
 test: venv
 	cargo test --locked --no-fail-fast
-	@if [ -d python/tests ]; then \
-	  NEOPS_REMOTE_LAB_BIN=$(CURDIR)/target/debug/neops-remote-lab \
-	  $(VENV)/bin/python -m pytest python/tests -q; \
-	fi
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --locked
+	NEOPS_REMOTE_LAB_BIN=$(CURDIR)/target/debug/neops-remote-lab \
+	  $(VENV)/bin/python -m pytest python/tests -q
 
 ## check: formatting, lints and every test
 check: fmt lint test
 
-fmt:
+fmt: venv
 	cargo fmt --all -- --check
-	@if [ -d python ]; then $(VENV)/bin/ruff format --check python; fi
+	$(VENV)/bin/ruff format --check python bench
 
 lint: venv
 	cargo clippy --all-targets --locked -- -D warnings
-	@if [ -d python ]; then $(VENV)/bin/ruff check python; fi
+	$(VENV)/bin/ruff check python bench
+	$(VENV)/bin/mypy
 
 ## audit: known-vulnerability checks (needs the advisory databases online)
 audit: venv

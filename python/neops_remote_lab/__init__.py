@@ -1,0 +1,36 @@
+"""Client and pytest plugin for a neops-remote-lab server.
+
+A drop-in replacement for the public Python API of the original `neops-remote-lab` package:
+`neops_remote_lab.client.RemoteLabClient`, `neops_remote_lab.testing.fixture.remote_lab_fixture`
+and the `*Dto` models re-exported here.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .models import (
+    AcquireResponseDto,
+    ActiveSessionResponseDto,
+    CreateSessionResponseDto,
+    DeviceInfoDto,
+    LabStatusDto,
+    SessionInfoDto,
+    SessionState,
+    SessionStatusResponseDto,
+)
+
+try:
+    __version__ = version("neops-remote-lab")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AcquireResponseDto",
+    "ActiveSessionResponseDto",
+    "CreateSessionResponseDto",
+    "DeviceInfoDto",
+    "LabStatusDto",
+    "SessionInfoDto",
+    "SessionState",
+    "SessionStatusResponseDto",
+    "__version__",
+]

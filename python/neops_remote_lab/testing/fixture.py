@@ -1,0 +1,60 @@
+"""`remote_lab_fixture` and the `remote_lab_client` fixture (names kept from the original package)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from neops_remote_lab.client import RemoteLabClient
+from neops_remote_lab.models import DeviceInfoDto
+
+from . import registry
+from .lab_session import LabSession
+from .registry import REMOTE_LAB_FIXTURE_META, REMOTE_LAB_ORDER
+
+__all__ = ["REMOTE_LAB_FIXTURE_META", "REMOTE_LAB_ORDER", "remote_lab_client", "remote_lab_fixture"]
+
+_log = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="session")
+def remote_lab_client(request: pytest.FixtureRequest) -> Iterator[RemoteLabClient]:
+    """The run's session on the lab server, ACTIVE once this returns.
+
+    The server is `REMOTE_LAB_URL`, or a local one (see `LabSession`). The session is closed
+    right after the last test that uses it, so the next queued suite need not wait for ours.
+    """
+    lab_session = LabSession.of(request.config)
+    yield lab_session.open_client()
+    lab_session.close_client()
+
+
+def remote_lab_fixture(
+    topology: str | Path, *, name: str | None = None, reuse_lab: bool = False
+) -> Callable[..., Iterator[list[DeviceInfoDto]]]:
+    """Declare a function-scoped fixture that brings `topology` up and yields its devices.
+
+    Assign the result to a module attribute (in `conftest.py` or a test module); pytest names
+    the fixture after that attribute. `name` (default: the file's stem) keys the ordering
+    registries. `reuse_lab=True` shares a running lab with identical topology bytes instead of
+    asking for a fresh one. A missing file raises `FileNotFoundError` here, at declaration.
+    """
+    path = Path(topology).expanduser().resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"Topology not found: {path}")
+    spec = registry.register(name or path.stem, path, reuse_lab)
+
+    def lab(remote_lab_client: RemoteLabClient) -> Iterator[list[DeviceInfoDto]]:
+        devices = remote_lab_client.acquire(spec.topology, reuse=spec.reuse)
+        try:
+            yield devices
+        finally:
+            remote_lab_client.release()
+
+    lab.__name__ = spec.name
+    registry.bind(lab, spec)
+    _log.debug("Declared lab fixture %s (rank %d, reuse=%s) for %s", spec.name, spec.rank, reuse_lab, path)
+    return pytest.fixture(scope="function")(lab)

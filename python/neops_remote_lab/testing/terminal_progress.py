@@ -1,0 +1,123 @@
+"""Shows the client's waiting in the pytest terminal: queue position, elapsed time, bring-up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Protocol
+
+import pytest
+
+from neops_remote_lab.progress import ProgressListener
+
+__all__ = ["TerminalProgress"]
+
+_PREFIX = "neops-remote-lab: "
+# The reporter's marker for "a line is open and is not a test path" (it sets it itself after
+# writing a result word): whatever pytest writes next starts on a fresh line.
+_LINE_OPEN = -2
+
+
+class _CaptureManager(Protocol):
+    """The part of pytest's capture plugin used here (live logging uses it too)."""
+
+    def global_and_fixture_disabled(self) -> contextlib.AbstractContextManager[None]: ...
+
+
+class _Writer(Protocol):
+    @property
+    def width_of_current_line(self) -> int: ...
+
+
+class TerminalProgress(ProgressListener):
+    """Status lines that change in place on a TTY; elsewhere a plain line per change.
+
+    The waiting happens inside fixture setup, where pytest captures output, so every write
+    suspends capturing. Each line is left open, as pytest leaves its own; when the lab is
+    ready the test's line is started again the way pytest started it, so the test's "." or
+    "PASSED" lands where it belongs.
+    """
+
+    def __init__(self, reporter: pytest.TerminalReporter, writer: _Writer, capture: _CaptureManager | None) -> None:
+        self._reporter = reporter
+        self._writer = writer
+        self._capture = capture
+        self._tty = bool(reporter.isatty())
+        self._status_key: object = None  # what the status line currently shows
+
+    @classmethod
+    def for_config(cls, config: pytest.Config) -> ProgressListener:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:  # `-p no:terminal`
+            return ProgressListener()
+        return cls(reporter, config.get_terminal_writer(), config.pluginmanager.get_plugin("capturemanager"))
+
+    def queued(self, position: int, waited: float) -> None:
+        text = f"waiting for the lab host: position {position} in the queue ({_age(waited)})"
+        self._status(("queued", position), text)
+
+    def session_active(self, server: str, session_id: str, waited: float) -> None:
+        self._line(f"session {session_id[:8]} on {server} is active after {_age(waited)} in the queue")
+
+    def acquiring(self, topology: str) -> None:
+        self._status(("acquiring", topology), f"acquiring lab {topology} ...")
+
+    def lab_busy(self, detail: str, waited: float) -> None:
+        self._status(("busy", detail), f"lab host busy ({detail}); retrying ({_age(waited)})")
+
+    def lab_ready(self, topology: str, devices: int, reused: bool, took: float) -> None:
+        how = "reused" if reused else "brought up"
+        self._line(f"lab {topology} {how}: {devices} devices in {_age(took)}")
+        self._resume_test_line()
+
+    def _status(self, key: object, text: str) -> None:
+        """A line the next message replaces: rewritten in place on a TTY, else printed when `key` changes."""
+        if self._tty:
+            self._write(text, in_place=self._status_key is not None)
+        elif key != self._status_key:
+            self._write(text, in_place=False)
+        self._status_key = key
+
+    def _line(self, text: str) -> None:
+        """A line that stays; on a TTY it replaces the status line."""
+        self._write(text, in_place=self._tty and self._status_key is not None)
+        self._status_key = None
+
+    def _write(self, text: str, *, in_place: bool) -> None:
+        with self._uncaptured():
+            if in_place:
+                self._reporter.rewrite(_PREFIX + text, erase=True)
+            else:
+                self._reporter.ensure_newline()  # ends a line the reporter knows is open
+                if self._writer.width_of_current_line:  # `-q` dots leave one open silently
+                    self._reporter.write("\n")
+                self._reporter.write(_PREFIX + text)
+            self._reporter.flush()
+            self._reporter.currentfspath = _LINE_OPEN
+
+    def _resume_test_line(self) -> None:
+        """Start a line as pytest's test-start hook did, so the test's result lands on it."""
+        if self._reporter.showlongtestinfo:
+            return  # `-v`: pytest writes "<test id> PASSED" on a fresh line by itself
+        with self._uncaptured():
+            self._reporter.currentfspath = None
+            running = os.environ.get("PYTEST_CURRENT_TEST", "").rpartition(" (")[0]
+            if self._reporter.showfspath and running:
+                self._reporter.write_fspath_result(running, "")  # "\n<test file> "
+            else:
+                self._reporter.write("\n")
+            self._reporter.flush()
+
+    @contextlib.contextmanager
+    def _uncaptured(self) -> Iterator[None]:
+        if self._capture is None:
+            yield
+        else:
+            with self._capture.global_and_fixture_disabled():
+                yield
+
+
+def _age(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60:02d}s"

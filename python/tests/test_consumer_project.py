@@ -1,0 +1,65 @@
+"""The sample consumer project, run by pytest in a subprocess against the real server."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+from server_process import LabServer, wait_until
+
+PASSED = re.compile(r"::(\w+) PASSED")
+RUN_ORDER = [
+    "test_device_data",
+    "test_two_routers_again",
+    "test_twin",
+    "test_three_routers",
+    "test_plain_declared_first",
+    "test_queue_handed_on",
+]
+
+
+def passed_in_order(result: pytest.RunResult) -> list[str]:
+    found = (PASSED.search(line) for line in result.outlines)
+    return list(dict.fromkeys(match.group(1) for match in found if match))
+
+
+def test_consumer_suite_runs_unchanged(
+    consumer: pytest.Pytester, lab_server: LabServer, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("REMOTE_LAB_URL", lab_server.url)
+    result = consumer.runpytest_subprocess("-v", timeout=600)
+    output = result.stdout.str()
+    assert result.ret == 0, output
+    # Lab tests first, grouped; test_queue_handed_on proves the session was closed after the
+    # last lab test: a newcomer got ACTIVE while this run was still going.
+    assert passed_in_order(result) == RUN_ORDER
+    # Identical topology bytes, two fixture names: one bring-up, then reuse.
+    assert output.count("neops-remote-lab: lab two_routers.yml brought up: 2 devices") == 1
+    assert output.count("neops-remote-lab: lab two_routers.yml reused: 2 devices") == 1
+    assert output.count("neops-remote-lab: lab two_routers_copy.yml reused: 2 devices") == 1
+    assert output.count("neops-remote-lab: lab three_routers.yml brought up: 3 devices") == 1
+    assert lab_server.health()["sessions"] == 0
+
+
+def test_queue_wait_is_shown_while_another_suite_holds_the_lab(
+    consumer: pytest.Pytester, lab_server: LabServer, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("REMOTE_LAB_URL", lab_server.url)
+    holder = lab_server.create_session()
+    out = consumer.path / "out.txt"
+    with out.open("wb") as stdout:
+        run = consumer.popen([sys.executable, "-m", "pytest", "-v", "-k", "device_data"], stdout=stdout, stderr=stdout)
+    try:
+        wait_until(lambda: "position 1 in the queue" in out.read_text(), "the suite to show its queue position")
+        lab_server.delete_session(holder)
+        assert run.wait(timeout=300) == 0, out.read_text()
+    finally:
+        if run.poll() is None:
+            run.kill()
+    output = out.read_text()
+    assert "neops-remote-lab: waiting for the lab host: position 1 in the queue (0s)" in output
+    assert re.search(
+        r"neops-remote-lab: session \w{8} on http://127\.0\.0\.1:\d+ is active after \d+s in the queue", output
+    )
+    assert "neops-remote-lab: acquiring lab two_routers.yml ..." in output
