@@ -48,15 +48,7 @@ async fn session_queue_follows_the_original_tests_1_to_9() {
     let (third, _) = s.create_session().await;
 
     // 6 and 8. /active-session names the head.
-    let active: Value = s
-        .http
-        .get(s.url("/active-session"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let active = s.get_json("/active-session").await;
     assert_eq!(
         active,
         serde_json::json!({"session_id": first, "status": "active", "position": 0})
@@ -64,14 +56,7 @@ async fn session_queue_follows_the_original_tests_1_to_9() {
 
     // 4. heartbeat 204, for waiting and active sessions alike.
     for id in [&first, &second] {
-        let response = s
-            .http
-            .post(s.url("/session/heartbeat"))
-            .header("X-Session-ID", id)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert_eq!(s.heartbeat(id).await, StatusCode::NO_CONTENT);
     }
 
     // 3 and 9. deleting the active session promotes the next.
@@ -82,15 +67,7 @@ async fn session_queue_follows_the_original_tests_1_to_9() {
         s.session_status(&third).await.1,
         serde_json::json!({"status": "waiting", "position": 1})
     );
-    let active: Value = s
-        .http
-        .get(s.url("/active-session"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let active = s.get_json("/active-session").await;
     assert_eq!(active["session_id"], second);
 
     // 5. unknown ids are 404 everywhere.

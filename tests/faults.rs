@@ -170,15 +170,7 @@ async fn queue_and_status_routes_answer_while_a_bring_up_runs() {
     );
     let (other, position) = f.server.create_session().await;
     assert_eq!(position, 1);
-    let heartbeat = f
-        .server
-        .http
-        .post(f.server.url("/session/heartbeat"))
-        .header("X-Session-ID", &other);
-    assert_eq!(
-        heartbeat.send().await.unwrap().status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(f.server.heartbeat(&other).await, StatusCode::NO_CONTENT);
     let (status, lab) = f.server.lab_call(reqwest::Method::GET, "/lab", &id).await;
     assert_eq!(
         (status, &lab["running"]),

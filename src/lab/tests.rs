@@ -79,6 +79,14 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    async fn try_take(&self, name: &str, content: &str, reuse: bool) -> Result<Acquired, LabError> {
+        self.manager.acquire(&upload(name, content, reuse)).await
+    }
+
+    async fn take(&self, name: &str, content: &str, reuse: bool) -> Acquired {
+        self.try_take(name, content, reuse).await.expect("acquire")
+    }
+
     fn lab_dirs(&self) -> usize {
         std::fs::read_dir(self.root.path().join("labs")).map_or(0, |dir| dir.count())
     }
@@ -106,17 +114,9 @@ fn plan_follows_the_contract_table() {
 #[tokio::test]
 async fn same_content_under_another_name_attaches_without_running_netlab() {
     let f = fixture();
-    let first = f
-        .manager
-        .acquire(&upload("a.yml", "nodes: [r1]", true))
-        .await
-        .unwrap();
+    let first = f.take("a.yml", "nodes: [r1]", true).await;
     assert!(!first.reused);
-    let second = f
-        .manager
-        .acquire(&upload("b.yaml", "nodes: [r1]", true))
-        .await
-        .unwrap();
+    let second = f.take("b.yaml", "nodes: [r1]", true).await;
     assert!(second.reused);
     assert_eq!(f.driver.calls(), ["up"]);
     assert_eq!(f.manager.view().ref_count, 2);
@@ -126,16 +126,9 @@ async fn same_content_under_another_name_attaches_without_running_netlab() {
 #[tokio::test]
 async fn reattaching_to_an_idle_lab_reports_reused() {
     let f = fixture();
-    f.manager
-        .acquire(&upload("a.yml", "nodes: [r1]", true))
-        .await
-        .unwrap();
+    f.take("a.yml", "nodes: [r1]", true).await;
     f.manager.release().await.unwrap();
-    let again = f
-        .manager
-        .acquire(&upload("a.yml", "nodes: [r1]", true))
-        .await
-        .unwrap();
+    let again = f.take("a.yml", "nodes: [r1]", true).await;
     assert!(again.reused);
     assert_eq!(f.manager.view().ref_count, 1);
 }
@@ -143,10 +136,7 @@ async fn reattaching_to_an_idle_lab_reports_reused() {
 #[tokio::test]
 async fn release_floors_at_zero_and_keeps_the_lab_running() {
     let f = fixture();
-    f.manager
-        .acquire(&upload("a.yml", "nodes: [r1]", true))
-        .await
-        .unwrap();
+    f.take("a.yml", "nodes: [r1]", true).await;
     f.manager.release().await.unwrap();
     f.manager.release().await.unwrap();
     let view = f.manager.view();
@@ -166,16 +156,9 @@ async fn release_without_lab_is_not_running() {
 #[tokio::test]
 async fn idle_lab_is_replaced_by_other_content() {
     let f = fixture();
-    f.manager
-        .acquire(&upload("a.yml", "nodes: [r1]", true))
-        .await
-        .unwrap();
+    f.take("a.yml", "nodes: [r1]", true).await;
     f.manager.release().await.unwrap();
-    let switched = f
-        .manager
-        .acquire(&upload("b.yml", "nodes: [r2]", true))
-        .await
-        .unwrap();
+    let switched = f.take("b.yml", "nodes: [r2]", true).await;
     assert!(!switched.reused);
     assert_eq!(f.driver.calls(), ["up", "down", "up"]);
     assert_eq!(f.manager.view().topology.as_deref(), Some("b.yml"));
@@ -185,20 +168,13 @@ async fn idle_lab_is_replaced_by_other_content() {
 #[tokio::test]
 async fn held_lab_refuses_other_content_and_exclusive_restart() {
     let f = fixture();
-    f.manager
-        .acquire(&upload("a.yml", "nodes: [r1]", true))
-        .await
-        .unwrap();
+    f.take("a.yml", "nodes: [r1]", true).await;
     assert!(matches!(
-        f.manager
-            .acquire(&upload("b.yml", "nodes: [r2]", true))
-            .await,
+        f.try_take("b.yml", "nodes: [r2]", true).await,
         Err(LabError::Busy)
     ));
     assert!(matches!(
-        f.manager
-            .acquire(&upload("a.yml", "nodes: [r1]", false))
-            .await,
+        f.try_take("a.yml", "nodes: [r1]", false).await,
         Err(LabError::Busy)
     ));
     assert_eq!(f.driver.calls(), ["up"]);
@@ -208,16 +184,9 @@ async fn held_lab_refuses_other_content_and_exclusive_restart() {
 #[tokio::test]
 async fn exclusive_restart_of_an_idle_lab_starts_it_again() {
     let f = fixture();
-    f.manager
-        .acquire(&upload("a.yml", "nodes: [r1]", true))
-        .await
-        .unwrap();
+    f.take("a.yml", "nodes: [r1]", true).await;
     f.manager.release().await.unwrap();
-    let fresh = f
-        .manager
-        .acquire(&upload("a.yml", "nodes: [r1]", false))
-        .await
-        .unwrap();
+    let fresh = f.take("a.yml", "nodes: [r1]", false).await;
     assert!(!fresh.reused);
     assert_eq!(f.driver.calls(), ["up", "down", "up"]);
 }
@@ -225,28 +194,19 @@ async fn exclusive_restart_of_an_idle_lab_starts_it_again() {
 #[tokio::test]
 async fn failed_bring_up_cleans_up_and_leaves_no_lab() {
     let f = fixture();
-    let result = f
-        .manager
-        .acquire(&upload("a.yml", "nodes: [fail]", true))
-        .await;
+    let result = f.try_take("a.yml", "nodes: [fail]", true).await;
     assert!(matches!(result, Err(LabError::Netlab(_))));
     assert_eq!(f.driver.calls(), ["up", "down"]);
     assert!(!f.manager.view().running());
     assert_eq!(f.lab_dirs(), 0);
-    f.manager
-        .acquire(&upload("a.yml", "nodes: [r1]", true))
-        .await
-        .unwrap();
+    f.take("a.yml", "nodes: [r1]", true).await;
 }
 
 #[tokio::test]
 async fn destroy_respects_force_and_reports_whether_a_lab_ran() {
     let f = fixture();
     assert!(!f.manager.destroy(true).await.unwrap());
-    f.manager
-        .acquire(&upload("a.yml", "nodes: [r1]", true))
-        .await
-        .unwrap();
+    f.take("a.yml", "nodes: [r1]", true).await;
     assert!(matches!(
         f.manager.destroy(false).await,
         Err(LabError::InUse)

@@ -208,6 +208,21 @@ impl Server {
         child.wait().expect("wait for server")
     }
 
+    /// `GET path`, parsed as JSON (`null` for an empty body).
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// `POST /session/heartbeat` for `id`; returns the status.
+    pub async fn heartbeat(&self, id: &str) -> StatusCode {
+        let request = self
+            .http
+            .post(self.url("/session/heartbeat"))
+            .header("X-Session-ID", id);
+        request.send().await.unwrap().status()
+    }
+
     pub async fn create_session(&self) -> (String, u64) {
         let response = self.http.post(self.url("/session")).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
