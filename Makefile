@@ -17,7 +17,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests
 
-.PHONY: run test check fmt lint audit bench wheel venv netlab clean
+.PHONY: run test check fmt lint audit bench bench-quick wheel venv netlab clean
 
 ## run: build, make sure netlab exists, start the server on $(HOST):$(PORT)
 run: netlab
@@ -59,10 +59,14 @@ audit: venv
 	$(VENV)/bin/pip install -q pip-audit
 	$(VENV)/bin/pip-audit
 
-## bench: run the benchmarks and rewrite bench/README.md
+## bench: run the benchmarks and rewrite bench/README.md (needs wrk)
 bench: venv
 	cargo build --release --locked
-	bench/run
+	PYTHON=$(VENV)/bin/python bench/run
+
+## bench-quick: a few seconds of every benchmark, to keep the scripts working
+bench-quick: venv
+	PYTHON=$(VENV)/bin/python bench/run --quick
 
 ## wheel: the Python wheel with the server binary inside
 wheel: venv

@@ -15,6 +15,7 @@ Prints a Markdown table on stdout.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -26,14 +27,12 @@ import time
 from pathlib import Path
 
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server_proc import EXTERNAL_UP_ARGS, BenchServer  # noqa: E402
+from server_proc import EXTERNAL_UP_ARGS, BenchServer
 
 
 def topology(nodes: int) -> str:
     names = [f"r{i}" for i in range(1, nodes + 1)]
-    links = [f"{a}-{b}" for a, b in zip(names, names[1:])]
+    links = [f"{a}-{b}" for a, b in itertools.pairwise(names)]
     return f"defaults.device: eos\nnodes: [{', '.join(names)}]\nlinks: [{', '.join(links)}]\n"
 
 
@@ -44,20 +43,26 @@ def bare_up_seconds(netlab: str, text: str, home: Path) -> float:
         started = time.perf_counter()
         subprocess.run(
             [netlab, "up", "t.yml", *EXTERNAL_UP_ARGS.split()],
-            cwd=lab, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, check=True,
+            cwd=lab,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
         )
         elapsed = time.perf_counter() - started
-        subprocess.run([netlab, "down", "--cleanup"], cwd=lab, env=env,
-                       stdin=subprocess.DEVNULL, capture_output=True, check=True)
+        subprocess.run(
+            [netlab, "down", "--cleanup"], cwd=lab, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True
+        )
     return elapsed
 
 
 def acquire_seconds(server: BenchServer, session: str, text: str) -> float:
     files = {"topology": ("t.yml", text.encode())}
     started = time.perf_counter()
-    response = requests.post(f"{server.url}/lab", files=files, data={"reuse": "false"},
-                             headers={"X-Session-ID": session}, timeout=600)
+    response = requests.post(
+        f"{server.url}/lab", files=files, data={"reuse": "false"}, headers={"X-Session-ID": session}, timeout=600
+    )
     elapsed = time.perf_counter() - started
     response.raise_for_status()
     requests.delete(f"{server.url}/lab", headers={"X-Session-ID": session}, timeout=600)
@@ -88,8 +93,7 @@ def main() -> None:
     for nodes, bare, served in rows:
         print(f"| {nodes} | {bare:.2f} | {served:.2f} | {served - bare:.2f} |")
     print(f"\nMedian of {rounds} round(s) each; netlab's external provider.")
-    print(json.dumps({"P3": [{"nodes": n, "bare_s": b, "acquire_s": s} for n, b, s in rows]}),
-          file=sys.stderr)
+    print(json.dumps({"P3": [{"nodes": n, "bare_s": b, "acquire_s": s} for n, b, s in rows]}), file=sys.stderr)
 
 
 if __name__ == "__main__":
