@@ -272,3 +272,35 @@ async fn sigterm_kills_a_bring_up_in_flight_and_exits_cleanly() {
     assert!(f.server.dirs.lab_dirs().is_empty());
     assert!(!f.server.dirs.netlab_registry().contains("default:"));
 }
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_bring_up_leaves_a_consistent_lab() {
+    let real = require_netlab!();
+    let f = faulty_server(&real, &[("--netlab-up-timeout", "60")]).await;
+    let (id, _) = f.server.create_session().await;
+    let (bring_up, pid) = f.start_hanging_bring_up(&id).await;
+    bring_up.abort(); // the client goes away while netlab up still runs
+    let _ = bring_up.await;
+    // SAFETY: ends the stand-in's sleeping child; the real `netlab up` follows.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+
+    // The bring-up finishes on its own and the lab is fully registered...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, lab) = f.server.lab_call(reqwest::Method::GET, "/lab", &id).await;
+        if lab["running"] == true {
+            assert_eq!(lab["ref_count"], 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bring-up never finished: {lab}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(f.server.dirs.netlab_registry().contains("default:"));
+    // ...and leaves with its session.
+    assert_eq!(f.server.end_session(&id).await, StatusCode::NO_CONTENT);
+    assert!(!f.server.dirs.netlab_registry().contains("default:"));
+    assert!(f.server.dirs.lab_dirs().is_empty());
+}
