@@ -57,6 +57,7 @@ macro_rules! require_netlab {
 /// How to start a server.
 pub struct Options {
     pub netlab: PathBuf,
+    pub log_level: &'static str,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     /// Reuse another server's HOME and TMPDIR (to test host guards and
@@ -68,10 +69,16 @@ impl Options {
     pub fn new(netlab: &Path) -> Self {
         Options {
             netlab: netlab.to_path_buf(),
+            log_level: "DEBUG",
             args: Vec::new(),
             env: Vec::new(),
             dirs: None,
         }
+    }
+
+    pub fn log_level(mut self, level: &'static str) -> Self {
+        self.log_level = level;
+        self
     }
 
     pub fn arg(mut self, flag: &str, value: &str) -> Self {
@@ -391,7 +398,14 @@ fn spawn(options: Options) -> (Child, ServerDirs) {
         .unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"));
     command
-        .args(["--host", "127.0.0.1", "--port", "0", "--log-level", "DEBUG"])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--log-level",
+            options.log_level,
+        ])
         .arg("--netlab-bin")
         .arg(&options.netlab)
         .args(["--netlab-up-args", EXTERNAL_UP_ARGS])
