@@ -112,12 +112,8 @@ impl Queue {
     }
 
     /// Number of sessions, active one included.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// Adds a session at the tail. Its position is the queue length before
@@ -419,6 +415,6 @@ mod tests {
         for (position, id) in remaining.iter().enumerate() {
             assert_eq!(q.standing(id), Some(Standing::at(position)));
         }
-        assert_eq!(q.len(), remaining.len());
+        assert_eq!(q.count(), remaining.len());
     }
 }

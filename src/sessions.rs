@@ -55,12 +55,9 @@ impl Sessions {
         self.queue().head()
     }
 
-    pub fn len(&self) -> usize {
-        self.queue().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queue().is_empty()
+    /// Number of sessions, active one included.
+    pub fn count(&self) -> usize {
+        self.queue().count()
     }
 
     /// Marks the session as busy until the returned guard is dropped, so a

@@ -26,10 +26,6 @@ impl Shutdown {
         self.sender.send_replace(true);
     }
 
-    pub fn is_triggered(&self) -> bool {
-        *self.sender.borrow()
-    }
-
     /// Completes once [`Shutdown::trigger`] has been called (at once if it
     /// already was).
     pub async fn triggered(&self) {
