@@ -137,8 +137,10 @@ impl Queue {
         self.standing_at(position)
     }
 
-    /// Where the session stands, without counting this as a sign of life.
-    pub fn standing(&self, id: &Uuid) -> Option<Standing> {
+    /// Where the session stands, without counting this as a sign of life
+    /// (the server always counts a look as one: see [`Queue::touch`]).
+    #[cfg(test)]
+    fn standing(&self, id: &Uuid) -> Option<Standing> {
         self.index_of(id).map(|index| self.standing_at(index))
     }
 
