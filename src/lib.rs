@@ -1,17 +1,31 @@
-//! neops-remote-lab: shares one Netlab lab host between test suites.
+//! neops-remote-lab: shares Netlab lab hosts between test suites.
 //!
-//! A suite opens a session and waits in a FIFO [`queue`]; the active session
-//! uploads a topology and the [`lab`] manager brings it up with netlab (or
-//! attaches to the running lab when the content is identical). Requests flow
-//! one way: [`api`] handler → [`sessions`] (who may act) → [`lab`] (what must
-//! happen) → [`lab::netlab`] (how).
+//! A suite opens a session and waits in a FIFO line; once it holds a lab
+//! slot it uploads a topology and gets the devices' data back (or attaches to
+//! the running lab when the content is identical). Requests flow one way:
+//!
+//! ```text
+//! api (axum) ──calls──▶ coordinator ──spawns──▶ lab::LabSlot ──▶ lab::netlab
+//!                         │ queue, slots,          │ upload folder, identity
+//!                         │ deadlines              │ process groups
+//!                         └──publishes──▶ events
+//! ```
+//!
+//! - [`coordinator`] is the centre: who may act, what must happen, when.
+//! - [`queue`] is the pure waiting line it owns.
+//! - [`lab`] runs each slot's lab; [`lab::netlab`] is the only code that
+//!   runs netlab.
+//! - [`api`] turns HTTP into coordinator calls and results into `*Dto`s.
+//! - [`server`] wires it together and owns start-up and shutdown;
+//!   [`server_guard`] keeps one server per host.
 
 pub mod api;
-pub mod handover;
-pub mod host_lock;
+pub mod coordinator;
 pub mod lab;
 pub mod logging;
 pub mod queue;
 pub mod server;
-pub mod sessions;
-pub mod shutdown;
+pub mod server_guard;
+pub mod session_id;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

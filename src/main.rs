@@ -39,12 +39,23 @@ struct Cli {
     log_format: LogFormat,
 
     /// Seconds an ACTIVE session may go unseen before it is evicted and its lab torn down.
-    #[arg(long, env = "NEOPS_ACTIVE_TIMEOUT", default_value_t = 300)]
+    #[arg(long, env = "NEOPS_ACTIVE_TIMEOUT", default_value_t = 300, value_parser = seconds(1, DAY))]
     active_timeout: u64,
 
     /// Seconds a WAITING session may go unseen before it is dropped from the queue.
-    #[arg(long, env = "NEOPS_WAITING_TIMEOUT", default_value_t = 600)]
+    #[arg(long, env = "NEOPS_WAITING_TIMEOUT", default_value_t = 600, value_parser = seconds(1, DAY))]
     waiting_timeout: u64,
+
+    /// Seconds a session promoted to ACTIVE has to send its first request
+    /// (a status poll, heartbeat or lab call) before it is evicted: a client
+    /// that died while it waited does not hold the lab for the active timeout.
+    #[arg(long, env = "NEOPS_CLAIM_TIMEOUT", default_value_t = 30, value_parser = seconds(1, DAY))]
+    claim_timeout: u64,
+
+    /// How many labs may run at once, each for one ACTIVE session, each as
+    /// its own netlab instance (slot 1: `default`, slot k: `k`).
+    #[arg(long, env = "NEOPS_LAB_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    lab_slots: u16,
 
     /// The netlab executable (default: `netlab` on PATH).
     #[arg(long, env = "NEOPS_NETLAB_BIN", default_value = "netlab")]
@@ -62,12 +73,17 @@ struct Cli {
     netlab_up_args: String,
 
     /// Seconds `netlab up` may run before it is killed (answered with 504).
-    #[arg(long, env = "NEOPS_NETLAB_UP_TIMEOUT", default_value_t = 900)]
+    #[arg(long, env = "NEOPS_NETLAB_UP_TIMEOUT", default_value_t = 900, value_parser = seconds(1, DAY))]
     netlab_up_timeout: u64,
 
     /// Seconds any other netlab command may run before it is killed.
-    #[arg(long, env = "NEOPS_NETLAB_TIMEOUT", default_value_t = 120)]
+    #[arg(long, env = "NEOPS_NETLAB_TIMEOUT", default_value_t = 120, value_parser = seconds(1, DAY))]
     netlab_timeout: u64,
+
+    /// Seconds a netlab command gets between SIGTERM and SIGKILL when it is
+    /// stopped (time limit, its session ended, server shutdown).
+    #[arg(long, env = "NEOPS_NETLAB_KILL_GRACE", default_value_t = 10, value_parser = seconds(0, 600))]
+    netlab_kill_grace: u64,
 
     /// Largest accepted upload (topology plus extra files), in bytes.
     #[arg(long, env = "NEOPS_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
@@ -78,8 +94,16 @@ struct Cli {
     work_dir: Option<PathBuf>,
 
     /// Seconds the lab teardown may take when the server stops.
-    #[arg(long, env = "NEOPS_SHUTDOWN_TIMEOUT", default_value_t = 120)]
+    #[arg(long, env = "NEOPS_SHUTDOWN_TIMEOUT", default_value_t = 120, value_parser = seconds(0, DAY))]
     shutdown_timeout: u64,
+}
+
+/// A day, in seconds: the upper bound of every duration flag, so no
+/// deadline computed from one can overflow.
+const DAY: u64 = 86_400;
+
+fn seconds(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(min..=max)
 }
 
 fn parse_level(text: &str) -> Result<String, String> {
@@ -97,7 +121,9 @@ impl Cli {
             timeouts: Timeouts {
                 active: Duration::from_secs(self.active_timeout),
                 waiting: Duration::from_secs(self.waiting_timeout),
+                claim: Duration::from_secs(self.claim_timeout),
             },
+            lab_slots: usize::from(self.lab_slots),
             netlab: NetlabConfig {
                 program: self.netlab_bin.clone(),
                 up_args: self
@@ -107,6 +133,7 @@ impl Cli {
                     .collect(),
                 up_timeout: Duration::from_secs(self.netlab_up_timeout),
                 command_timeout: Duration::from_secs(self.netlab_timeout),
+                kill_grace: Duration::from_secs(self.netlab_kill_grace),
             },
             max_upload_bytes: self.max_upload_bytes,
             work_dir: self.work_dir.clone(),

@@ -1,49 +1,37 @@
-//! The FIFO session queue: who may use the lab, who waits, and who is gone.
+//! The waiting line: who joined when, who was seen when, who holds a slot.
 //!
-//! This is a pure state machine. It performs no I/O and never reads a clock:
-//! every operation that depends on time takes `now` as an argument, so the
-//! rules can be tested with a fake clock and the caller decides what "now" is.
+//! A pure state machine: no I/O, no clock (every operation that depends on
+//! time takes `now`), no knowledge of labs. The [`crate::coordinator`] owns
+//! one and decides, from its slots, when a session is promoted.
 //!
-//! The head of the queue (position 0) is the ACTIVE session, everyone behind
-//! it is WAITING. Order never changes. When the active session leaves, the
-//! lab it used must be torn down before anyone else may touch it, so the
-//! queue enters a *hand-over*: the new head waits at position 0 until the
-//! caller has finished the teardown and calls [`Queue::promote`].
+//! Order never changes. Promotion is strictly first-come, first-served, so
+//! the sessions that hold a slot (ACTIVE) always form a prefix of the line
+//! and everyone behind them is WAITING.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use uuid::Uuid;
+use tokio::time::Instant;
 
-/// Whether a session may use the lab (`Active`) or is queued behind it.
+use crate::session_id::SessionId;
+
+/// Whether a session holds a lab slot (`Active`) or is queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionStatus {
     Waiting,
     Active,
 }
 
-/// Where a session stands right now.
+/// Where a session stands right now, as `GET /session/{id}` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Standing {
     pub status: SessionStatus,
-    /// 0 for the active session, 1 for the first one waiting, and so on.
+    /// 0 for an ACTIVE session. A WAITING one reports the number of waiting
+    /// sessions ahead of it, plus one when any session is ACTIVE. With one
+    /// slot that is its index in the line, exactly as the original reported
+    /// it (also while a hand-over leaves nobody ACTIVE: then the next
+    /// session waits at position 0).
     pub position: usize,
-}
-
-impl Standing {
-    #[cfg(test)]
-    fn at(position: usize) -> Self {
-        Self::new(position, false)
-    }
-
-    fn new(position: usize, handover_pending: bool) -> Self {
-        let status = if position == 0 && !handover_pending {
-            SessionStatus::Active
-        } else {
-            SessionStatus::Waiting
-        };
-        Standing { status, position }
-    }
 }
 
 /// How long a session may go unseen before it is evicted.
@@ -51,53 +39,87 @@ impl Standing {
 pub struct Timeouts {
     pub active: Duration,
     pub waiting: Duration,
+    /// A session promoted to ACTIVE that sends no request after its
+    /// promotion is evicted this long after it (its client is likely gone).
+    pub claim: Duration,
 }
 
-/// A session that left the queue, and whether it held the lab when it left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Departed {
-    pub id: Uuid,
-    pub was_active: bool,
+/// Which rule a session's deadline comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeadlineKind {
+    /// WAITING and not seen within the waiting timeout.
+    Waiting,
+    /// ACTIVE and not seen within the active timeout.
+    Active,
+    /// Promoted, and not seen since, within the claim window.
+    Claim,
 }
 
 #[derive(Debug)]
 struct Entry {
-    /// Monotonic ticket: entries are stored in ticket order, which lets
-    /// [`Queue::position`] find an entry by binary search.
+    /// Monotonic ticket: entries are stored in ticket order, which lets a
+    /// lookup by id find the entry by binary search.
     ticket: u64,
-    id: Uuid,
+    id: SessionId,
+    joined: Instant,
     last_seen: Instant,
     /// Requests of this session still running (a bring-up can take longer
     /// than the active timeout); a session is never evicted while busy.
     in_flight: u32,
-    /// When this session became the head; the active timeout counts from
-    /// here at the earliest, so a session that waited quietly is not evicted
-    /// the instant it is promoted.
-    active_since: Option<Instant>,
+    /// Set while the session holds a slot.
+    promoted: Option<Promotion>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Promotion {
+    at: Instant,
+    /// A request arrived after the promotion: the client is known to live.
+    claimed: bool,
 }
 
 impl Entry {
-    fn deadline(&self, timeouts: &Timeouts) -> Option<Instant> {
+    fn deadline(&self, timeouts: &Timeouts) -> Option<(Instant, DeadlineKind)> {
         if self.in_flight > 0 {
             return None;
         }
-        Some(match self.active_since {
-            Some(since) => self.last_seen.max(since) + timeouts.active,
-            None => self.last_seen + timeouts.waiting,
+        let Some(promotion) = self.promoted else {
+            return Some((self.last_seen + timeouts.waiting, DeadlineKind::Waiting));
+        };
+        // The active window counts from the promotion at the earliest: a
+        // session that waited quietly is not evicted the instant it is promoted.
+        let active = (
+            self.last_seen.max(promotion.at) + timeouts.active,
+            DeadlineKind::Active,
+        );
+        let claim = (promotion.at + timeouts.claim, DeadlineKind::Claim);
+        Some(if promotion.claimed || active.0 <= claim.0 {
+            active
+        } else {
+            claim
         })
     }
 }
 
-/// The session queue. See the module documentation.
+/// What a session looked like when it left the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Departed {
+    pub id: SessionId,
+    /// It held a slot when it left.
+    pub was_active: bool,
+    /// When it joined and, if it was promoted, when.
+    pub joined: Instant,
+    pub promoted: Option<Instant>,
+}
+
+/// The waiting line. See the module documentation.
 #[derive(Debug)]
 pub struct Queue {
     entries: VecDeque<Entry>,
-    tickets: HashMap<Uuid, u64>,
+    tickets: HashMap<SessionId, u64>,
     next_ticket: u64,
+    /// How many entries (a prefix) hold a slot.
+    active: usize,
     timeouts: Timeouts,
-    /// The active session left and its lab is being torn down: nobody is
-    /// active until [`Queue::promote`].
-    handover_pending: bool,
 }
 
 impl Queue {
@@ -106,57 +128,72 @@ impl Queue {
             entries: VecDeque::new(),
             tickets: HashMap::new(),
             next_ticket: 0,
+            active: 0,
             timeouts,
-            handover_pending: false,
         }
     }
 
-    /// Number of sessions, active one included.
+    /// Number of sessions, ACTIVE ones included.
     pub fn count(&self) -> usize {
         self.entries.len()
     }
 
-    /// Adds a session at the tail. Its position is the queue length before
-    /// the insert; into an empty queue it becomes ACTIVE at once (unless a
-    /// hand-over is still tearing the previous lab down).
-    pub fn join(&mut self, id: Uuid, now: Instant) -> Standing {
+    /// Number of ACTIVE sessions.
+    pub fn active_count(&self) -> usize {
+        self.active
+    }
+
+    /// Adds a WAITING session at the tail.
+    pub fn join(&mut self, id: SessionId, now: Instant) {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        let position = self.entries.len();
         self.entries.push_back(Entry {
             ticket,
             id,
+            joined: now,
             last_seen: now,
             in_flight: 0,
-            active_since: None,
+            promoted: None,
         });
         self.tickets.insert(id, ticket);
-        if position == 0 && !self.handover_pending {
-            self.promote(now);
-        }
-        self.standing_at(position)
     }
 
-    /// Where the session stands, without counting this as a sign of life
-    /// (the server always counts a look as one: see [`Queue::touch`]).
-    #[cfg(test)]
-    fn standing(&self, id: &Uuid) -> Option<Standing> {
+    /// The longest-waiting session, the next to be promoted.
+    pub fn first_waiting(&self) -> Option<SessionId> {
+        self.entries.get(self.active).map(|entry| entry.id)
+    }
+
+    /// Makes the longest-waiting session ACTIVE and returns it. `claimed`
+    /// says whether the promotion happens inside one of its own requests
+    /// (joining an empty line), which proves its client alive.
+    pub fn promote_next(&mut self, now: Instant, claimed: bool) -> Option<SessionId> {
+        let entry = self.entries.get_mut(self.active)?;
+        entry.promoted = Some(Promotion { at: now, claimed });
+        self.active += 1;
+        Some(entry.id)
+    }
+
+    /// Where the session stands. Looking is not a sign of life.
+    pub fn standing(&self, id: &SessionId) -> Option<Standing> {
         self.index_of(id).map(|index| self.standing_at(index))
     }
 
-    /// Records that the session was seen (any request carrying it) and
-    /// returns where it stands. `None` when the session is unknown.
-    pub fn touch(&mut self, id: &Uuid, now: Instant) -> Option<Standing> {
+    /// A request of this session arrived: it is alive, and if it holds a
+    /// slot it has claimed it. `None` when the session is unknown.
+    pub fn touch(&mut self, id: &SessionId, now: Instant) -> Option<Standing> {
         let index = self.index_of(id)?;
         let entry = &mut self.entries[index];
         // Never move backwards: a request that started earlier may finish later.
         entry.last_seen = entry.last_seen.max(now);
+        if let Some(promotion) = &mut entry.promoted {
+            promotion.claimed = true;
+        }
         Some(self.standing_at(index))
     }
 
     /// Like [`Queue::touch`], and the session cannot be evicted until the
     /// matching [`Queue::end_request`]: a long request counts as activity.
-    pub fn begin_request(&mut self, id: &Uuid, now: Instant) -> Option<Standing> {
+    pub fn begin_request(&mut self, id: &SessionId, now: Instant) -> Option<Standing> {
         let standing = self.touch(id, now)?;
         let index = self.index_of(id)?;
         self.entries[index].in_flight += 1;
@@ -164,7 +201,9 @@ impl Queue {
     }
 
     /// Ends what [`Queue::begin_request`] began; the session was seen now.
-    pub fn end_request(&mut self, id: &Uuid, now: Instant) {
+    /// It does not claim a slot: a long-poll that started before the
+    /// promotion says nothing about whether its client still listens.
+    pub fn end_request(&mut self, id: &SessionId, now: Instant) {
         if let Some(index) = self.index_of(id) {
             let entry = &mut self.entries[index];
             entry.in_flight = entry.in_flight.saturating_sub(1);
@@ -172,62 +211,51 @@ impl Queue {
         }
     }
 
-    /// The head's id and standing, if any. Looking does not keep it alive.
-    pub fn head(&self) -> Option<(Uuid, Standing)> {
+    /// The session's eviction deadline and the rule it comes from; `None`
+    /// while a request of it runs (or when it is unknown).
+    pub fn deadline(&self, id: &SessionId) -> Option<(Instant, DeadlineKind)> {
+        let index = self.index_of(id)?;
+        self.entries[index].deadline(&self.timeouts)
+    }
+
+    /// The first session in the line and where it stands.
+    pub fn head(&self) -> Option<(SessionId, Standing)> {
         self.entries
             .front()
             .map(|entry| (entry.id, self.standing_at(0)))
     }
 
-    /// Removes a session. When it was the active one, a hand-over begins:
-    /// the caller tears its lab down and then calls [`Queue::promote`].
-    pub fn leave(&mut self, id: &Uuid) -> Option<Departed> {
+    /// Removes a session. Whoever owns the slots frees the one it held.
+    pub fn leave(&mut self, id: &SessionId) -> Option<Departed> {
         let index = self.index_of(id)?;
         let entry = self.entries.remove(index)?;
         self.tickets.remove(id);
-        let was_active = entry.active_since.is_some();
-        if was_active {
-            self.handover_pending = true;
+        if entry.promoted.is_some() {
+            self.active -= 1;
         }
         Some(Departed {
             id: entry.id,
-            was_active,
+            was_active: entry.promoted.is_some(),
+            joined: entry.joined,
+            promoted: entry.promoted.map(|promotion| promotion.at),
         })
     }
 
-    /// Ends a hand-over (or starts the very first session): the head, if
-    /// any, becomes ACTIVE.
-    pub fn promote(&mut self, now: Instant) {
-        self.handover_pending = false;
-        if let Some(head) = self.entries.front_mut() {
-            head.active_since.get_or_insert(now);
+    fn standing_at(&self, index: usize) -> Standing {
+        if index < self.active {
+            return Standing {
+                status: SessionStatus::Active,
+                position: 0,
+            };
+        }
+        let waiting_ahead = index - self.active;
+        Standing {
+            status: SessionStatus::Waiting,
+            position: waiting_ahead + usize::from(self.active > 0),
         }
     }
 
-    /// The earliest moment at which some session would be evicted.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.entries
-            .iter()
-            .filter_map(|entry| entry.deadline(&self.timeouts))
-            .min()
-    }
-
-    /// Sessions whose deadline has passed at `now`, head first. They are not
-    /// removed: the caller tears the lab down for an active one first, then
-    /// calls [`Queue::leave`].
-    pub fn expired(&self, now: Instant) -> Vec<Uuid> {
-        self.entries
-            .iter()
-            .filter(|entry| entry.deadline(&self.timeouts).is_some_and(|at| at <= now))
-            .map(|entry| entry.id)
-            .collect()
-    }
-
-    fn standing_at(&self, position: usize) -> Standing {
-        Standing::new(position, self.handover_pending)
-    }
-
-    fn index_of(&self, id: &Uuid) -> Option<usize> {
+    fn index_of(&self, id: &SessionId) -> Option<usize> {
         let ticket = *self.tickets.get(id)?;
         self.entries
             .binary_search_by_key(&ticket, |entry| entry.ticket)
@@ -241,181 +269,167 @@ mod tests {
 
     const ACTIVE: Duration = Duration::from_secs(300);
     const WAITING: Duration = Duration::from_secs(600);
+    const CLAIM: Duration = Duration::from_secs(30);
 
     fn queue() -> Queue {
         Queue::new(Timeouts {
             active: ACTIVE,
             waiting: WAITING,
+            claim: CLAIM,
         })
     }
 
-    #[test]
-    fn first_session_is_active_and_later_ones_wait_in_order() {
-        let mut q = queue();
-        let t0 = Instant::now();
-        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        assert_eq!(q.join(a, t0), Standing::at(0));
-        assert_eq!(q.join(b, t0).position, 1);
-        assert_eq!(q.join(c, t0).status, SessionStatus::Waiting);
-        assert_eq!(q.standing(&c), Some(Standing::at(2)));
-        assert_eq!(q.head(), Some((a, Standing::at(0))));
+    fn at(status: SessionStatus, position: usize) -> Option<Standing> {
+        Some(Standing { status, position })
+    }
+
+    fn ids(n: usize) -> Vec<SessionId> {
+        (0..n).map(|_| SessionId::new()).collect()
     }
 
     #[test]
-    fn leaving_head_hands_over_to_next_after_promote() {
+    fn one_slot_positions_are_indexes_in_the_line() {
         let mut q = queue();
         let t0 = Instant::now();
-        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
-        for id in &ids {
-            q.join(*id, t0);
-        }
-        let departed = q.leave(&ids[0]).unwrap();
-        assert!(departed.was_active);
-        // The lab is being torn down: the next one is at the head but waits.
-        let next = q.standing(&ids[1]).unwrap();
-        assert_eq!((next.status, next.position), (SessionStatus::Waiting, 0));
-        q.promote(t0);
-        assert_eq!(q.standing(&ids[1]), Some(Standing::at(0)));
-        assert_eq!(q.standing(&ids[2]).unwrap().position, 1);
-        assert_eq!(q.leave(&ids[0]), None, "a session leaves only once");
+        let s = ids(3);
+        s.iter().for_each(|id| q.join(*id, t0));
+        assert_eq!(q.standing(&s[0]), at(SessionStatus::Waiting, 0));
+        q.promote_next(t0, true);
+        assert_eq!(q.standing(&s[0]), at(SessionStatus::Active, 0));
+        assert_eq!(q.standing(&s[2]), at(SessionStatus::Waiting, 2));
+        // The holder leaves: until the next is promoted it waits at 0.
+        assert!(q.leave(&s[0]).unwrap().was_active);
+        assert_eq!(q.standing(&s[1]), at(SessionStatus::Waiting, 0));
+        assert_eq!(q.promote_next(t0, false), Some(s[1]));
+        assert_eq!(q.standing(&s[2]), at(SessionStatus::Waiting, 1));
+        assert_eq!(q.leave(&s[0]), None, "a session leaves only once");
     }
 
     #[test]
-    fn session_joining_during_handover_waits_for_promote() {
+    fn with_several_active_a_waiting_session_counts_only_waiting_ones_ahead() {
         let mut q = queue();
         let t0 = Instant::now();
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let s = ids(4);
+        s.iter().for_each(|id| q.join(*id, t0));
+        q.promote_next(t0, true);
+        q.promote_next(t0, true);
+        assert_eq!(q.active_count(), 2);
+        assert_eq!(q.standing(&s[1]), at(SessionStatus::Active, 0));
+        assert_eq!(q.standing(&s[2]), at(SessionStatus::Waiting, 1));
+        assert_eq!(q.standing(&s[3]), at(SessionStatus::Waiting, 2));
+        // The first holder leaves; the longest-waiting one is next.
+        q.leave(&s[0]);
+        assert_eq!(q.standing(&s[2]), at(SessionStatus::Waiting, 1));
+        assert_eq!(q.first_waiting(), Some(s[2]));
+        assert_eq!(q.promote_next(t0, false), Some(s[2]));
+        assert_eq!(q.standing(&s[3]), at(SessionStatus::Waiting, 1));
+    }
+
+    #[test]
+    fn active_and_waiting_timeouts_count_from_the_last_sign_of_life() {
+        let mut q = queue();
+        let t0 = Instant::now();
+        let (a, b) = (SessionId::new(), SessionId::new());
         q.join(a, t0);
-        q.leave(&a);
-        let joined = q.join(b, t0);
-        assert_eq!(
-            (joined.status, joined.position),
-            (SessionStatus::Waiting, 0)
-        );
-        q.promote(t0);
-        assert_eq!(q.standing(&b), Some(Standing::at(0)));
-    }
-
-    #[test]
-    fn leaving_from_the_middle_keeps_head_active() {
-        let mut q = queue();
-        let t0 = Instant::now();
-        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
-        for id in &ids {
-            q.join(*id, t0);
-        }
-        assert!(!q.leave(&ids[1]).unwrap().was_active);
-        assert_eq!(q.head(), Some((ids[0], Standing::at(0))));
-        assert_eq!(q.standing(&ids[2]), Some(Standing::at(1)));
-    }
-
-    #[test]
-    fn unknown_session_is_reported_as_none() {
-        let mut q = queue();
-        let ghost = Uuid::new_v4();
-        assert_eq!(q.touch(&ghost, Instant::now()), None);
-        assert_eq!(q.standing(&ghost), None);
-    }
-
-    #[test]
-    fn active_session_expires_after_active_timeout_unless_touched() {
-        let mut q = queue();
-        let t0 = Instant::now();
-        let a = Uuid::new_v4();
-        q.join(a, t0);
-        assert_eq!(q.next_deadline(), Some(t0 + ACTIVE));
-        assert!(q.expired(t0 + ACTIVE - Duration::from_millis(1)).is_empty());
+        q.promote_next(t0, true);
+        q.join(b, t0);
+        assert_eq!(q.deadline(&a), Some((t0 + ACTIVE, DeadlineKind::Active)));
+        assert_eq!(q.deadline(&b), Some((t0 + WAITING, DeadlineKind::Waiting)));
         q.touch(&a, t0 + Duration::from_secs(100));
-        assert!(q.expired(t0 + ACTIVE).is_empty());
-        assert_eq!(q.expired(t0 + Duration::from_secs(400)), vec![a]);
-    }
-
-    #[test]
-    fn touch_never_moves_last_seen_backwards() {
-        let mut q = queue();
-        let t0 = Instant::now();
-        let a = Uuid::new_v4();
-        q.join(a, t0 + Duration::from_secs(50));
+        assert_eq!(
+            q.deadline(&a),
+            Some((t0 + Duration::from_secs(100) + ACTIVE, DeadlineKind::Active))
+        );
+        // Never backwards: a late-finishing earlier request does not undo it.
         q.touch(&a, t0);
         assert_eq!(
-            q.next_deadline(),
-            Some(t0 + Duration::from_secs(50) + ACTIVE)
+            q.deadline(&a).unwrap().0,
+            t0 + Duration::from_secs(100) + ACTIVE
         );
     }
 
     #[test]
-    fn waiting_session_expires_after_waiting_timeout() {
+    fn a_promoted_session_that_is_not_seen_again_has_only_the_claim_window() {
         let mut q = queue();
         let t0 = Instant::now();
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (a, b) = (SessionId::new(), SessionId::new());
         q.join(a, t0);
+        q.promote_next(t0, true);
         q.join(b, t0);
-        q.touch(&a, t0 + WAITING);
-        assert_eq!(q.expired(t0 + WAITING), vec![b]);
-    }
-
-    #[test]
-    fn promoted_session_gets_a_full_active_window() {
-        let mut q = queue();
-        let t0 = Instant::now();
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        q.join(a, t0);
-        q.join(b, t0);
-        let promoted_at = t0 + Duration::from_secs(500);
-        q.touch(&a, promoted_at);
         q.leave(&a);
-        q.promote(promoted_at);
-        // b was last seen at t0, 500 s ago: longer than the active timeout,
-        // yet it only now received the lab.
-        assert!(q.expired(promoted_at).is_empty());
-        assert_eq!(q.next_deadline(), Some(promoted_at + ACTIVE));
+        let promoted = t0 + Duration::from_secs(500);
+        q.promote_next(promoted, false);
+        // b was last seen 500 s ago, yet only now received the slot.
+        assert_eq!(
+            q.deadline(&b),
+            Some((promoted + CLAIM, DeadlineKind::Claim))
+        );
+        // A request after the promotion claims it: the active rule applies.
+        q.touch(&b, promoted + Duration::from_secs(1));
+        assert_eq!(
+            q.deadline(&b),
+            Some((
+                promoted + Duration::from_secs(1) + ACTIVE,
+                DeadlineKind::Active
+            ))
+        );
     }
 
     #[test]
-    fn head_lookup_does_not_refresh_the_session() {
+    fn a_request_that_began_before_the_promotion_does_not_claim_it() {
         let mut q = queue();
         let t0 = Instant::now();
-        let a = Uuid::new_v4();
-        q.join(a, t0);
-        assert!(q.head().is_some());
-        assert_eq!(q.standing(&a), Some(Standing::at(0)));
-        assert_eq!(q.expired(t0 + ACTIVE), vec![a]);
-    }
-
-    #[test]
-    fn session_with_a_request_in_flight_is_never_evicted() {
-        let mut q = queue();
-        let t0 = Instant::now();
-        let a = Uuid::new_v4();
+        let a = SessionId::new();
         q.join(a, t0);
         q.begin_request(&a, t0);
-        assert_eq!(q.next_deadline(), None);
-        assert!(q.expired(t0 + ACTIVE * 10).is_empty());
-        let finished = t0 + ACTIVE * 10;
-        q.end_request(&a, finished);
-        assert_eq!(q.next_deadline(), Some(finished + ACTIVE));
+        q.promote_next(t0, false);
+        assert_eq!(q.deadline(&a), None, "pinned while its request runs");
+        q.end_request(&a, t0 + Duration::from_secs(1));
+        assert_eq!(q.deadline(&a), Some((t0 + CLAIM, DeadlineKind::Claim)));
+    }
+
+    #[test]
+    fn a_claim_window_longer_than_the_active_timeout_changes_nothing() {
+        let mut q = Queue::new(Timeouts {
+            active: Duration::from_secs(10),
+            waiting: WAITING,
+            claim: Duration::from_secs(60),
+        });
+        let t0 = Instant::now();
+        let a = SessionId::new();
+        q.join(a, t0);
+        q.promote_next(t0, false);
+        assert_eq!(
+            q.deadline(&a),
+            Some((t0 + Duration::from_secs(10), DeadlineKind::Active))
+        );
     }
 
     #[test]
     fn positions_stay_correct_through_many_joins_and_leaves() {
         let mut q = queue();
         let t0 = Instant::now();
-        let ids: Vec<Uuid> = (0..50).map(|_| Uuid::new_v4()).collect();
-        for id in &ids {
-            q.join(*id, t0);
+        let s = ids(50);
+        s.iter().for_each(|id| q.join(*id, t0));
+        q.promote_next(t0, true);
+        for id in s.iter().step_by(3) {
+            if q.leave(id).is_some_and(|gone| gone.was_active) {
+                q.promote_next(t0, false);
+            }
         }
-        for id in ids.iter().step_by(3) {
-            q.leave(id);
-            q.promote(t0);
-        }
-        let remaining: Vec<&Uuid> = ids
+        let remaining: Vec<&SessionId> = s
             .iter()
             .enumerate()
             .filter(|(i, _)| i % 3 != 0)
             .map(|(_, id)| id)
             .collect();
-        for (position, id) in remaining.iter().enumerate() {
-            assert_eq!(q.standing(id), Some(Standing::at(position)));
+        for (index, id) in remaining.iter().enumerate() {
+            let expected = if index == 0 {
+                at(SessionStatus::Active, 0)
+            } else {
+                at(SessionStatus::Waiting, index)
+            };
+            assert_eq!(q.standing(id), expected);
         }
         assert_eq!(q.count(), remaining.len());
     }

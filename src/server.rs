@@ -1,22 +1,23 @@
-//! Server life cycle: take the host, check netlab, clear what a crashed run
-//! left, serve, and on SIGTERM/SIGINT stop accepting, kill a bring-up in
-//! flight, tear the lab down (bounded), release the host.
+//! Server life cycle: listen for stop signals, take the host, check netlab,
+//! bind, clear what a crashed run left, serve; on SIGTERM/SIGINT stop
+//! accepting, cancel lab work in flight, tear every slot's lab down
+//! (bounded), release the host. A second signal during shutdown exits at once.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
-use crate::handover;
-use crate::host_lock::{GuardError, LabLock, ServerGuard, ServerMeta};
-use crate::lab::LabManager;
+use crate::coordinator::Coordinator;
+use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
+use crate::lab::{self as lab_slots, LabSlot};
 use crate::queue::Timeouts;
-use crate::sessions::Sessions;
-use crate::shutdown::Shutdown;
+use crate::server_guard::{GuardError, ServerGuard, ServerMeta};
 
 /// How long in-flight requests get to finish after a stop signal.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
@@ -29,147 +30,200 @@ pub struct Config {
     /// As given on the command line, for the metadata file.
     pub log_level: String,
     pub timeouts: Timeouts,
+    /// How many labs may run at once, each for one ACTIVE session.
+    pub lab_slots: usize,
     pub netlab: NetlabConfig,
     pub max_upload_bytes: u64,
     /// Where lab directories live; default `<tmpdir>/neops_remote_lab_labs`.
     pub work_dir: Option<PathBuf>,
-    /// Upper bound for tearing the lab down at shutdown.
+    /// Upper bound for tearing the labs down at shutdown.
     pub shutdown_timeout: Duration,
 }
 
-/// Why the server could not start; each is reported and exits 1.
+/// Why the server could not start or stopped abnormally; each is reported
+/// and exits 1.
 #[derive(Debug)]
-pub enum StartError {
+pub enum ServerError {
     HostTaken(GuardError),
     NetlabMissing(String),
     Bind(String, std::io::Error),
     Io(std::io::Error),
+    /// The deadline timer stopped: sessions would no longer be evicted.
+    TimerStopped(String),
 }
 
-impl std::fmt::Display for StartError {
+impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::HostTaken(error) => error.fmt(f),
-            StartError::NetlabMissing(error) => write!(
+            ServerError::HostTaken(error) => error.fmt(f),
+            ServerError::NetlabMissing(error) => write!(
                 f,
                 "netlab does not work: {error}\n\
                  Install it with `pip install networklab` (https://netlab.tools), or point \
                  --netlab-bin / NEOPS_NETLAB_BIN at its executable."
             ),
-            StartError::Bind(address, error) => write!(f, "cannot listen on {address}: {error}"),
-            StartError::Io(error) => error.fmt(f),
+            ServerError::Bind(address, error) => write!(f, "cannot listen on {address}: {error}"),
+            ServerError::Io(error) => error.fmt(f),
+            ServerError::TimerStopped(why) => {
+                write!(f, "the session deadline timer stopped ({why}); exiting")
+            }
         }
     }
 }
 
 /// Runs the server until SIGTERM or SIGINT, then cleans up.
-pub async fn run(config: Config) -> Result<(), StartError> {
-    let tmp = std::env::temp_dir();
-    let guard = ServerGuard::acquire(&tmp).map_err(StartError::HostTaken)?;
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    // First of all: a stop signal during start-up must still clean up.
+    let stop = CancellationToken::new();
+    tokio::spawn(forward_stop_signals(stop.clone()));
 
-    let netlab = Netlab::connect(config.netlab.clone())
-        .await
-        .map_err(|error| StartError::NetlabMissing(error.to_string()))?;
+    let tmp = std::env::temp_dir();
+    let guard = ServerGuard::acquire(&tmp).map_err(ServerError::HostTaken)?;
+    let netlab = tokio::select! {
+        connected = Netlab::connect(config.netlab.clone()) => {
+            connected.map_err(|error| ServerError::NetlabMissing(error.to_string()))?
+        }
+        () = stop.cancelled() => {
+            tracing::warn!("stop signal during start-up: exiting");
+            return Ok(());
+        }
+    };
     tracing::info!(version = netlab.version(), "netlab found");
+
+    let address = format!("{}:{}", config.host, config.port);
+    let listener = TcpListener::bind(&address)
+        .await
+        .map_err(|error| ServerError::Bind(address.clone(), error))?;
+    let bound = listener.local_addr().map_err(ServerError::Io)?;
 
     let work_root = config
         .work_dir
         .clone()
         .unwrap_or_else(|| tmp.join("neops_remote_lab_labs"));
-    let shutdown = Shutdown::new();
-    let lab = Arc::new(LabManager::new(
-        Arc::new(netlab.clone()),
-        work_root,
-        LabLock::new(&tmp),
-        Shutdown::new(),
-    ));
-    clear_stale_lab(&netlab, &lab).await;
-
-    let address = format!("{}:{}", config.host, config.port);
-    let listener = TcpListener::bind(&address)
-        .await
-        .map_err(|error| StartError::Bind(address.clone(), error))?;
-    let bound = listener.local_addr().map_err(StartError::Io)?;
+    clear_stale_labs(&netlab, config.lab_slots, &work_root).await;
     guard
         .publish(&metadata(&config, bound))
-        .map_err(StartError::Io)?;
+        .map_err(ServerError::Io)?;
 
-    let sessions = Arc::new(Sessions::new(config.timeouts));
-    tokio::spawn(handover::run_evictions(
-        Arc::clone(&sessions),
-        Arc::clone(&lab),
-        shutdown.clone(),
+    let coordinator = Arc::new(Coordinator::new(
+        config.timeouts,
+        config.lab_slots,
+        stop.clone(),
+        |number, observer| {
+            LabSlot::new(
+                number,
+                Arc::new(netlab.for_slot(number)),
+                work_root.clone(),
+                LabLock::for_slot(&tmp, number),
+                observer,
+            )
+        },
     ));
+    let deadlines = tokio::spawn({
+        let coordinator = Arc::clone(&coordinator);
+        async move { coordinator.run_deadlines().await }
+    });
     let state = AppState {
-        sessions,
-        lab: Arc::clone(&lab),
-        shutdown: shutdown.clone(),
+        coordinator: Arc::clone(&coordinator),
         started: Instant::now(),
         max_upload_bytes: config.max_upload_bytes,
     };
     tracing::info!(
+        slots = config.lab_slots,
         "neops-remote-lab {} listening on http://{bound}",
         env!("CARGO_PKG_VERSION")
     );
 
-    let stopping = {
-        let (shutdown, lab) = (shutdown.clone(), Arc::clone(&lab));
-        async move {
-            stop_signal().await;
-            tracing::warn!("stop signal received: shutting down");
-            shutdown.trigger();
-            lab.cancel_bring_ups();
-        }
-    };
-    let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(stopping);
+    let server = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
     let drained = {
-        let shutdown = shutdown.clone();
+        let stop = stop.clone();
         async move {
-            shutdown.triggered().await;
+            stop.cancelled().await;
             tokio::time::sleep(DRAIN_LIMIT).await;
         }
     };
+    // Without the deadline timer nobody would ever be evicted: if it stops
+    // before shutdown (a panic), stop the server rather than limp on.
+    let timer_stopped = {
+        let stop = stop.clone();
+        async move {
+            let ended = deadlines.await;
+            if ended.is_ok() && stop.is_cancelled() {
+                return std::future::pending().await;
+            }
+            match ended {
+                Err(error) if error.is_panic() => "it panicked".to_string(),
+                Err(error) => error.to_string(),
+                Ok(()) => "it returned".to_string(),
+            }
+        }
+    };
+    let mut outcome = Ok(());
     tokio::select! {
-        result = server => result.map_err(StartError::Io)?,
+        result = server => result.map_err(ServerError::Io)?,
         () = drained => tracing::warn!("requests still open after {} s; closing anyway", DRAIN_LIMIT.as_secs()),
+        why = timer_stopped => {
+            tracing::error!("the session deadline timer stopped ({why}); shutting down");
+            stop.cancel();
+            outcome = Err(ServerError::TimerStopped(why));
+        }
     }
 
-    match tokio::time::timeout(config.shutdown_timeout, lab.destroy(true)).await {
-        Ok(Ok(true)) => tracing::info!("lab torn down"),
-        Ok(Ok(false)) => {}
-        Ok(Err(error)) => tracing::error!(%error, "lab teardown at shutdown failed"),
-        Err(_) => tracing::error!(
+    tracing::info!("stopping: cancelling lab work and tearing labs down");
+    if tokio::time::timeout(config.shutdown_timeout, coordinator.stop_labs())
+        .await
+        .is_err()
+    {
+        tracing::error!(
             "lab teardown did not finish within {} s; the next start clears it",
             config.shutdown_timeout.as_secs()
-        ),
+        );
     }
     drop(guard);
     tracing::info!("shutdown complete");
-    Ok(())
+    outcome
 }
 
-/// A crashed earlier run may have left a lab registered and its directory
-/// behind; both would block the next bring-up.
-async fn clear_stale_lab(netlab: &Netlab, lab: &LabManager) {
-    match netlab.clear_stale_default_instance().await {
-        Ok(true) => tracing::warn!("cleared a stale lab left by an earlier run"),
-        Ok(false) => tracing::debug!("no stale lab to clear"),
-        Err(error) => tracing::warn!(%error, "could not clear a stale lab"),
+/// A crashed earlier run may have left labs registered and their
+/// directories behind; both would block the next bring-up.
+async fn clear_stale_labs(netlab: &Netlab, slots: usize, work_root: &Path) {
+    for slot in 1..=slots {
+        match netlab.for_slot(slot).clear_stale_instance().await {
+            Ok(true) => tracing::warn!(slot, "cleared a stale lab left by an earlier run"),
+            Ok(false) => tracing::debug!(slot, "no stale lab to clear"),
+            Err(error) => tracing::warn!(slot, %error, "could not clear a stale lab"),
+        }
     }
-    match lab.remove_stale_dirs().await {
+    match lab_slots::remove_stale_dirs(work_root).await {
         Ok(0) => {}
         Ok(count) => tracing::warn!(count, "removed stale lab directories"),
         Err(error) => tracing::warn!(%error, "could not remove stale lab directories"),
     }
 }
 
-async fn stop_signal() {
+/// Cancels `stop` at the first SIGTERM or SIGINT; a second one means "now".
+async fn forward_stop_signals(stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for stop signals");
+        return;
+    };
+    for count in 1.. {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if count == 1 {
+            tracing::warn!("stop signal received: shutting down (send another to exit at once)");
+            stop.cancel();
+        } else {
+            tracing::error!("second stop signal: exiting now");
+            std::process::exit(1);
+        }
     }
 }
 

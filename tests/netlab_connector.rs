@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use neops_remote_lab::lab::netlab::{Netlab, NetlabConfig};
-use neops_remote_lab::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 #[test]
 fn one_call_inspect_equals_the_per_node_form() {
@@ -29,13 +29,18 @@ fn one_call_inspect_equals_the_per_node_form() {
                 .collect(),
             up_timeout: Duration::from_secs(300),
             command_timeout: Duration::from_secs(120),
+            kill_grace: Duration::from_secs(10),
         };
         let netlab = Netlab::connect(config).await.expect("netlab version");
         let lab = tempfile::tempdir().unwrap();
         let topology = "defaults.device: eos\nnodes: [r1, r2, r3]\nlinks: [r1-r2, r2-r3]\n";
         std::fs::write(lab.path().join("t.yml"), topology).unwrap();
         netlab
-            .up(lab.path(), std::path::Path::new("t.yml"), &Shutdown::new())
+            .up(
+                lab.path(),
+                std::path::Path::new("t.yml"),
+                &CancellationToken::new(),
+            )
             .await
             .expect("netlab up");
 

@@ -21,7 +21,7 @@ pub async fn debug_health(State(state): State<AppState>) -> Json<HealthDto> {
     let timestamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |since| since.as_secs_f64());
-    let sessions = state.sessions.count();
+    let sessions = state.coordinator.count();
     Json(HealthDto {
         status: "ok",
         timestamp,

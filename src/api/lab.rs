@@ -1,8 +1,7 @@
-//! Lab routes. Each one first passes the gate: a known, ACTIVE session in
-//! `X-Session-ID`. Work that changes the lab runs in its own task, so a
-//! client hanging up never leaves a bring-up or teardown half done.
-
-use std::sync::Arc;
+//! Lab routes. Each one first passes the gate: a known session in
+//! `X-Session-ID` that holds a lab slot; it acts on that slot's lab. The
+//! coordinator runs lab work in tracked tasks, so a client hanging up never
+//! leaves a bring-up or teardown half done.
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -11,6 +10,7 @@ use axum::http::StatusCode;
 use super::dto::{self, AcquireFormDto, AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader, gate};
+use crate::lab::LabError;
 use crate::lab::upload::{Upload, parse_bool};
 
 /// Upload a topology (and the files it refers to) and get the lab's devices.
@@ -27,24 +27,17 @@ pub async fn acquire(
     SessionHeader(session_id): SessionHeader,
     request: Request,
 ) -> Result<Json<AcquireResponseDto>, ApiError> {
-    let (id, _busy) = gate(&state, &session_id)?;
+    let (id, hold) = gate(&state, &session_id)?;
     let multipart = Multipart::from_request(request, &state)
         .await
         .map_err(|rejection| ApiError::unprocessable(rejection.body_text()))?;
     let upload = Upload::read(multipart, state.max_upload_bytes).await?;
-    tracing::info!(session = %crate::handover::short(&id), topology = %upload.topology_name, reuse = upload.reuse, "lab requested");
-
-    let (sessions, lab) = (Arc::clone(&state.sessions), Arc::clone(&state.lab));
-    let acquired = detached(async move {
-        let acquired = lab.acquire(&upload).await?;
-        // The session may have ended while we waited for the lab; then
-        // nobody holds this reference.
-        if sessions.touch(&id).is_none() {
-            lab.release().await?;
-        }
-        Ok::<_, ApiError>(acquired)
-    })
-    .await??;
+    tracing::info!(session = %id, topology = %upload.topology_name, reuse = upload.reuse, "lab requested");
+    let acquired = state
+        .coordinator
+        .acquire(&hold, upload)
+        .await
+        .map_err(|error| lab_error(&state, error))?;
     Ok(Json(AcquireResponseDto {
         reused: acquired.reused,
         devices: dto::devices(&acquired.devices),
@@ -59,9 +52,12 @@ pub async fn status(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,
 ) -> Result<Json<LabStatusDto>, ApiError> {
-    let _busy = gate(&state, &session_id)?;
-    let netlab_status = state.lab.tool_status().await;
-    Ok(Json(LabStatusDto::new(&state.lab.view(), netlab_status)))
+    let (_, hold) = gate(&state, &session_id)?;
+    let netlab_status = state.coordinator.tool_status(&hold).await;
+    Ok(Json(LabStatusDto::new(
+        &state.coordinator.lab_view(&hold),
+        netlab_status,
+    )))
 }
 
 /// Drop one reference to the lab. At zero it keeps running, idle, for reuse.
@@ -72,8 +68,12 @@ pub async fn release(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,
 ) -> Result<StatusCode, ApiError> {
-    let _busy = gate(&state, &session_id)?;
-    state.lab.release().await?;
+    let (_, hold) = gate(&state, &session_id)?;
+    state
+        .coordinator
+        .release(&hold)
+        .await
+        .map_err(|error| lab_error(&state, error))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -87,15 +87,18 @@ pub async fn destroy(
     SessionHeader(session_id): SessionHeader,
     query: QueryParams,
 ) -> Result<StatusCode, ApiError> {
-    let _busy = gate(&state, &session_id)?;
+    let (_, hold) = gate(&state, &session_id)?;
     let force = match query.get("force") {
         None => true,
         Some(text) => parse_bool(text).ok_or_else(|| {
             ApiError::unprocessable(format!("force: expected a boolean, got {text:?}"))
         })?,
     };
-    let lab = Arc::clone(&state.lab);
-    let torn_down = detached(async move { lab.destroy(force).await }).await??;
+    let torn_down = state
+        .coordinator
+        .destroy(&hold, force)
+        .await
+        .map_err(|error| lab_error(&state, error))?;
     Ok(if torn_down {
         StatusCode::ACCEPTED
     } else {
@@ -111,22 +114,23 @@ pub async fn devices(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,
 ) -> Result<Json<Vec<DeviceInfoDto>>, ApiError> {
-    let _busy = gate(&state, &session_id)?;
-    let view = state.lab.view();
+    let (_, hold) = gate(&state, &session_id)?;
+    let view = state.coordinator.lab_view(&hold);
     if !view.running() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "No lab running"));
     }
     Ok(Json(dto::devices(&view.devices)))
 }
 
-/// Runs `work` in its own task and waits for it.
-async fn detached<T: Send + 'static>(
-    work: impl Future<Output = T> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::spawn(work).await.map_err(|error| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("internal error: {error}"),
-        )
-    })
+/// A cancelled lab request: the server is stopping (503), or the session
+/// ended while its request ran (404, as for any request of an ended session).
+fn lab_error(state: &AppState, error: LabError) -> ApiError {
+    match error {
+        LabError::Cancelled if state.coordinator.is_stopping() => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is shutting down",
+        ),
+        LabError::Cancelled => ApiError::session_not_found(),
+        other => other.into(),
+    }
 }

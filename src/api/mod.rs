@@ -17,21 +17,16 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
-use uuid::Uuid;
 
 pub use error::ApiError;
 
-use crate::lab::LabManager;
-use crate::queue::SessionStatus;
-use crate::sessions::{RequestGuard, Sessions};
-use crate::shutdown::Shutdown;
+use crate::coordinator::{Coordinator, GateError, Hold};
+use crate::session_id::SessionId;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub sessions: Arc<Sessions>,
-    pub lab: Arc<LabManager>,
-    pub shutdown: Shutdown,
+    pub coordinator: Arc<Coordinator>,
     pub started: Instant,
     pub max_upload_bytes: u64,
 }
@@ -119,22 +114,21 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionHeader {
 }
 
 /// A session id that is not a UUID names no session.
-fn parse_session_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::session_not_found())
+fn parse_session_id(text: &str) -> Result<SessionId, ApiError> {
+    text.parse().map_err(|_| ApiError::session_not_found())
 }
 
-/// The lab routes' access check: the session exists (404) and is ACTIVE
-/// (423). The session counts as busy, hence alive, until the guard drops.
-fn gate<'a>(state: &'a AppState, session_id: &str) -> Result<(Uuid, RequestGuard<'a>), ApiError> {
+/// The lab routes' access check: the session exists (404) and holds a lab
+/// slot (423). It counts as busy, hence alive, until the [`Hold`] drops.
+fn gate<'a>(state: &'a AppState, session_id: &str) -> Result<(SessionId, Hold<'a>), ApiError> {
     let id = parse_session_id(session_id)?;
-    let (standing, guard) = state
-        .sessions
-        .begin_request(&id)
-        .ok_or_else(ApiError::session_not_found)?;
-    if standing.status != SessionStatus::Active {
-        return Err(ApiError::new(StatusCode::LOCKED, "Session is not active"));
+    match state.coordinator.hold(&id) {
+        Ok(hold) => Ok((id, hold)),
+        Err(GateError::UnknownSession) => Err(ApiError::session_not_found()),
+        Err(GateError::NotActive) => {
+            Err(ApiError::new(StatusCode::LOCKED, "Session is not active"))
+        }
     }
-    Ok((id, guard))
 }
 
 /// Query parameters; a malformed query string is a 422 like any bad field.

@@ -1,6 +1,5 @@
 //! Session routes: join the queue, watch your place, stay alive, leave.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -12,7 +11,7 @@ use super::dto::{
 };
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader};
-use crate::handover::{self, Reason};
+use crate::coordinator::events::EndReason;
 
 /// Longest long-poll a client may ask for, in seconds.
 const MAX_WAIT_SECS: f64 = 60.0;
@@ -21,10 +20,10 @@ const MAX_WAIT_SECS: f64 = 60.0;
 #[utoipa::path(post, path = "/session", tag = "sessions",
     responses((status = 201, body = CreateSessionResponseDto)))]
 pub async fn create(State(state): State<AppState>) -> (StatusCode, Json<CreateSessionResponseDto>) {
-    let (id, standing) = state.sessions.create();
-    tracing::info!(session = %handover::short(&id), position = standing.position, "session created");
+    let (id, standing) = state.coordinator.create();
+    tracing::info!(session = %id, position = standing.position, "session created");
     let body = CreateSessionResponseDto {
-        session_id: id.to_string(),
+        session_id: id.full(),
         position: standing.position,
     };
     (StatusCode::CREATED, Json(body))
@@ -44,14 +43,8 @@ pub async fn status(
     let id = super::parse_session_id(&session_id)?;
     let wait = query.get("wait").map(parse_wait).transpose()?;
     let standing = match wait {
-        None => state.sessions.touch(&id),
-        Some(limit) => {
-            let stop = state.shutdown.clone();
-            state
-                .sessions
-                .wait_for_change(&id, limit, async move { stop.triggered().await })
-                .await
-        }
+        None => state.coordinator.status(&id),
+        Some(limit) => state.coordinator.wait(&id, limit).await,
     };
     standing
         .map(|s| Json(s.into()))
@@ -69,18 +62,19 @@ fn parse_wait(text: &str) -> Result<Duration, ApiError> {
     }
 }
 
-/// The session at the head of the queue. Looking does not keep it alive.
+/// The session that has been active longest (while nobody is active: the
+/// head of the queue). Looking does not keep it alive.
 #[utoipa::path(get, path = "/active-session", tag = "sessions",
     responses((status = 200, body = ActiveSessionResponseDto), (status = 404, body = ErrorDto)))]
 pub async fn active(
     State(state): State<AppState>,
 ) -> Result<Json<ActiveSessionResponseDto>, ApiError> {
     let (id, standing) = state
-        .sessions
-        .head()
+        .coordinator
+        .longest_active()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "No active session"))?;
     Ok(Json(ActiveSessionResponseDto {
-        session_id: id.to_string(),
+        session_id: id.full(),
         status: standing.status.into(),
         position: standing.position,
     }))
@@ -96,14 +90,7 @@ pub async fn end(
     Path(session_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = super::parse_session_id(&session_id)?;
-    let ended = handover::end_session(
-        Arc::clone(&state.sessions),
-        Arc::clone(&state.lab),
-        id,
-        Reason::Closed,
-    )
-    .await;
-    if ended {
+    if state.coordinator.end(&id, EndReason::Closed).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::session_not_found())
@@ -120,8 +107,8 @@ pub async fn heartbeat(
 ) -> Result<StatusCode, ApiError> {
     let id = super::parse_session_id(&session_id)?;
     state
-        .sessions
-        .touch(&id)
+        .coordinator
+        .status(&id)
         .map(|_| StatusCode::NO_CONTENT)
         .ok_or_else(ApiError::session_not_found)
 }

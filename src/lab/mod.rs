@@ -1,11 +1,20 @@
-//! The lab manager: which lab runs, who holds it, when it is started again.
+//! Lab slots: which lab runs in each slot, who holds it, when it is started
+//! again or torn down.
 //!
-//! One lab per host. Its identity is the SHA-256 of the topology's bytes, so
-//! two files with different names and equal content share one running lab,
-//! reference-counted. Every change to the lab (start, switch, teardown) runs
-//! under one async mutex and the host-wide lab lock; readers use a published
-//! snapshot, so status requests stay instant while a bring-up runs.
+//! A host has one or more slots ([`LabSlot`]); each runs at most one lab, as
+//! its own netlab instance in its own directories. A lab's identity is the
+//! SHA-256 of its content, so two uploads with equal content share one
+//! running lab, reference-counted. Every change to a slot's lab (start,
+//! switch, teardown) runs under that slot's async mutex and its host-wide
+//! lab lock; readers use a published snapshot, so status requests stay
+//! instant while a bring-up runs.
+//!
+//! This layer does not know sessions. The [`crate::coordinator`] decides who
+//! may act and hands each action the holder's `CancellationToken`, which it
+//! cancels the moment that holder is gone; every change is reported to a
+//! [`LabObserver`] so the coordinator can publish it.
 
+pub mod lock;
 pub mod netlab;
 mod process;
 pub mod upload;
@@ -15,11 +24,12 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
 
-use crate::host_lock::LabLock;
-use crate::shutdown::Shutdown;
+use lock::LabLock;
 use netlab::NetlabError;
 use upload::{Identity, Upload};
 
@@ -32,17 +42,17 @@ pub struct Device {
     pub raw: Map<String, Value>,
 }
 
-/// What the manager needs from the tool that runs labs: netlab in
-/// production, an in-memory driver in unit tests.
+/// What a slot needs from the tool that runs labs: netlab in production, an
+/// in-memory driver in tests ([`crate::testing`]).
 pub trait LabDriver: Send + Sync {
     /// Starts the lab of `topology` (a file inside `dir`, which also holds
-    /// the extra files) and returns its devices. Stops early when `cancel`
-    /// triggers.
+    /// the extra files) and returns its devices. Stops early, and cleans
+    /// nothing, when `cancel` triggers.
     fn up<'a>(
         &'a self,
         dir: &'a Path,
         topology: &'a Path,
-        cancel: &'a Shutdown,
+        cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<Vec<Device>, LabError>>;
 
     /// Stops the lab started in `dir` and removes the tool's files there.
@@ -61,6 +71,9 @@ pub enum LabError {
     NotRunning,
     /// `force=false` and someone still holds the lab (HTTP 409).
     InUse,
+    /// The holder that asked is gone (its session ended) or the server is
+    /// stopping: the action was not started, or was stopped.
+    Cancelled,
     /// netlab failed (502) or hung (504).
     Netlab(NetlabError),
     /// The upload could not be written to disk.
@@ -69,7 +82,10 @@ pub enum LabError {
 
 impl From<NetlabError> for LabError {
     fn from(error: NetlabError) -> Self {
-        LabError::Netlab(error)
+        match error {
+            NetlabError::Cancelled { .. } => LabError::Cancelled,
+            other => LabError::Netlab(other),
+        }
     }
 }
 
@@ -79,10 +95,45 @@ impl std::fmt::Display for LabError {
             LabError::Busy => f.write_str("Lab currently busy"),
             LabError::NotRunning => f.write_str("No lab running"),
             LabError::InUse => f.write_str("Lab still in use"),
+            LabError::Cancelled => f.write_str("the lab request was cancelled"),
             LabError::Netlab(error) => error.fmt(f),
             LabError::Io(error) => write!(f, "could not write the lab files: {error}"),
         }
     }
+}
+
+/// A change of a slot's lab, reported to the [`LabObserver`] as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabChange {
+    /// A bring-up began.
+    Starting { topology: String, identity: String },
+    /// The bring-up finished; the lab runs, held once.
+    Up { devices: usize, took: Duration },
+    /// Another request attached to the running lab.
+    Attached { ref_count: u32 },
+    /// The bring-up failed and was cleaned up; no lab runs.
+    Failed {
+        /// The netlab command that failed, when netlab failed.
+        command: Option<String>,
+        exit_code: Option<i32>,
+        error: String,
+    },
+    /// One reference was dropped.
+    Released { ref_count: u32 },
+    /// Nobody holds the lab; it keeps running for reuse.
+    Idle,
+    /// A teardown began.
+    TearingDown,
+    /// The lab is gone.
+    Down { took: Duration },
+    /// The teardown failed; the tool may still have the lab registered.
+    Dirty { error: String },
+}
+
+/// Told about every change of a slot's lab, in order. Called while the
+/// slot's async mutex is held; must not block.
+pub trait LabObserver: Send + Sync {
+    fn lab_changed(&self, slot: usize, change: LabChange);
 }
 
 /// What a successful acquire hands back.
@@ -93,7 +144,7 @@ pub struct Acquired {
     pub devices: Arc<Vec<Device>>,
 }
 
-/// A snapshot of the lab for readers.
+/// A snapshot of a slot's lab for readers.
 #[derive(Debug, Clone, Default)]
 pub struct LabView {
     /// The running topology's file name; `None` when no lab runs.
@@ -143,15 +194,16 @@ fn plan(
     }
 }
 
-/// Owns the one lab of this host. See the module documentation.
-pub struct LabManager {
+/// One lab slot of this host. See the module documentation.
+pub struct LabSlot {
+    /// Numbered from 1; slot 1 is netlab's default instance.
+    number: usize,
     driver: Arc<dyn LabDriver>,
     work_root: PathBuf,
     host_lock: LabLock,
+    observer: Arc<dyn LabObserver>,
     lab: tokio::sync::Mutex<Option<RunningLab>>,
     view: Mutex<LabView>,
-    /// Triggered at server shutdown: kills a bring-up in flight.
-    cancel: Shutdown,
     next_dir: AtomicU64,
 }
 
@@ -159,22 +211,29 @@ pub struct LabManager {
 /// are ever removed from it.
 const DIR_PREFIX: &str = "lab-";
 
-impl LabManager {
+impl LabSlot {
     pub fn new(
+        number: usize,
         driver: Arc<dyn LabDriver>,
         work_root: PathBuf,
         host_lock: LabLock,
-        cancel: Shutdown,
+        observer: Arc<dyn LabObserver>,
     ) -> Self {
-        LabManager {
+        LabSlot {
+            number,
             driver,
             work_root,
             host_lock,
+            observer,
             lab: tokio::sync::Mutex::new(None),
             view: Mutex::new(LabView::default()),
-            cancel,
             next_dir: AtomicU64::new(0),
         }
+    }
+
+    /// The slot's number, from 1.
+    pub fn number(&self) -> usize {
+        self.number
     }
 
     /// The lab as of the last finished change. Never waits.
@@ -190,10 +249,18 @@ impl LabManager {
         self.driver.status().await
     }
 
-    /// Gives the caller the lab of `upload`'s topology: joins the running
-    /// one, replaces an idle one, or starts one. See [`plan`].
-    pub async fn acquire(&self, upload: &Upload) -> Result<Acquired, LabError> {
+    /// Gives the holder the lab of `upload`: joins the running one, replaces
+    /// an idle one, or starts one (see [`plan`]). `holder` is checked once
+    /// this slot's lock is ours, and a bring-up stops when it is cancelled.
+    pub async fn acquire(
+        &self,
+        upload: &Upload,
+        holder: &CancellationToken,
+    ) -> Result<Acquired, LabError> {
         let mut lab = self.lab.lock().await;
+        if holder.is_cancelled() {
+            return Err(LabError::Cancelled);
+        }
         let current = lab
             .as_ref()
             .map(|running| (&running.identity, running.ref_count));
@@ -201,28 +268,32 @@ impl LabManager {
             Plan::Attach => {
                 let running = lab.as_mut().expect("attach implies a running lab");
                 running.ref_count += 1;
-                let devices = Arc::clone(&running.devices);
-                self.publish(&lab);
-                return Ok(Acquired {
+                let acquired = Acquired {
                     reused: true,
-                    devices,
-                });
+                    devices: Arc::clone(&running.devices),
+                };
+                let ref_count = running.ref_count;
+                self.publish(&lab);
+                self.observer
+                    .lab_changed(self.number, LabChange::Attached { ref_count });
+                return Ok(acquired);
             }
             Plan::Replace => {
                 let old = lab.take().expect("replace implies a running lab");
                 self.publish(&lab);
                 tracing::info!(
+                    slot = self.number,
                     old = old.identity.short(),
                     new = upload.identity.short(),
                     "switching lab"
                 );
-                // A failed teardown is logged; the new bring-up will tell
+                // A failed teardown is reported; the new bring-up will tell
                 // whether the host is really still occupied.
                 let _ = self.stop(old).await;
             }
             Plan::Start => {}
         }
-        let running = self.start(upload).await?;
+        let running = self.start(upload, holder).await?;
         let devices = Arc::clone(&running.devices);
         *lab = Some(running);
         self.publish(&lab);
@@ -237,12 +308,19 @@ impl LabManager {
         let mut lab = self.lab.lock().await;
         let running = lab.as_mut().ok_or(LabError::NotRunning)?;
         running.ref_count = running.ref_count.saturating_sub(1);
+        let ref_count = running.ref_count;
         self.publish(&lab);
+        self.observer
+            .lab_changed(self.number, LabChange::Released { ref_count });
+        if ref_count == 0 {
+            self.observer.lab_changed(self.number, LabChange::Idle);
+        }
         Ok(())
     }
 
     /// Tears the lab down. Returns whether a lab was running. With
-    /// `force=false` a lab that someone still holds is left alone.
+    /// `force=false` a lab that someone still holds is left alone. Waits for
+    /// a change in flight (a cancelled bring-up stops quickly).
     pub async fn destroy(&self, force: bool) -> Result<bool, LabError> {
         let mut lab = self.lab.lock().await;
         match lab.as_ref() {
@@ -256,35 +334,11 @@ impl LabManager {
         Ok(true)
     }
 
-    /// Kills a bring-up in flight; later ones fail at once. For shutdown.
-    pub fn cancel_bring_ups(&self) {
-        self.cancel.trigger();
-    }
-
-    /// Removes lab directories a crashed earlier run left in the work root.
-    pub async fn remove_stale_dirs(&self) -> std::io::Result<usize> {
-        let root = self.work_root.clone();
-        tokio::task::spawn_blocking(move || {
-            let entries = match std::fs::read_dir(&root) {
-                Ok(entries) => entries,
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-                Err(error) => return Err(error),
-            };
-            let mut removed = 0;
-            for entry in entries {
-                let entry = entry?;
-                if entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
-                    std::fs::remove_dir_all(entry.path())?;
-                    removed += 1;
-                }
-            }
-            Ok(removed)
-        })
-        .await
-        .map_err(std::io::Error::other)?
-    }
-
-    async fn start(&self, upload: &Upload) -> Result<RunningLab, LabError> {
+    async fn start(
+        &self,
+        upload: &Upload,
+        holder: &CancellationToken,
+    ) -> Result<RunningLab, LabError> {
         let _host = self.host_lock.hold().await.map_err(LabError::Io)?;
         let dir = self.new_dir(&upload.identity);
         let topology = match upload.write_into(&dir).await {
@@ -294,10 +348,31 @@ impl LabManager {
                 return Err(LabError::Io(error));
             }
         };
-        tracing::info!(topology = %upload.topology_name, identity = upload.identity.short(), dir = %dir.display(), "starting lab");
-        match self.driver.up(&dir, &topology, &self.cancel).await {
+        tracing::info!(slot = self.number, topology = %upload.topology_name, identity = upload.identity.short(), dir = %dir.display(), "starting lab");
+        self.observer.lab_changed(
+            self.number,
+            LabChange::Starting {
+                topology: upload.topology_name.clone(),
+                identity: upload.identity.to_string(),
+            },
+        );
+        let started = Instant::now();
+        match self.driver.up(&dir, &topology, holder).await {
             Ok(devices) => {
-                tracing::info!(devices = devices.len(), "lab is up");
+                let took = started.elapsed();
+                tracing::info!(
+                    slot = self.number,
+                    devices = devices.len(),
+                    seconds = took.as_secs_f64(),
+                    "lab is up"
+                );
+                self.observer.lab_changed(
+                    self.number,
+                    LabChange::Up {
+                        devices: devices.len(),
+                        took,
+                    },
+                );
                 Ok(RunningLab {
                     identity: upload.identity.clone(),
                     dir,
@@ -307,13 +382,14 @@ impl LabManager {
                 })
             }
             Err(error) => {
-                tracing::error!(%error, "lab bring-up failed; cleaning up");
+                tracing::error!(slot = self.number, %error, "lab bring-up failed; cleaning up");
                 // netlab refuses the next `up` while this directory is still
                 // registered, so the half-started lab must go.
                 if let Err(down_error) = self.driver.down(&dir).await {
                     tracing::warn!(error = %down_error, "cleanup after a failed bring-up");
                 }
                 remove_dir(&dir).await;
+                self.observer.lab_changed(self.number, failure(&error));
                 Err(error)
             }
         }
@@ -321,10 +397,27 @@ impl LabManager {
 
     async fn stop(&self, lab: RunningLab) -> Result<(), LabError> {
         let _host = self.host_lock.hold().await.map_err(LabError::Io)?;
-        tracing::info!(topology = %lab.topology_name, identity = lab.identity.short(), "tearing lab down");
+        tracing::info!(slot = self.number, topology = %lab.topology_name, identity = lab.identity.short(), "tearing lab down");
+        self.observer
+            .lab_changed(self.number, LabChange::TearingDown);
+        let started = Instant::now();
         let result = self.driver.down(&lab.dir).await;
-        if let Err(error) = &result {
-            tracing::error!(%error, "lab teardown failed");
+        match &result {
+            Ok(()) => self.observer.lab_changed(
+                self.number,
+                LabChange::Down {
+                    took: started.elapsed(),
+                },
+            ),
+            Err(error) => {
+                tracing::error!(slot = self.number, %error, "lab teardown failed");
+                self.observer.lab_changed(
+                    self.number,
+                    LabChange::Dirty {
+                        error: error.to_string(),
+                    },
+                );
+            }
         }
         remove_dir(&lab.dir).await;
         result
@@ -333,7 +426,8 @@ impl LabManager {
     fn new_dir(&self, identity: &Identity) -> PathBuf {
         let serial = self.next_dir.fetch_add(1, Ordering::Relaxed);
         self.work_root.join(format!(
-            "{DIR_PREFIX}{}-{}-{serial}",
+            "{DIR_PREFIX}s{}-{}-{}-{serial}",
+            self.number,
             identity.short(),
             std::process::id()
         ))
@@ -353,6 +447,50 @@ impl LabManager {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner()) = view;
     }
+}
+
+/// The [`LabChange::Failed`] report of a failed bring-up.
+fn failure(error: &LabError) -> LabChange {
+    let (command, exit_code) = match error {
+        LabError::Netlab(NetlabError::Failed { command, code, .. }) => {
+            (Some(command.clone()), *code)
+        }
+        LabError::Netlab(
+            NetlabError::TimedOut { command, .. }
+            | NetlabError::Spawn { command, .. }
+            | NetlabError::BadOutput { command, .. }
+            | NetlabError::Cancelled { command },
+        ) => (Some(command.clone()), None),
+        _ => (None, None),
+    };
+    LabChange::Failed {
+        command,
+        exit_code,
+        error: error.to_string(),
+    }
+}
+
+/// Removes lab directories a crashed earlier run left in `work_root`.
+pub async fn remove_stale_dirs(work_root: &Path) -> std::io::Result<usize> {
+    let root = work_root.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let entries = match std::fs::read_dir(&root) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(error),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+                std::fs::remove_dir_all(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 async fn remove_dir(dir: &Path) {

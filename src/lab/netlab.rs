@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::process::{self, Finished, Interrupted, Run};
 use super::{BoxFuture, Device, LabDriver, LabError};
-use crate::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 /// `inspect` evaluates this in the topology's namespace and prints the host
 /// view of every node, the same data `inspect --node X` gives for one node.
@@ -35,6 +35,8 @@ pub struct NetlabConfig {
     pub up_args: Vec<String>,
     pub up_timeout: Duration,
     pub command_timeout: Duration,
+    /// Between SIGTERM and SIGKILL when a command is stopped.
+    pub kill_grace: Duration,
 }
 
 /// Why a netlab command failed.
@@ -54,7 +56,7 @@ pub enum NetlabError {
         limit: Duration,
         tail: Vec<String>,
     },
-    /// The server is stopping and killed it.
+    /// Its holder's session ended, or the server is stopping: it was stopped.
     Cancelled { command: String },
     /// It succeeded but printed something we cannot use.
     BadOutput { command: String, problem: String },
@@ -92,7 +94,7 @@ impl std::fmt::Display for NetlabError {
             NetlabError::Cancelled { command } => {
                 write!(
                     f,
-                    "`{command}` was stopped because the server is shutting down"
+                    "`{command}` was stopped: its session ended or the server is stopping"
                 )
             }
             NetlabError::BadOutput { command, problem } => {
@@ -109,12 +111,26 @@ fn write_tail(f: &mut std::fmt::Formatter<'_>, tail: &[String]) -> std::fmt::Res
     write!(f, "; last output:\n{}", tail.join("\n"))
 }
 
-/// Runs netlab commands. Cheap to clone.
+/// Runs netlab commands for one lab slot. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Netlab {
     config: NetlabConfig,
     /// The installed netlab's version, as `inspect --node` reports it.
     version: String,
+    /// The netlab instance (multilab id) of this slot.
+    instance: String,
+}
+
+/// The multilab instance id of slot `slot`: slot 1 keeps netlab's (and the
+/// original server's) `default`; slot `k > 1` is instance `k`. netlab's
+/// `external` provider accepts `-s defaults.multilab.id=k` (checked on
+/// netlab 26.10: `netlab status --all` lists the lab under `"k"`).
+fn instance_of(slot: usize) -> String {
+    if slot == 1 {
+        "default".into()
+    } else {
+        slot.to_string()
+    }
 }
 
 impl Netlab {
@@ -123,6 +139,7 @@ impl Netlab {
         let probe = Netlab {
             config,
             version: String::new(),
+            instance: instance_of(1),
         };
         let finished = probe.run(vec!["version".into()], None, None).await?;
         let version = parse_version(&finished.stdout).ok_or_else(|| NetlabError::BadOutput {
@@ -136,15 +153,30 @@ impl Netlab {
         &self.version
     }
 
-    /// `netlab up <topology> <up_args…>` in the lab's directory.
+    /// The same netlab, driving the instance of lab slot `slot` (from 1).
+    pub fn for_slot(&self, slot: usize) -> Netlab {
+        Netlab {
+            instance: instance_of(slot),
+            ..self.clone()
+        }
+    }
+
+    /// `netlab up <topology> <up_args…>` in the lab's directory; slots
+    /// after the first add their instance id last, so it wins.
     pub async fn up(
         &self,
         dir: &Path,
         topology: &Path,
-        cancel: &Shutdown,
+        cancel: &CancellationToken,
     ) -> Result<(), NetlabError> {
         let mut args = vec!["up".to_string(), topology.to_string_lossy().into_owned()];
         args.extend(self.config.up_args.iter().cloned());
+        if self.instance != instance_of(1) {
+            args.extend([
+                "-s".into(),
+                format!("defaults.multilab.id={}", self.instance),
+            ]);
+        }
         self.run(args, Some(dir), Some(cancel)).await.map(drop)
     }
 
@@ -167,10 +199,10 @@ impl Netlab {
             .map(drop)
     }
 
-    /// Clears a lab that a crashed earlier server left registered as the
-    /// `default` instance. "Nothing there" is not an error.
-    pub async fn clear_stale_default_instance(&self) -> Result<bool, NetlabError> {
-        let args = ["down", "--instance", "default", "--cleanup"];
+    /// Clears a lab that a crashed earlier server left registered as this
+    /// slot's instance. "Nothing there" is not an error.
+    pub async fn clear_stale_instance(&self) -> Result<bool, NetlabError> {
+        let args = ["down", "--instance", &self.instance, "--cleanup"];
         match self
             .run(args.iter().map(|a| a.to_string()).collect(), None, None)
             .await
@@ -264,7 +296,7 @@ impl Netlab {
         &self,
         args: Vec<String>,
         cwd: Option<&Path>,
-        cancel: Option<&Shutdown>,
+        cancel: Option<&CancellationToken>,
     ) -> Result<Finished, NetlabError> {
         let command = self.display(&args);
         tracing::debug!(%command, cwd = ?cwd, "running netlab");
@@ -286,7 +318,7 @@ impl Netlab {
         &'a self,
         args: Vec<String>,
         cwd: Option<&'a Path>,
-        cancel: Option<&'a Shutdown>,
+        cancel: Option<&'a CancellationToken>,
     ) -> Run<'a> {
         let limit = if args.first().is_some_and(|verb| verb == "up") {
             self.config.up_timeout
@@ -299,6 +331,7 @@ impl Netlab {
             cwd,
             limit,
             cancel,
+            kill_grace: self.config.kill_grace,
         }
     }
 
@@ -355,7 +388,7 @@ impl LabDriver for Netlab {
         &'a self,
         dir: &'a Path,
         topology: &'a Path,
-        cancel: &'a Shutdown,
+        cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<Vec<Device>, LabError>> {
         Box::pin(async move {
             Netlab::up(self, dir, topology, cancel).await?;

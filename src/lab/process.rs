@@ -1,7 +1,8 @@
 //! Runs one external command the way a lab tool must be run: stdin closed,
 //! in its own process group, output streamed into the log line by line, and
-//! the whole group killed when the time limit passes, when the server stops,
-//! or when the caller gives up on it.
+//! the whole group stopped when the time limit passes or the run is
+//! cancelled (SIGTERM, a grace period, then SIGKILL), and killed at once
+//! when the caller drops the run.
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
@@ -13,8 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
-
-use crate::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 /// How many of the last output lines are kept for error replies.
 const TAIL_LINES: usize = 20;
@@ -53,8 +53,10 @@ pub struct Run<'a> {
     pub args: Vec<String>,
     pub cwd: Option<&'a Path>,
     pub limit: Duration,
-    /// When set, the command is killed as soon as this triggers.
-    pub cancel: Option<&'a Shutdown>,
+    /// When set, the command is stopped as soon as this is cancelled.
+    pub cancel: Option<&'a CancellationToken>,
+    /// How long the group has between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
 }
 
 impl Run<'_> {
@@ -78,12 +80,12 @@ impl Run<'_> {
         let stdout = child.stdout.take().map(|out| stream(out, &tail, true));
         let stderr = child.stderr.take().map(|err| stream(err, &tail, false));
 
-        let never = Shutdown::new();
+        let never = CancellationToken::new();
         let cancel = self.cancel.unwrap_or(&never);
         let outcome = tokio::select! {
             status = child.wait() => Ok(status),
             _ = tokio::time::sleep(self.limit) => Err(true),
-            _ = cancel.triggered() => Err(false),
+            _ = cancel.cancelled() => Err(false),
         };
 
         let code = match outcome {
@@ -93,6 +95,15 @@ impl Run<'_> {
                 status.ok().and_then(|status| status.code())
             }
             Err(timed_out) => {
+                group.signal(libc::SIGTERM);
+                if tokio::time::timeout(self.kill_grace, child.wait())
+                    .await
+                    .is_err()
+                {
+                    let command = display(self.program, &self.args);
+                    tracing::warn!(%command, grace = self.kill_grace.as_secs_f64(), "still running after SIGTERM; sending SIGKILL");
+                }
+                // Also reaches helpers that outlived the leader in its group.
                 drop(group);
                 let _ = child.wait().await;
                 drain(stdout).await;
@@ -127,9 +138,19 @@ fn stream(
 ) -> JoinHandle<String> {
     let tail = Arc::clone(tail);
     tokio::spawn(async move {
-        let mut lines = BufReader::new(pipe).lines();
+        let mut reader = BufReader::new(pipe);
         let mut collected = String::new();
-        while let Ok(Some(line)) = lines.next_line().await {
+        let mut buffer = Vec::new();
+        // Read to EOF whatever the bytes are: a reader that stopped at a
+        // non-UTF-8 line would close the pipe and kill the writer (SIGPIPE).
+        while reader
+            .read_until(b'\n', &mut buffer)
+            .await
+            .is_ok_and(|read| read > 0)
+        {
+            let text = String::from_utf8_lossy(&buffer);
+            let line = text.trim_end_matches(['\n', '\r']).to_string();
+            buffer.clear();
             tracing::debug!(target: "netlab", "{line}");
             if collect {
                 collected.push_str(&line);
@@ -171,17 +192,21 @@ impl GroupKiller {
     fn disarm(mut self) {
         self.0 = None;
     }
+
+    fn signal(&self, signal: i32) {
+        if let Some(pid) = self.0.and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: killpg only sends a signal; the group id is the pid of a
+            // child we spawned with process_group(0), so it names our group.
+            unsafe {
+                libc::killpg(pid, signal);
+            }
+        }
+    }
 }
 
 impl Drop for GroupKiller {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.and_then(|pid| i32::try_from(pid).ok()) {
-            // SAFETY: killpg only sends a signal; the group id is the pid of a
-            // child we spawned with process_group(0) and have not reaped yet.
-            unsafe {
-                libc::killpg(pid, libc::SIGKILL);
-            }
-        }
+        self.signal(libc::SIGKILL);
     }
 }
 
@@ -206,6 +231,7 @@ mod tests {
             cwd: None,
             limit,
             cancel: None,
+            kill_grace: Duration::from_secs(5),
         }
     }
 
@@ -218,6 +244,16 @@ mod tests {
         assert_eq!(finished.tail.len(), TAIL_LINES);
         assert!(finished.tail.contains(&"err".to_string()));
         assert!(finished.tail.contains(&"out30".to_string()));
+    }
+
+    #[tokio::test]
+    async fn output_that_is_not_utf8_is_read_to_the_end() {
+        // A writer whose reader gave up would die of SIGPIPE (exit 141).
+        let script = "printf 'caf\\351\\n'; for i in $(seq 1 2000); do echo line$i; done; exit 0";
+        let finished = sh(script, Duration::from_secs(10)).execute().await.unwrap();
+        assert_eq!(finished.code, Some(0));
+        assert!(finished.stdout.starts_with("caf\u{fffd}\nline1\n"));
+        assert!(finished.stdout.ends_with("line2000\n"));
     }
 
     #[tokio::test]
@@ -247,12 +283,49 @@ mod tests {
 
     #[tokio::test]
     async fn cancel_kills_the_command() {
-        let cancel = Shutdown::new();
+        let cancel = CancellationToken::new();
         let run = Run {
             cancel: Some(&cancel),
             ..sh("sleep 300", Duration::from_secs(600))
         };
-        let (result, ()) = tokio::join!(run.execute(), async { cancel.trigger() });
+        let (result, ()) = tokio::join!(run.execute(), async { cancel.cancel() });
+        assert!(matches!(result, Err(Interrupted::Cancelled)));
+    }
+
+    #[tokio::test]
+    async fn cancel_asks_politely_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ready, marker) = (dir.path().join("ready"), dir.path().join("terminated"));
+        // The command cleans up on SIGTERM, which a SIGKILL would not allow.
+        let script = format!(
+            "trap 'echo bye > {}; exit 0' TERM; touch {}; while :; do sleep 0.05; done",
+            marker.display(),
+            ready.display()
+        );
+        let cancel = CancellationToken::new();
+        let run = Run {
+            cancel: Some(&cancel),
+            ..sh(&script, Duration::from_secs(600))
+        };
+        let (result, ()) = tokio::join!(run.execute(), async {
+            while !ready.exists() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            cancel.cancel()
+        });
+        assert!(matches!(result, Err(Interrupted::Cancelled)));
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "bye\n");
+    }
+
+    #[tokio::test]
+    async fn a_group_that_ignores_sigterm_is_killed_after_the_grace_period() {
+        let cancel = CancellationToken::new();
+        let run = Run {
+            cancel: Some(&cancel),
+            kill_grace: Duration::from_millis(200),
+            ..sh("trap '' TERM; sleep 300", Duration::from_secs(600))
+        };
+        let (result, ()) = tokio::join!(run.execute(), async { cancel.cancel() });
         assert!(matches!(result, Err(Interrupted::Cancelled)));
     }
 

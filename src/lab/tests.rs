@@ -1,75 +1,23 @@
 //! The lab rules, driven through an in-memory driver that records calls.
 
-use std::sync::Mutex as StdMutex;
-
 use super::*;
-
-/// Records every call; `up` fails for topologies whose content says so.
-#[derive(Default)]
-struct MemoryDriver {
-    calls: StdMutex<Vec<String>>,
-}
-
-impl MemoryDriver {
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-impl LabDriver for MemoryDriver {
-    fn up<'a>(
-        &'a self,
-        dir: &'a Path,
-        topology: &'a Path,
-        _: &'a Shutdown,
-    ) -> BoxFuture<'a, Result<Vec<Device>, LabError>> {
-        Box::pin(async move {
-            assert!(
-                dir.join(topology.file_name().unwrap()).exists(),
-                "files are written before up"
-            );
-            self.calls.lock().unwrap().push("up".into());
-            let content = std::fs::read_to_string(topology).unwrap();
-            if content.contains("fail") {
-                return Err(LabError::Netlab(NetlabError::Failed {
-                    command: "netlab up".into(),
-                    code: Some(1),
-                    tail: vec!["boom".into()],
-                }));
-            }
-            Ok(vec![Device {
-                name: "r1".into(),
-                raw: Map::new(),
-            }])
-        })
-    }
-
-    fn down<'a>(&'a self, _: &'a Path) -> BoxFuture<'a, Result<(), LabError>> {
-        Box::pin(async move {
-            self.calls.lock().unwrap().push("down".into());
-            Ok(())
-        })
-    }
-
-    fn status(&self) -> BoxFuture<'_, Option<String>> {
-        Box::pin(async { None })
-    }
-}
+use crate::testing::MemoryDriver;
 
 struct Fixture {
     driver: Arc<MemoryDriver>,
-    manager: LabManager,
+    manager: LabSlot,
     root: tempfile::TempDir,
 }
 
 fn fixture() -> Fixture {
     let root = tempfile::tempdir().unwrap();
     let driver = Arc::new(MemoryDriver::default());
-    let manager = LabManager::new(
+    let manager = LabSlot::new(
+        1,
         driver.clone(),
         root.path().join("labs"),
-        LabLock::new(root.path()),
-        Shutdown::new(),
+        LabLock::for_slot(root.path(), 1),
+        Arc::new(Changes::default()),
     );
     Fixture {
         driver,
@@ -80,7 +28,9 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     async fn try_take(&self, name: &str, content: &str, reuse: bool) -> Result<Acquired, LabError> {
-        self.manager.acquire(&upload(name, content, reuse)).await
+        self.manager
+            .acquire(&upload(name, content, reuse), &CancellationToken::new())
+            .await
     }
 
     async fn take(&self, name: &str, content: &str, reuse: bool) -> Acquired {
@@ -89,6 +39,16 @@ impl Fixture {
 
     fn lab_dirs(&self) -> usize {
         std::fs::read_dir(self.root.path().join("labs")).map_or(0, |dir| dir.count())
+    }
+}
+
+/// Collects the reported changes.
+#[derive(Default)]
+struct Changes(std::sync::Mutex<Vec<LabChange>>);
+
+impl LabObserver for Changes {
+    fn lab_changed(&self, _: usize, change: LabChange) {
+        self.0.lock().unwrap().push(change);
     }
 }
 
@@ -194,7 +154,7 @@ async fn exclusive_restart_of_an_idle_lab_starts_it_again() {
 #[tokio::test]
 async fn failed_bring_up_cleans_up_and_leaves_no_lab() {
     let f = fixture();
-    let result = f.try_take("a.yml", "nodes: [fail]", true).await;
+    let result = f.try_take("a.yml", "nodes: [fail-up]", true).await;
     assert!(matches!(result, Err(LabError::Netlab(_))));
     assert_eq!(f.driver.calls(), ["up", "down"]);
     assert!(!f.manager.view().running());
@@ -222,6 +182,6 @@ async fn stale_directories_of_a_crashed_run_are_removed() {
     let labs = f.root.path().join("labs");
     std::fs::create_dir_all(labs.join("lab-old-1/configs")).unwrap();
     std::fs::create_dir_all(labs.join("keep-me")).unwrap();
-    assert_eq!(f.manager.remove_stale_dirs().await.unwrap(), 1);
+    assert_eq!(remove_stale_dirs(&labs).await.unwrap(), 1);
     assert!(labs.join("keep-me").exists());
 }

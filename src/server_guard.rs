@@ -1,20 +1,22 @@
-//! Host guards: one server per host, and one lab change at a time per host.
+//! The server guard: one server per host.
 //!
-//! Both are OS file locks (`flock`) in the temporary directory, the same kind
-//! Python's `filelock` takes, so they also exclude the original Python server
-//! and its local-mode fixtures. The lock files themselves are never deleted:
+//! An OS file lock (`flock`) in the temporary directory, the same kind
+//! Python's `filelock` takes, so it also excludes the original Python server
+//! and its local-mode fixtures. Beside it, a metadata file says who holds
+//! the host and where it listens. The lock file itself is never deleted:
 //! deleting a lock file lets a second process lock a fresh file of the same
 //! name while the first still holds the old one.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::lab::lock::open_lock_file;
+
 pub const SERVER_LOCK_FILE: &str = "neops_remote_lab_server.lock";
 pub const SERVER_META_FILE: &str = "neops_remote_lab_server.meta.json";
-pub const LAB_LOCK_FILE: &str = "netlab_pytest.lock";
 
 /// Who runs the server holding this host; written next to the lock so a
 /// refused second server (and local-mode clients) can say who and where.
@@ -102,46 +104,6 @@ pub fn read_meta(path: &Path) -> Option<ServerMeta> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-/// The host-wide lock held while a lab is started, changed or torn down.
-#[derive(Debug, Clone)]
-pub struct LabLock {
-    path: PathBuf,
-}
-
-/// Proof of holding the [`LabLock`]; released on drop.
-#[derive(Debug)]
-pub struct LabLockHeld {
-    _file: File,
-}
-
-impl LabLock {
-    pub fn new(dir: &Path) -> Self {
-        LabLock {
-            path: dir.join(LAB_LOCK_FILE),
-        }
-    }
-
-    /// Waits (off the async runtime) until the lock is ours.
-    pub async fn hold(&self) -> io::Result<LabLockHeld> {
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let file = open_lock_file(&path)?;
-            file.lock()?;
-            Ok(LabLockHeld { _file: file })
-        })
-        .await
-        .map_err(io::Error::other)?
-    }
-}
-
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,16 +147,5 @@ mod tests {
         drop(first);
         assert!(!dir.path().join(SERVER_META_FILE).exists());
         assert!(ServerGuard::acquire(dir.path()).is_ok());
-    }
-
-    #[tokio::test]
-    async fn lab_lock_is_exclusive_across_handles() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = LabLock::new(dir.path());
-        let held = lock.hold().await.unwrap();
-        let other = open_lock_file(&dir.path().join(LAB_LOCK_FILE)).unwrap();
-        assert!(other.try_lock().is_err());
-        drop(held);
-        assert!(other.try_lock().is_ok());
     }
 }

@@ -1,0 +1,544 @@
+//! The coordinator: the one owner of "who may act" and "what must happen".
+//!
+//! It owns the waiting line ([`Queue`]), the lab slots (each: its holder,
+//! its lab [`Phase`], and a `CancellationToken` for the holder's work) and
+//! one set of deadlines. HTTP handlers call only the coordinator. Every rule
+//! is checked and every change made under one `std::sync::Mutex`, never held
+//! across an `.await`; lab work runs in tasks tracked by a `TaskTracker`, so
+//! a client that hangs up never leaves a bring-up or a hand-back half done.
+//! Each change is published as a typed [`events::Event`].
+//!
+//! Life of a session: it joins the line; when a slot is free and nobody
+//! waits longer, it is promoted and holds that slot; it acquires, releases
+//! or destroys labs in its slot; when it ends (closed, evicted, or its claim
+//! expired) its in-flight lab work is cancelled at once, its slot's lab is
+//! torn down, and the slot goes to the longest-waiting session.
+
+mod deadlines;
+pub mod events;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::lab::upload::Upload;
+use crate::lab::{Acquired, LabChange, LabError, LabObserver, LabSlot, LabView};
+use crate::queue::{DeadlineKind, Queue, SessionStatus, Standing, Timeouts};
+use crate::session_id::SessionId;
+use deadlines::Deadlines;
+use events::{EndReason, Event, EventBus, EventKind};
+
+/// What a slot's lab is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No lab work runs: no lab, or a lab nobody holds (kept for reuse).
+    Idle,
+    /// A bring-up runs.
+    Starting,
+    /// A lab runs and is held.
+    Up,
+    /// The holder left; its work is being cancelled before the teardown.
+    Releasing,
+    TearingDown,
+    /// A teardown failed; netlab may still have the lab registered.
+    Dirty,
+    /// The last bring-up failed (and was cleaned up).
+    Failed,
+}
+
+/// Why a session may not use the lab routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateError {
+    /// No such session (HTTP 404).
+    UnknownSession,
+    /// The session waits; it holds no slot (HTTP 423).
+    NotActive,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    holder: Option<SessionId>,
+    /// Cancelled, under the lock, the moment the holder is gone.
+    holder_token: CancellationToken,
+    phase: Phase,
+    /// The previous holder's lab is being torn down: not free yet.
+    handing_back: bool,
+}
+
+impl SlotState {
+    fn is_free(&self) -> bool {
+        self.holder.is_none() && !self.handing_back
+    }
+}
+
+/// Everything behind the one lock.
+#[derive(Debug)]
+struct State {
+    line: Queue,
+    slots: Vec<SlotState>,
+    deadlines: Deadlines<DeadlineKind, SessionId>,
+    events: EventBus,
+}
+
+impl State {
+    /// Puts the session's deadline where the line's rules say it is now.
+    fn refresh(&mut self, id: SessionId) {
+        let deadline = self.line.deadline(&id);
+        self.deadlines.set(id, deadline);
+    }
+
+    /// Gives every free slot to the longest-waiting session, in order.
+    /// `joining` is promoted inside its own request, which claims the slot.
+    fn fill_free_slots(
+        &mut self,
+        now: Instant,
+        shutdown: &CancellationToken,
+        joining: Option<SessionId>,
+    ) {
+        for index in 0..self.slots.len() {
+            if !self.slots[index].is_free() {
+                continue;
+            }
+            let claimed =
+                self.line.first_waiting().is_some() && self.line.first_waiting() == joining;
+            let Some(id) = self.line.promote_next(now, claimed) else {
+                return;
+            };
+            let slot = &mut self.slots[index];
+            slot.holder = Some(id);
+            slot.holder_token = shutdown.child_token();
+            tracing::info!(session = %id, slot = index + 1, "session promoted to active");
+            self.events.publish(EventKind::SessionPromoted {
+                session: id,
+                slot: index + 1,
+            });
+            self.refresh(id);
+        }
+    }
+
+    /// Takes the session out of the line. Returns `None` when it was not
+    /// there, else the index of the slot it held, which is now being handed
+    /// back (its holder token cancelled).
+    fn depart(&mut self, id: SessionId, reason: EndReason, now: Instant) -> Option<Option<usize>> {
+        let departed = self.line.leave(&id)?;
+        self.deadlines.set(id, None);
+        let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
+        if let Some(index) = slot {
+            let slot = &mut self.slots[index];
+            slot.holder = None;
+            slot.handing_back = true;
+            slot.phase = Phase::Releasing;
+            slot.holder_token.cancel();
+        }
+        let held = departed
+            .promoted
+            .map(|at| now.saturating_duration_since(at));
+        let waited = departed
+            .promoted
+            .unwrap_or(now)
+            .saturating_duration_since(departed.joined);
+        tracing::info!(session = %id, ?reason, slot = slot.map(|index| index + 1), "session ended");
+        self.events.publish(EventKind::SessionEnded {
+            session: id,
+            reason,
+            waited,
+            held,
+        });
+        Some(slot)
+    }
+}
+
+/// The part of the coordinator that lab slots report to.
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the deadline timer when the earliest deadline may have moved.
+    timer: Notify,
+    /// Cancelled when the server stops; every holder token is its child.
+    shutdown: CancellationToken,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No rule leaves the state half-changed across a panic point.
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl LabObserver for Shared {
+    fn lab_changed(&self, slot: usize, change: LabChange) {
+        let mut state = self.lock();
+        let phase = match &change {
+            LabChange::Starting { .. } => Phase::Starting,
+            LabChange::Up { .. } | LabChange::Attached { .. } | LabChange::Released { .. } => {
+                Phase::Up
+            }
+            LabChange::Failed { .. } => Phase::Failed,
+            LabChange::Idle | LabChange::Down { .. } => Phase::Idle,
+            LabChange::TearingDown => Phase::TearingDown,
+            LabChange::Dirty { .. } => Phase::Dirty,
+        };
+        state.slots[slot - 1].phase = phase;
+        state.events.publish(EventKind::Lab { slot, change });
+    }
+}
+
+/// The one coordinator of a server. See the module documentation.
+pub struct Coordinator {
+    shared: Arc<Shared>,
+    slots: Vec<Arc<LabSlot>>,
+    tasks: TaskTracker,
+}
+
+/// A session passed the lab routes' gate: it holds a slot, and it counts as
+/// busy (never evicted) until this is dropped.
+pub struct Hold<'a> {
+    _busy: Busy<'a>,
+    slot: usize,
+    token: CancellationToken,
+}
+
+/// Marks a session busy for as long as it lives.
+struct Busy<'a> {
+    shared: &'a Shared,
+    id: SessionId,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.line.end_request(&self.id, Instant::now());
+        state.refresh(self.id);
+        drop(state);
+        // The session's deadline exists again and may be the earliest.
+        self.shared.timer.notify_one();
+    }
+}
+
+impl Coordinator {
+    /// A coordinator with `slot_count` slots, each made by `make_slot(number,
+    /// observer)` with its number from 1. `shutdown` stops everything.
+    pub fn new(
+        timeouts: Timeouts,
+        slot_count: usize,
+        shutdown: CancellationToken,
+        make_slot: impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
+    ) -> Self {
+        let slots_state = (0..slot_count)
+            .map(|_| SlotState {
+                holder: None,
+                holder_token: CancellationToken::new(),
+                phase: Phase::Idle,
+                handing_back: false,
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                line: Queue::new(timeouts),
+                slots: slots_state,
+                deadlines: Deadlines::default(),
+                events: EventBus::default(),
+            }),
+            timer: Notify::new(),
+            shutdown,
+        });
+        let slots = (1..=slot_count)
+            .map(|number| Arc::new(make_slot(number, shared.clone() as Arc<dyn LabObserver>)))
+            .collect();
+        Coordinator {
+            shared,
+            slots,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.lock().events.subscribe()
+    }
+
+    /// Whether the server is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.shutdown.is_cancelled()
+    }
+
+    /// Opens a session at the tail of the line; it is promoted at once when
+    /// a slot is free.
+    pub fn create(&self) -> (SessionId, Standing) {
+        let id = SessionId::new();
+        let now = Instant::now();
+        let mut state = self.shared.lock();
+        state.line.join(id, now);
+        let position = state
+            .line
+            .standing(&id)
+            .map_or(0, |standing| standing.position);
+        state.events.publish(EventKind::SessionJoined {
+            session: id,
+            position,
+        });
+        state.fill_free_slots(now, &self.shared.shutdown, Some(id));
+        state.refresh(id);
+        let standing = state.line.standing(&id).expect("just joined");
+        drop(state);
+        self.shared.timer.notify_one();
+        (id, standing)
+    }
+
+    /// Where the session stands; counts as a sign of life. `None` when it
+    /// is unknown.
+    pub fn status(&self, id: &SessionId) -> Option<Standing> {
+        let mut state = self.shared.lock();
+        let standing = state.line.touch(id, Instant::now())?;
+        state.refresh(*id);
+        Some(standing)
+    }
+
+    /// Waits until the session's standing differs from what it is now, at
+    /// most `limit`; the request counts as a sign of life throughout. An
+    /// ACTIVE session is answered at once. `None` when it is (or becomes)
+    /// unknown.
+    pub async fn wait(&self, id: &SessionId, limit: Duration) -> Option<Standing> {
+        // Subscribe before the first look, so no change can slip between.
+        let mut events = self.subscribe();
+        let (start, _busy) = self.begin_request(id)?;
+        if start.status == SessionStatus::Active {
+            return Some(start);
+        }
+        let give_up = tokio::time::sleep(limit);
+        tokio::pin!(give_up);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) if !event.kind.moves_the_line() => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                    // A missed event (lagging) may have moved us: look.
+                    _ => {
+                        let now = self.shared.lock().line.standing(id);
+                        if now != Some(start) {
+                            return now;
+                        }
+                    }
+                },
+                _ = &mut give_up => break,
+                _ = self.shared.shutdown.cancelled() => break,
+            }
+        }
+        // Edition 2024: this temporary guard drops before `_busy`, whose
+        // drop takes the lock again.
+        self.shared.lock().line.standing(id)
+    }
+
+    /// The session that has been ACTIVE longest (promotion is first come,
+    /// first served, so it is the head of the line), or, while nobody is
+    /// ACTIVE, the head. Looking does not keep it alive.
+    pub fn longest_active(&self) -> Option<(SessionId, Standing)> {
+        self.shared.lock().line.head()
+    }
+
+    /// Number of sessions, ACTIVE ones included.
+    pub fn count(&self) -> usize {
+        self.shared.lock().line.count()
+    }
+
+    /// Each slot's phase, slot 1 first.
+    pub fn phases(&self) -> Vec<Phase> {
+        self.shared
+            .lock()
+            .slots
+            .iter()
+            .map(|slot| slot.phase)
+            .collect()
+    }
+
+    /// The lab routes' gate: the session exists and holds a slot. Counts as
+    /// a sign of life either way; a passed session stays busy until the
+    /// [`Hold`] drops.
+    pub fn hold(&self, id: &SessionId) -> Result<Hold<'_>, GateError> {
+        let (_, busy) = self.begin_request(id).ok_or(GateError::UnknownSession)?;
+        let state = self.shared.lock();
+        let slot = state
+            .slots
+            .iter()
+            .position(|slot| slot.holder == Some(*id))
+            .ok_or(GateError::NotActive)?;
+        let token = state.slots[slot].holder_token.clone();
+        Ok(Hold {
+            _busy: busy,
+            slot,
+            token,
+        })
+    }
+
+    /// Brings up (or attaches to) the lab of `upload` in the holder's slot.
+    /// The work runs in a tracked task: a client hanging up does not stop
+    /// it, but the holder's session ending does ([`LabError::Cancelled`]).
+    pub async fn acquire(&self, hold: &Hold<'_>, upload: Upload) -> Result<Acquired, LabError> {
+        let (slot, token) = (Arc::clone(&self.slots[hold.slot]), hold.token.clone());
+        let result = self
+            .run_tracked(async move { slot.acquire(&upload, &token).await })
+            .await?;
+        // Committed only if the holder still holds the slot; otherwise the
+        // hand-back started at its departure tears this lab down.
+        if hold.token.is_cancelled() {
+            return Err(LabError::Cancelled);
+        }
+        result
+    }
+
+    /// Drops one of the holder's references to its slot's lab.
+    pub async fn release(&self, hold: &Hold<'_>) -> Result<(), LabError> {
+        let slot = Arc::clone(&self.slots[hold.slot]);
+        self.run_tracked(async move { slot.release().await })
+            .await?
+    }
+
+    /// Tears the holder's slot's lab down (see [`LabSlot::destroy`]).
+    pub async fn destroy(&self, hold: &Hold<'_>, force: bool) -> Result<bool, LabError> {
+        let slot = Arc::clone(&self.slots[hold.slot]);
+        self.run_tracked(async move { slot.destroy(force).await })
+            .await?
+    }
+
+    /// The holder's slot's lab, as of its last finished change.
+    pub fn lab_view(&self, hold: &Hold<'_>) -> LabView {
+        self.slots[hold.slot].view()
+    }
+
+    /// netlab's own status report, for the holder's `GET /lab`.
+    pub async fn tool_status(&self, hold: &Hold<'_>) -> Option<String> {
+        self.slots[hold.slot].tool_status().await
+    }
+
+    /// Ends a session. A holder's work is cancelled at once, its slot's lab
+    /// torn down, and the slot given to the next session; this returns when
+    /// that is done (or at once for a waiting session). `false` when the
+    /// session did not exist.
+    pub async fn end(&self, id: &SessionId, reason: EndReason) -> bool {
+        let departure = self.shared.lock().depart(*id, reason, Instant::now());
+        match departure {
+            None => false,
+            Some(None) => true,
+            Some(Some(slot)) => {
+                // Awaited, but in its own task: a client hanging up must not
+                // leave the slot half handed back.
+                let _ = self.hand_back(slot).await;
+                true
+            }
+        }
+    }
+
+    /// Evicts every session at its deadline, to within the timer's
+    /// precision: it sleeps until the earliest deadline instead of sweeping,
+    /// takes every due session out under the lock at once, and spawns their
+    /// hand-backs without awaiting them, so one slow teardown delays nobody.
+    /// Returns when the server stops.
+    pub async fn run_deadlines(&self) {
+        loop {
+            let next = self.shared.lock().deadlines.next();
+            tokio::select! {
+                _ = sleep_until(next) => {}
+                _ = self.shared.timer.notified() => continue,
+                _ = self.shared.shutdown.cancelled() => return,
+            }
+            let now = Instant::now();
+            let handed_back: Vec<usize> = {
+                let mut state = self.shared.lock();
+                let due = state.deadlines.take_due(now);
+                due.into_iter()
+                    .filter_map(|(kind, id)| {
+                        let reason = match kind {
+                            DeadlineKind::Claim => EndReason::ClaimExpired,
+                            DeadlineKind::Active | DeadlineKind::Waiting => EndReason::Evicted,
+                        };
+                        tracing::warn!(session = %id, ?kind, "evicting session: not seen within its timeout");
+                        state.depart(id, reason, now).flatten()
+                    })
+                    .collect()
+            };
+            for slot in handed_back {
+                drop(self.hand_back(slot));
+            }
+        }
+    }
+
+    /// At shutdown: cancels all lab work (the shutdown token is the parent
+    /// of every holder token), tears every slot's lab down, and waits for
+    /// the tracked tasks. The caller bounds how long this may take.
+    pub async fn stop_labs(&self) {
+        self.shared.shutdown.cancel();
+        let mut teardowns = tokio::task::JoinSet::new();
+        for slot in &self.slots {
+            let slot = Arc::clone(slot);
+            teardowns.spawn(async move {
+                match slot.destroy(true).await {
+                    Ok(true) => tracing::info!(slot = slot.number(), "lab torn down"),
+                    Ok(false) => {}
+                    Err(error) => tracing::error!(slot = slot.number(), %error, "lab teardown at shutdown failed"),
+                }
+            });
+        }
+        teardowns.join_all().await;
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Marks the session seen and busy; `None` when it is unknown.
+    fn begin_request(&self, id: &SessionId) -> Option<(Standing, Busy<'_>)> {
+        let mut state = self.shared.lock();
+        let standing = state.line.begin_request(id, Instant::now())?;
+        state.refresh(*id);
+        Some((
+            standing,
+            Busy {
+                shared: &self.shared,
+                id: *id,
+            },
+        ))
+    }
+
+    /// Tears down what the departed holder left in `slot`, then gives the
+    /// slot to the longest-waiting session. A failed teardown still hands
+    /// the slot on (the slot stays [`Phase::Dirty`]).
+    fn hand_back(&self, index: usize) -> JoinHandle<()> {
+        let (shared, slot) = (Arc::clone(&self.shared), Arc::clone(&self.slots[index]));
+        self.tasks.spawn(async move {
+            if let Err(error) = slot.destroy(true).await {
+                tracing::error!(slot = index + 1, %error, "teardown failed; handing the slot on anyway");
+            }
+            let mut state = shared.lock();
+            let slot_state = &mut state.slots[index];
+            slot_state.handing_back = false;
+            if slot_state.phase != Phase::Dirty {
+                slot_state.phase = Phase::Idle;
+            }
+            state.fill_free_slots(Instant::now(), &shared.shutdown, None);
+            drop(state);
+            shared.timer.notify_one();
+        })
+    }
+
+    /// Runs lab work in a tracked task and waits for it.
+    async fn run_tracked<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, LabError> {
+        self.tasks
+            .spawn(work)
+            .await
+            .map_err(|error| LabError::Io(std::io::Error::other(error)))
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
