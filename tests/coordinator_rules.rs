@@ -1,0 +1,454 @@
+//! The coordinator's timing and hand-over rules, through the real router
+//! in-process (`tower::ServiceExt::oneshot`) on Tokio's paused clock, with
+//! the in-memory lab driver: no netlab, no sockets, no wall-clock sleeps.
+//! Each test waits for events; the paused clock jumps straight to the next
+//! timer whenever nothing else can run, so the instants they check are exact.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures_util::stream;
+use neops_remote_lab::coordinator::events::{EndReason, Event, EventKind};
+use neops_remote_lab::lab::LabChange;
+use neops_remote_lab::queue::Timeouts;
+use neops_remote_lab::testing::{InProcess, default_timeouts, script};
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+const BOUNDARY: &str = "neops-test-boundary";
+
+async fn send(app: &InProcess, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, json)
+}
+
+fn request(method: &str, uri: &str, session: Option<&str>) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(id) = session {
+        builder = builder.header("x-session-id", id);
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
+async fn create(app: &InProcess) -> (String, u64) {
+    let (status, body) = send(app, request("POST", "/session", None)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    (
+        body["session_id"].as_str().unwrap().to_string(),
+        body["position"].as_u64().unwrap(),
+    )
+}
+
+async fn status_of(app: &InProcess, id: &str) -> (StatusCode, Value) {
+    send(app, request("GET", &format!("/session/{id}"), None)).await
+}
+
+async fn heartbeat(app: &InProcess, id: &str) -> StatusCode {
+    send(app, request("POST", "/session/heartbeat", Some(id)))
+        .await
+        .0
+}
+
+async fn delete(app: &InProcess, id: &str) -> StatusCode {
+    send(app, request("DELETE", &format!("/session/{id}"), None))
+        .await
+        .0
+}
+
+/// A `POST /lab` form with one topology file.
+fn form(topology: &str) -> Vec<u8> {
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"topology\"; filename=\"t.yml\"\r\n\
+         Content-Type: application/x-yaml\r\n\r\n{topology}\r\n--{BOUNDARY}--\r\n"
+    )
+    .into_bytes()
+}
+
+fn upload_request(id: &str, body: Body) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri("/lab")
+        .header("x-session-id", id)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .unwrap()
+}
+
+async fn acquire(app: &InProcess, id: &str, topology: &str) -> (StatusCode, Value) {
+    send(app, upload_request(id, Body::from(form(topology)))).await
+}
+
+/// Waits (on the paused clock) for the first event `pick` accepts.
+async fn until<T>(
+    events: &mut broadcast::Receiver<Event>,
+    pick: impl Fn(&EventKind) -> Option<T>,
+) -> T {
+    loop {
+        let event = events.recv().await.expect("event stream");
+        if let Some(found) = pick(&event.kind) {
+            return found;
+        }
+    }
+}
+
+/// Waits for the session `id` to end and returns why.
+async fn ended(events: &mut broadcast::Receiver<Event>, id: &str) -> EndReason {
+    until(events, |kind| match kind {
+        EventKind::SessionEnded {
+            session, reason, ..
+        } if session.full() == id => Some(*reason),
+        _ => None,
+    })
+    .await
+}
+
+async fn promoted(events: &mut broadcast::Receiver<Event>, id: &str) -> usize {
+    until(events, |kind| match kind {
+        EventKind::SessionPromoted { session, slot } if session.full() == id => Some(*slot),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_holder_is_evicted_at_its_deadline_and_not_before() {
+    let app = InProcess::start(1, default_timeouts());
+    let mut events = app.coordinator.subscribe();
+    let start = Instant::now();
+    let (holder, _) = create(&app).await;
+    let (waiter, _) = create(&app).await;
+    // A heartbeat at 100 s moves the holder's deadline to 400 s.
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    assert_eq!(heartbeat(&app, &holder).await, StatusCode::NO_CONTENT);
+    assert_eq!(heartbeat(&app, &waiter).await, StatusCode::NO_CONTENT);
+    assert_eq!(ended(&mut events, &holder).await, EndReason::Evicted);
+    assert_eq!(start.elapsed(), Duration::from_secs(400));
+    // Its slot went to the waiting session, which must now claim it.
+    assert_eq!(promoted(&mut events, &waiter).await, 1);
+    let (code, body) = status_of(&app, &waiter).await;
+    assert_eq!(
+        (code, body["status"].as_str()),
+        (StatusCode::OK, Some("active"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn looking_at_the_queue_does_not_keep_a_holder_alive() {
+    let app = InProcess::start(1, default_timeouts());
+    let mut events = app.coordinator.subscribe();
+    let start = Instant::now();
+    let (holder, _) = create(&app).await;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let (code, body) = send(&app, request("GET", "/active-session", None)).await;
+        assert_eq!(
+            (code, body["session_id"].as_str()),
+            (StatusCode::OK, Some(holder.as_str()))
+        );
+        send(&app, request("GET", "/debug/health", None)).await;
+    }
+    assert_eq!(ended(&mut events, &holder).await, EndReason::Evicted);
+    assert_eq!(start.elapsed(), Duration::from_secs(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_teardown_delays_no_other_deadline() {
+    let timeouts = Timeouts {
+        waiting: Duration::from_secs(320),
+        ..default_timeouts()
+    };
+    let app = InProcess::start(1, timeouts);
+    let mut events = app.coordinator.subscribe();
+    let start = Instant::now();
+    let (holder, _) = create(&app).await;
+    let (code, _) = acquire(
+        &app,
+        &holder,
+        &format!("nodes: [r1]\n# {}\n", script::SLOW_DOWN),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let (waiter, _) = create(&app).await;
+    // The holder is evicted at 300 s; its teardown runs until 360 s.
+    assert_eq!(ended(&mut events, &holder).await, EndReason::Evicted);
+    assert_eq!(start.elapsed(), Duration::from_secs(300));
+    // The waiting session's own deadline (320 s) falls inside that teardown.
+    assert_eq!(ended(&mut events, &waiter).await, EndReason::Evicted);
+    assert_eq!(start.elapsed(), Duration::from_secs(320));
+    until(&mut events, |kind| {
+        matches!(
+            kind,
+            EventKind::Lab {
+                change: LabChange::Down { .. },
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(300) + script::SLOW_DOWN_TIME
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_during_another_teardown_keeps_the_session() {
+    let app = InProcess::start(1, default_timeouts());
+    let mut events = app.coordinator.subscribe();
+    let start = Instant::now();
+    let (holder, _) = create(&app).await;
+    acquire(
+        &app,
+        &holder,
+        &format!("nodes: [r1]\n# {}\n", script::SLOW_DOWN),
+    )
+    .await;
+    // The waiting session's deadline (605 s) would fall inside the teardown.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (waiter, _) = create(&app).await;
+    tokio::time::sleep(Duration::from_secs(295)).await;
+    assert_eq!(ended(&mut events, &holder).await, EndReason::Evicted);
+    let holder_gone = start.elapsed();
+    assert_eq!(holder_gone, Duration::from_secs(300));
+    // The teardown runs; the waiting session says it is alive at 302 s.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(heartbeat(&app, &waiter).await, StatusCode::NO_CONTENT);
+    // It is promoted when the teardown ends, never evicted.
+    assert_eq!(promoted(&mut events, &waiter).await, 1);
+    assert_eq!(start.elapsed(), holder_gone + script::SLOW_DOWN_TIME);
+    assert_eq!(heartbeat(&app, &waiter).await, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_promoted_session_that_never_claims_its_slot_is_evicted_after_the_claim_window() {
+    let app = InProcess::start(1, default_timeouts());
+    let mut events = app.coordinator.subscribe();
+    let (holder, _) = create(&app).await;
+    let (dead, _) = create(&app).await;
+    let (alive, _) = create(&app).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(delete(&app, &holder).await, StatusCode::NO_CONTENT);
+    let promoted_at = Instant::now();
+    assert_eq!(promoted(&mut events, &dead).await, 1);
+    // The dead client never asks again: gone after the claim window (30 s).
+    assert_eq!(ended(&mut events, &dead).await, EndReason::ClaimExpired);
+    assert_eq!(promoted_at.elapsed(), Duration::from_secs(30));
+    // The live one polls once after its promotion; the active rule applies.
+    assert_eq!(promoted(&mut events, &alive).await, 1);
+    let claimed_at = Instant::now();
+    let (_, body) = status_of(&app, &alive).await;
+    assert_eq!(body["status"], "active");
+    assert_eq!(ended(&mut events, &alive).await, EndReason::Evicted);
+    assert_eq!(claimed_at.elapsed(), Duration::from_secs(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_poll_is_answered_by_the_change_not_by_its_timeout() {
+    let app = InProcess::start(1, default_timeouts());
+    let (holder, _) = create(&app).await;
+    let (waiter, _) = create(&app).await;
+    let start = Instant::now();
+    let poll = tokio::spawn({
+        let router = app.router.clone();
+        let uri = format!("/session/{waiter}?wait=60");
+        async move {
+            let response = router.oneshot(request("GET", &uri, None)).await.unwrap();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (
+                Instant::now(),
+                serde_json::from_slice::<Value>(&bytes).unwrap(),
+            )
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(delete(&app, &holder).await, StatusCode::NO_CONTENT);
+    // Answered when the holder left (the waiter moved up), not at 60 s.
+    let (answered, body) = poll.await.unwrap();
+    assert_eq!(answered - start, Duration::from_secs(7));
+    assert_eq!(body["position"], 0);
+    // By the next poll the hand-over is done: active, answered at once.
+    let (_, body) = status_of(&app, &format!("{waiter}?wait=60")).await;
+    assert_eq!(body, serde_json::json!({"status": "active", "position": 0}));
+    assert_eq!(start.elapsed(), Duration::from_secs(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_poll_without_change_ends_at_its_limit() {
+    let app = InProcess::start(1, default_timeouts());
+    let (_holder, _) = create(&app).await;
+    let (waiter, _) = create(&app).await;
+    let start = Instant::now();
+    let (code, body) = status_of(&app, &format!("{waiter}?wait=12")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "waiting", "position": 1})
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(12));
+}
+
+#[tokio::test]
+async fn a_session_deleted_during_its_upload_brings_no_lab_up() {
+    let app = InProcess::start(1, default_timeouts());
+    let (holder, _) = create(&app).await;
+    let (next, _) = create(&app).await;
+    // The holder's upload arrives slowly: the first bytes now, the rest later.
+    let body = form("nodes: [r1]\n");
+    let (chunks, receiver) = mpsc::channel::<Vec<u8>>(4);
+    let streamed = Body::from_stream(stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
+    }));
+    let upload = tokio::spawn(
+        app.router
+            .clone()
+            .oneshot(upload_request(&holder, streamed)),
+    );
+    chunks.send(body[..20].to_vec()).await.unwrap();
+    tokio::task::yield_now().await;
+
+    assert_eq!(delete(&app, &holder).await, StatusCode::NO_CONTENT);
+    chunks.send(body[20..].to_vec()).await.unwrap();
+    drop(chunks);
+    let response = upload.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(
+        app.driver.calls().is_empty(),
+        "no netlab call for a departed holder"
+    );
+
+    // The next session owns the slot, unhindered by the departed upload.
+    assert_eq!(status_of(&app, &next).await.1["status"], "active");
+    let (code, body) = acquire(&app, &next, "nodes: [r2]\n").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["reused"], false);
+    assert_eq!(app.driver.calls(), ["up"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ending_a_session_cancels_its_bring_up_at_once() {
+    let app = InProcess::start(1, default_timeouts());
+    let mut events = app.coordinator.subscribe();
+    let (holder, _) = create(&app).await;
+    let (next, _) = create(&app).await;
+    let bring_up = tokio::spawn({
+        let router = app.router.clone();
+        let request = upload_request(
+            &holder,
+            Body::from(form(&format!("nodes: [r1]\n# {}\n", script::HANG))),
+        );
+        async move { router.oneshot(request).await.unwrap().status() }
+    });
+    until(&mut events, |kind| {
+        matches!(
+            kind,
+            EventKind::Lab {
+                change: LabChange::Starting { .. },
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    let start = Instant::now();
+    // Without cancellation this would wait for a bring-up that never ends.
+    assert_eq!(delete(&app, &holder).await, StatusCode::NO_CONTENT);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(bring_up.await.unwrap(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.driver.calls(),
+        ["up", "down"],
+        "the half-started lab is cleaned up"
+    );
+    assert_eq!(app.lab_dirs(), 0);
+    assert_eq!(status_of(&app, &next).await.1["status"], "active");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_teardown_still_hands_the_slot_on() {
+    let app = InProcess::start(1, default_timeouts());
+    let (holder, _) = create(&app).await;
+    let (next, _) = create(&app).await;
+    acquire(
+        &app,
+        &holder,
+        &format!("nodes: [r1]\n# {}\n", script::FAIL_DOWN),
+    )
+    .await;
+    assert_eq!(delete(&app, &holder).await, StatusCode::NO_CONTENT);
+    assert_eq!(status_of(&app, &next).await.1["status"], "active");
+    assert_eq!(
+        app.coordinator.phases(),
+        [neops_remote_lab::coordinator::Phase::Dirty]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn several_slots_serve_several_sessions_first_come_first_served() {
+    let app = InProcess::start(2, default_timeouts());
+    let (a, position_a) = create(&app).await;
+    let (b, position_b) = create(&app).await;
+    let (c, position_c) = create(&app).await;
+    let (d, position_d) = create(&app).await;
+    assert_eq!(
+        (position_a, position_b, position_c, position_d),
+        (0, 0, 1, 2)
+    );
+    for id in [&a, &b] {
+        assert_eq!(
+            status_of(&app, id).await.1,
+            serde_json::json!({"status": "active", "position": 0})
+        );
+    }
+    assert_eq!(
+        status_of(&app, &d).await.1,
+        serde_json::json!({"status": "waiting", "position": 2})
+    );
+    // Two labs at once, one per slot.
+    assert_eq!(acquire(&app, &a, "nodes: [r1]\n").await.0, StatusCode::OK);
+    assert_eq!(acquire(&app, &b, "nodes: [r2]\n").await.0, StatusCode::OK);
+    let (_, lab) = send(&app, request("GET", "/lab", Some(&b))).await;
+    assert_eq!(
+        (lab["running"].as_bool(), lab["ref_count"].as_u64()),
+        (Some(true), Some(1))
+    );
+    // The longest-active session is named; a freed slot goes to the longest waiting.
+    assert_eq!(
+        send(&app, request("GET", "/active-session", None)).await.1["session_id"],
+        a.as_str()
+    );
+    assert_eq!(delete(&app, &b).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.driver.calls(),
+        ["up", "up", "down"],
+        "only b's lab was torn down"
+    );
+    assert_eq!(
+        status_of(&app, &c).await.1,
+        serde_json::json!({"status": "active", "position": 0})
+    );
+    assert_eq!(
+        status_of(&app, &d).await.1,
+        serde_json::json!({"status": "waiting", "position": 1})
+    );
+    let (_, lab) = send(&app, request("GET", "/lab", Some(&c))).await;
+    assert_eq!(lab["running"], false, "c starts with an empty slot");
+    let (_, lab) = send(&app, request("GET", "/lab", Some(&a))).await;
+    assert_eq!(lab["running"], true, "a keeps its lab");
+}
