@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
@@ -145,20 +146,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     };
     // Without the deadline timer nobody would ever be evicted: if it stops
     // before shutdown (a panic), stop the server rather than limp on.
-    let timer_stopped = {
-        let stop = stop.clone();
-        async move {
-            let ended = deadlines.await;
-            if ended.is_ok() && stop.is_cancelled() {
-                return std::future::pending().await;
-            }
-            match ended {
-                Err(error) if error.is_panic() => "it panicked".to_string(),
-                Err(error) => error.to_string(),
-                Ok(()) => "it returned".to_string(),
-            }
-        }
-    };
+    let timer_stopped = stopped_unexpectedly(deadlines, stop.clone());
     let mut outcome = Ok(());
     tokio::select! {
         result = server => result.map_err(ServerError::Io)?,
@@ -183,6 +171,20 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     drop(guard);
     tracing::info!("shutdown complete");
     outcome
+}
+
+/// Completes, saying why, when `task` ends other than by `stop`; stays
+/// pending when it ended because `stop` was cancelled.
+async fn stopped_unexpectedly(task: JoinHandle<()>, stop: CancellationToken) -> String {
+    let ended = task.await;
+    if ended.is_ok() && stop.is_cancelled() {
+        return std::future::pending().await;
+    }
+    match ended {
+        Err(error) if error.is_panic() => "it panicked".to_string(),
+        Err(error) => error.to_string(),
+        Ok(()) => "it returned".to_string(),
+    }
 }
 
 /// A crashed earlier run may have left labs registered and their
@@ -263,4 +265,32 @@ fn host_name() -> String {
         .position(|&byte| byte == 0)
         .unwrap_or(buffer.len());
     String::from_utf8_lossy(&buffer[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_panics_is_reported() {
+        let task = tokio::spawn(async { panic!("timer bug") });
+        let why = stopped_unexpectedly(task, CancellationToken::new()).await;
+        assert_eq!(why, "it panicked");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_ends_at_shutdown_is_not() {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move { stop.cancelled().await }
+        });
+        stop.cancel();
+        let watched = stopped_unexpectedly(task, stop);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(3600), watched)
+                .await
+                .is_err()
+        );
+    }
 }

@@ -1,5 +1,6 @@
-//! The command line as operators use it: `--version`, `--debug` streaming
-//! netlab's output into the log, and JSON logs for machines.
+//! The command line as operators use it: `--version`, flag ranges,
+//! `--debug` streaming netlab's output into the log, and JSON logs for
+//! machines.
 
 mod common;
 
@@ -21,6 +22,28 @@ fn version_names_the_program_and_its_version() {
         text.trim(),
         format!("neops-remote-lab {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[test]
+fn out_of_range_durations_and_slot_counts_are_refused_before_anything_starts() {
+    for (flag, value) in [
+        ("--active-timeout", "99999999999999"),
+        ("--active-timeout", "0"),
+        ("--claim-timeout", "0"),
+        ("--waiting-timeout", "86401"),
+        ("--netlab-up-timeout", "1e9"),
+        ("--lab-slots", "0"),
+        ("--lab-slots", "65"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"))
+            .args([flag, value])
+            .output()
+            .unwrap();
+        // clap's usage error: exit 2, naming the flag.
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,96 @@
+//! Several lab slots with real netlab: each slot is its own netlab instance
+//! (slot 1 `default`, slot 2 `2`), FIFO over slots, and ending a session
+//! tears down only its own slot's lab. netlab's own registry tells.
+
+mod common;
+
+use common::{Options, Server, TWO_NODES, Upload};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const OTHER: &str = "defaults.device: eos\nnodes: [x1, x2, x3]\n";
+
+/// netlab's instances and their directories, from `GET /lab`'s
+/// `netlab_status` (`netlab status --all --format json`).
+async fn instances(s: &Server, session: &str) -> Vec<(String, String)> {
+    let (_, lab) = s.lab_call(Method::GET, "/lab", session).await;
+    let status: Value =
+        serde_json::from_str(lab["netlab_status"].as_str().unwrap_or("{}")).unwrap_or_default();
+    let mut found: Vec<(String, String)> = status
+        .as_object()
+        .map(|labs| {
+            labs.iter()
+                .filter_map(|(id, lab)| Some((id.clone(), lab["dir"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn two_slots_run_two_labs_and_the_third_session_gets_the_first_slot_that_frees() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab).arg("--lab-slots", "2")).await;
+    let (a, position_a) = s.create_session().await;
+    let (b, position_b) = s.create_session().await;
+    let (c, position_c) = s.create_session().await;
+    assert_eq!((position_a, position_b, position_c), (0, 0, 1));
+    assert_eq!(
+        s.session_status(&c).await.1,
+        json!({"status": "waiting", "position": 1})
+    );
+
+    let (status, lab_a) = s.acquire(&a, Upload::new("a.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::OK, "{lab_a}");
+    let (status, lab_b) = s.acquire(&b, Upload::new("b.yml", OTHER)).await;
+    assert_eq!(status, StatusCode::OK, "{lab_b}");
+    assert_eq!(lab_b["devices"].as_array().unwrap().len(), 3);
+
+    // Both labs are up at once, each as its own netlab instance.
+    let running = instances(&s, &a).await;
+    let ids: Vec<&str> = running.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["2", "default"], "{running:?}");
+    let (_, view_b) = s.lab_call(Method::GET, "/lab", &b).await;
+    assert_eq!(
+        view_b["topology"], "b.yml",
+        "GET /lab answers for the caller's slot"
+    );
+    let (_, devices_a) = s.lab_call(Method::GET, "/lab/devices", &a).await;
+    assert_eq!(devices_a.as_array().unwrap().len(), 2);
+
+    // Ending a tears down only a's lab; c gets slot 1.
+    assert_eq!(s.end_session(&a).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.session_status(&c).await.1,
+        json!({"status": "active", "position": 0})
+    );
+    let running = instances(&s, &b).await;
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0].0, "2");
+    assert_eq!(s.dirs.lab_dirs().len(), 1);
+
+    // c brings a lab up in the freed slot while b's keeps running.
+    let (status, _) = s.acquire(&c, Upload::new("c.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<String> = instances(&s, &c)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, ["2", "default"]);
+    assert_eq!(
+        s.lab_call(Method::GET, "/active-session", &c).await.1["session_id"],
+        b.as_str()
+    );
+
+    for id in [&b, &c] {
+        assert_eq!(s.end_session(id).await, StatusCode::NO_CONTENT);
+    }
+    assert!(s.dirs.lab_dirs().is_empty());
+    assert!(
+        !s.dirs.netlab_registry().contains("dir:"),
+        "{}",
+        s.dirs.netlab_registry()
+    );
+}
