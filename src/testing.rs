@@ -23,6 +23,10 @@ pub mod script {
     pub const FAIL: &str = "fail-up";
     /// `up` runs until it is cancelled.
     pub const HANG: &str = "hang-up";
+    /// `up` takes [`SLOW_UP_TIME`].
+    pub const SLOW_UP: &str = "slow-up";
+    /// How long a [`SLOW_UP`] bring-up takes (on Tokio's clock).
+    pub const SLOW_UP_TIME: std::time::Duration = std::time::Duration::from_secs(20);
     /// `down` of this lab fails.
     pub const FAIL_DOWN: &str = "fail-down";
     /// `down` of this lab takes [`SLOW_DOWN_TIME`].
@@ -76,6 +80,9 @@ impl LabDriver for MemoryDriver {
             }
             if content.contains(script::SLOW_DOWN) {
                 self.slow_downs.lock().unwrap().push(dir.to_path_buf());
+            }
+            if content.contains(script::SLOW_UP) {
+                tokio::time::sleep(script::SLOW_UP_TIME).await;
             }
             if content.contains(script::HANG) {
                 cancel.cancelled().await;

@@ -73,7 +73,15 @@ fn form(topology: &str) -> Vec<u8> {
 }
 
 fn upload_request(id: &str, body: Body) -> Request<Body> {
-    Request::builder()
+    keyed_upload_request(id, body, None)
+}
+
+fn keyed_upload_request(id: &str, body: Body, key: Option<&str>) -> Request<Body> {
+    let mut builder = Request::builder();
+    if let Some(key) = key {
+        builder = builder.header("idempotency-key", key);
+    }
+    builder
         .method("POST")
         .uri("/lab")
         .header("x-session-id", id)
@@ -451,4 +459,89 @@ async fn several_slots_serve_several_sessions_first_come_first_served() {
     assert_eq!(lab["running"], false, "c starts with an empty slot");
     let (_, lab) = send(&app, request("GET", "/lab", Some(&a))).await;
     assert_eq!(lab["running"], true, "a keeps its lab");
+}
+
+fn keyed_create(key: &str) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri("/session")
+        .header("idempotency-key", key)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeated_create_with_the_same_key_returns_the_same_session() {
+    let app = InProcess::start(1, default_timeouts());
+    let (first_code, first) = send(&app, keyed_create("suite-42")).await;
+    let (again_code, again) = send(&app, keyed_create("suite-42")).await;
+    assert_eq!(
+        (first_code, again_code),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(first, again);
+    let (_, other) = send(&app, keyed_create("suite-43")).await;
+    assert_eq!(other["position"], 1);
+    assert_eq!(app.coordinator.count(), 2);
+    // Once the session ended, its key creates a new one.
+    delete(&app, first["session_id"].as_str().unwrap()).await;
+    let (_, fresh) = send(&app, keyed_create("suite-42")).await;
+    assert_ne!(fresh["session_id"], first["session_id"]);
+    for bad in ["", "with space", &"x".repeat(256)] {
+        let (code, body) = send(&app, keyed_create(bad)).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+    }
+    assert_eq!(
+        app.coordinator.count(),
+        2,
+        "a refused request creates nothing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeated_acquire_with_the_same_key_shares_the_first_bring_up() {
+    let app = InProcess::start(1, default_timeouts());
+    let (holder, _) = create(&app).await;
+    let topology = format!("nodes: [r1]\n# {}\n", script::SLOW_UP);
+    let start = Instant::now();
+    let first = tokio::spawn(app.router.clone().oneshot(keyed_upload_request(
+        &holder,
+        Body::from(form(&topology)),
+        Some("acquire-1"),
+    )));
+    // The answer to the first is "lost": the client sends it again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (code, repeat) = send(
+        &app,
+        keyed_upload_request(&holder, Body::from(form(&topology)), Some("acquire-1")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{repeat}");
+    assert_eq!(
+        start.elapsed(),
+        script::SLOW_UP_TIME,
+        "answered when the first finished"
+    );
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    // Afterwards a repeat answers at once with the same result.
+    let (code, later) = send(
+        &app,
+        keyed_upload_request(&holder, Body::from(form(&topology)), Some("acquire-1")),
+    )
+    .await;
+    assert_eq!((code, &later), (StatusCode::OK, &repeat));
+    assert_eq!(
+        app.driver.calls(),
+        ["up"],
+        "one bring-up for three requests"
+    );
+    let (_, lab) = send(&app, request("GET", "/lab", Some(&holder))).await;
+    assert_eq!(lab["ref_count"], 1, "repeats take no extra reference");
+    // A new key is a new request: it attaches.
+    let (_, other) = send(
+        &app,
+        keyed_upload_request(&holder, Body::from(form(&topology)), Some("acquire-2")),
+    )
+    .await;
+    assert_eq!(other["reused"], true);
 }

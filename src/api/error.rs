@@ -46,7 +46,13 @@ impl IntoResponse for ApiError {
 
 impl From<LabError> for ApiError {
     fn from(error: LabError) -> Self {
-        let status = match &error {
+        ApiError::from(&error)
+    }
+}
+
+impl From<&LabError> for ApiError {
+    fn from(error: &LabError) -> Self {
+        let status = match error {
             LabError::Busy => StatusCode::LOCKED,
             LabError::NotRunning => StatusCode::NOT_FOUND,
             LabError::InUse => StatusCode::CONFLICT,

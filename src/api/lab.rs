@@ -9,13 +9,13 @@ use axum::http::StatusCode;
 
 use super::dto::{self, AcquireFormDto, AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
 use super::error::ApiError;
-use super::{AppState, QueryParams, SessionHeader, gate};
+use super::{AppState, QueryParams, SessionHeader, gate, idempotency_key};
 use crate::lab::LabError;
 use crate::lab::upload::{Upload, parse_bool};
 
 /// Upload a topology (and the files it refers to) and get the lab's devices.
 #[utoipa::path(post, path = "/lab", tag = "lab",
-    params(("X-Session-ID" = String, Header)),
+    params(("X-Session-ID" = String, Header), super::IdempotencyKeyParam),
     request_body(content = AcquireFormDto, content_type = "multipart/form-data"),
     responses((status = 200, body = AcquireResponseDto),
         (status = 400, body = ErrorDto, description = "bad file name, extension or topology"),
@@ -28,6 +28,7 @@ pub async fn acquire(
     request: Request,
 ) -> Result<Json<AcquireResponseDto>, ApiError> {
     let (id, hold) = gate(&state, &session_id)?;
+    let key = idempotency_key(request.headers())?;
     let multipart = Multipart::from_request(request, &state)
         .await
         .map_err(|rejection| ApiError::unprocessable(rejection.body_text()))?;
@@ -35,9 +36,9 @@ pub async fn acquire(
     tracing::info!(session = %id, topology = %upload.topology_name, reuse = upload.reuse, "lab requested");
     let acquired = state
         .coordinator
-        .acquire(&hold, upload)
+        .acquire(&hold, upload, key.as_deref())
         .await
-        .map_err(|error| lab_error(&state, error))?;
+        .map_err(|error| lab_error(&state, &error))?;
     Ok(Json(AcquireResponseDto {
         reused: acquired.reused,
         devices: dto::devices(&acquired.devices),
@@ -73,7 +74,7 @@ pub async fn release(
         .coordinator
         .release(&hold)
         .await
-        .map_err(|error| lab_error(&state, error))?;
+        .map_err(|error| lab_error(&state, &error))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -98,7 +99,7 @@ pub async fn destroy(
         .coordinator
         .destroy(&hold, force)
         .await
-        .map_err(|error| lab_error(&state, error))?;
+        .map_err(|error| lab_error(&state, &error))?;
     Ok(if torn_down {
         StatusCode::ACCEPTED
     } else {
@@ -124,7 +125,7 @@ pub async fn devices(
 
 /// A cancelled lab request: the server is stopping (503), or the session
 /// ended while its request ran (404, as for any request of an ended session).
-fn lab_error(state: &AppState, error: LabError) -> ApiError {
+fn lab_error(state: &AppState, error: &LabError) -> ApiError {
     match error {
         LabError::Cancelled if state.coordinator.is_stopping() => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -131,6 +131,37 @@ fn gate<'a>(state: &'a AppState, session_id: &str) -> Result<(SessionId, Hold<'a
     }
 }
 
+/// The `Idempotency-Key` header, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyParam {
+    /// Repeat a request safely: a repeat with the same key returns the
+    /// first request's result (1 to 255 visible ASCII characters; a fresh
+    /// random one per logical request, e.g. a UUID).
+    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255)]
+    #[allow(dead_code)]
+    idempotency_key: Option<String>,
+}
+
+/// The optional `Idempotency-Key` header (IETF
+/// draft-ietf-httpapi-idempotency-key-header); 400 when malformed.
+fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(text)
+            if (1..=255).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(text.to_string()))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
 /// Query parameters; a malformed query string is a 422 like any bad field.
 pub struct QueryParams(HashMap<String, String>);
 

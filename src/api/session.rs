@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 
 use super::dto::{
     ActiveSessionResponseDto, CreateSessionResponseDto, ErrorDto, SessionStatusResponseDto,
@@ -17,16 +17,23 @@ use crate::coordinator::events::EndReason;
 const MAX_WAIT_SECS: f64 = 60.0;
 
 /// Join the queue. An empty queue makes the new session active at once.
+/// A repeat with the same `Idempotency-Key` returns the session the first
+/// request created, as long as it lives.
 #[utoipa::path(post, path = "/session", tag = "sessions",
-    responses((status = 201, body = CreateSessionResponseDto)))]
-pub async fn create(State(state): State<AppState>) -> (StatusCode, Json<CreateSessionResponseDto>) {
-    let (id, standing) = state.coordinator.create();
+    params(super::IdempotencyKeyParam),
+    responses((status = 201, body = CreateSessionResponseDto), (status = 400, body = ErrorDto)))]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<CreateSessionResponseDto>), ApiError> {
+    let key = super::idempotency_key(&headers)?;
+    let (id, standing) = state.coordinator.create(key);
     tracing::info!(session = %id, position = standing.position, "session created");
     let body = CreateSessionResponseDto {
         session_id: id.full(),
         position: standing.position,
     };
-    (StatusCode::CREATED, Json(body))
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// Where the session stands. Counts as a sign of life. With `wait=<seconds>`

@@ -16,6 +16,7 @@
 
 mod deadlines;
 pub mod events;
+pub mod idempotency;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,11 +28,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::lab::upload::Upload;
-use crate::lab::{Acquired, LabChange, LabError, LabObserver, LabSlot, LabView};
+use crate::lab::{LabChange, LabError, LabObserver, LabSlot, LabView};
 use crate::queue::{DeadlineKind, Queue, SessionStatus, Standing, Timeouts};
 use crate::session_id::SessionId;
 use deadlines::Deadlines;
 use events::{EndReason, Event, EventBus, EventKind};
+use idempotency::{Keys, LabKey, LabOutcome};
 
 /// What a slot's lab is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,7 @@ struct State {
     slots: Vec<SlotState>,
     deadlines: Deadlines<DeadlineKind, SessionId>,
     events: EventBus,
+    keys: Keys,
 }
 
 impl State {
@@ -127,6 +130,7 @@ impl State {
     fn depart(&mut self, id: SessionId, reason: EndReason, now: Instant) -> Option<Option<usize>> {
         let departed = self.line.leave(&id)?;
         self.deadlines.set(id, None);
+        self.keys.forget(&id);
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -200,6 +204,7 @@ pub struct Coordinator {
 /// busy (never evicted) until this is dropped.
 pub struct Hold<'a> {
     _busy: Busy<'a>,
+    session: SessionId,
     slot: usize,
     token: CancellationToken,
 }
@@ -244,6 +249,7 @@ impl Coordinator {
                 slots: slots_state,
                 deadlines: Deadlines::default(),
                 events: EventBus::default(),
+                keys: Keys::default(),
             }),
             timer: Notify::new(),
             shutdown,
@@ -269,11 +275,21 @@ impl Coordinator {
     }
 
     /// Opens a session at the tail of the line; it is promoted at once when
-    /// a slot is free.
-    pub fn create(&self) -> (SessionId, Standing) {
-        let id = SessionId::new();
+    /// a slot is free. With an idempotency `key` that already created a
+    /// live session, that session is returned (and counts as seen) instead.
+    pub fn create(&self, key: Option<String>) -> (SessionId, Standing) {
         let now = Instant::now();
         let mut state = self.shared.lock();
+        if let Some(id) = key.as_deref().and_then(|key| state.keys.session(key))
+            && let Some(standing) = state.line.touch(&id, now)
+        {
+            state.refresh(id);
+            return (id, standing);
+        }
+        let id = SessionId::new();
+        if let Some(key) = key {
+            state.keys.remember_session(key, id);
+        }
         state.line.join(id, now);
         let position = state
             .line
@@ -371,6 +387,7 @@ impl Coordinator {
         let token = state.slots[slot].holder_token.clone();
         Ok(Hold {
             _busy: busy,
+            session: *id,
             slot,
             token,
         })
@@ -379,17 +396,37 @@ impl Coordinator {
     /// Brings up (or attaches to) the lab of `upload` in the holder's slot.
     /// The work runs in a tracked task: a client hanging up does not stop
     /// it, but the holder's session ending does ([`LabError::Cancelled`]).
-    pub async fn acquire(&self, hold: &Hold<'_>, upload: Upload) -> Result<Acquired, LabError> {
+    /// With an idempotency `key` this session used before, nothing new
+    /// runs: the answer is that first request's outcome, once it is known.
+    pub async fn acquire(&self, hold: &Hold<'_>, upload: Upload, key: Option<&str>) -> LabOutcome {
+        // The lock is taken and released inside the closure.
+        let recorder = match key.map(|key| self.shared.lock().keys.lab(hold.session, key)) {
+            None => None,
+            Some(LabKey::First(sender)) => Some(sender),
+            Some(LabKey::Repeat(mut first)) => {
+                return match first.wait_for(Option::is_some).await {
+                    Ok(outcome) => outcome.clone().expect("waited for Some"),
+                    Err(_) => Err(Arc::new(LabError::Cancelled)),
+                };
+            }
+        };
         let (slot, token) = (Arc::clone(&self.slots[hold.slot]), hold.token.clone());
-        let result = self
-            .run_tracked(async move { slot.acquire(&upload, &token).await })
-            .await?;
-        // Committed only if the holder still holds the slot; otherwise the
-        // hand-back started at its departure tears this lab down.
-        if hold.token.is_cancelled() {
-            return Err(LabError::Cancelled);
-        }
-        result
+        let work = async move {
+            let outcome = match slot.acquire(&upload, &token).await {
+                // Committed only if the holder still holds the slot; else
+                // the hand-back started at its departure tears this lab down.
+                Ok(_) if token.is_cancelled() => Err(Arc::new(LabError::Cancelled)),
+                Ok(acquired) => Ok(acquired),
+                Err(error) => Err(Arc::new(error)),
+            };
+            if let Some(recorder) = recorder {
+                recorder.send_replace(Some(outcome.clone()));
+            }
+            outcome
+        };
+        self.run_tracked(work)
+            .await
+            .unwrap_or_else(|error| Err(Arc::new(error)))
     }
 
     /// Drops one of the holder's references to its slot's lab.

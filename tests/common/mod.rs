@@ -266,14 +266,14 @@ impl Server {
                 Part::bytes(content.as_bytes().to_vec()).file_name(name.to_string()),
             );
         }
-        let response = self
+        let mut request = self
             .http
             .post(self.url("/lab"))
-            .header("X-Session-ID", session)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+            .header("X-Session-ID", session);
+        if let Some(key) = upload.idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.multipart(form).send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -366,6 +366,7 @@ pub struct Upload<'a> {
     pub topology: &'a str,
     pub reuse: Option<bool>,
     pub extra_files: Vec<(&'a str, &'a str)>,
+    pub idempotency_key: Option<&'a str>,
 }
 
 impl<'a> Upload<'a> {
@@ -375,7 +376,13 @@ impl<'a> Upload<'a> {
             topology,
             reuse: None,
             extra_files: Vec::new(),
+            idempotency_key: None,
         }
+    }
+
+    pub fn idempotency_key(mut self, key: &'a str) -> Self {
+        self.idempotency_key = Some(key);
+        self
     }
 
     pub fn reuse(mut self, reuse: bool) -> Self {

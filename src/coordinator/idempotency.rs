@@ -1,0 +1,136 @@
+//! Idempotency keys: a client that lost an answer can send the same request
+//! again with the same `Idempotency-Key` header (IETF
+//! draft-ietf-httpapi-idempotency-key-header) and get the first request's
+//! result instead of a second session or a second bring-up.
+//!
+//! Keys are remembered for their session's lifetime: `POST /session` keys
+//! map to the session they created, `POST /lab` keys (per session) to the
+//! outcome of the acquire they started, shared by everyone who waits for it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::lab::{Acquired, LabError};
+use crate::session_id::SessionId;
+
+/// How many `POST /lab` keys one session keeps; the oldest is forgotten
+/// beyond that (a session retries its latest requests, not old ones).
+const LAB_KEYS_PER_SESSION: usize = 64;
+
+/// What an acquire ended with, shareable between the request that ran it
+/// and its repeats.
+pub type LabOutcome = Result<Acquired, Arc<LabError>>;
+
+/// Where the outcome of a keyed acquire appears (`None` while it runs).
+pub type OutcomeSender = Arc<watch::Sender<Option<LabOutcome>>>;
+
+/// A keyed `POST /lab`: the first of its key, or a repeat of one.
+pub enum LabKey {
+    /// Run the acquire and send its outcome here.
+    First(OutcomeSender),
+    /// Wait for the first request's outcome.
+    Repeat(watch::Receiver<Option<LabOutcome>>),
+}
+
+#[derive(Default)]
+struct LabKeys {
+    order: VecDeque<String>,
+    outcomes: HashMap<String, OutcomeSender>,
+}
+
+/// All keys of all live sessions.
+#[derive(Default)]
+pub struct Keys {
+    sessions: HashMap<String, SessionId>,
+    session_key: HashMap<SessionId, String>,
+    labs: HashMap<SessionId, LabKeys>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("sessions", &self.sessions.len())
+            .field("labs", &self.labs.len())
+            .finish()
+    }
+}
+
+impl Keys {
+    /// The live session a `POST /session` with `key` created, if any.
+    pub fn session(&self, key: &str) -> Option<SessionId> {
+        self.sessions.get(key).copied()
+    }
+
+    /// Remembers that `key` created `id`.
+    pub fn remember_session(&mut self, key: String, id: SessionId) {
+        self.session_key.insert(id, key.clone());
+        self.sessions.insert(key, id);
+    }
+
+    /// The first `POST /lab` of session `id` with `key`, or a repeat.
+    pub fn lab(&mut self, id: SessionId, key: &str) -> LabKey {
+        let keys = self.labs.entry(id).or_default();
+        if let Some(sender) = keys.outcomes.get(key) {
+            return LabKey::Repeat(sender.subscribe());
+        }
+        if keys.order.len() == LAB_KEYS_PER_SESSION
+            && let Some(oldest) = keys.order.pop_front()
+        {
+            keys.outcomes.remove(&oldest);
+        }
+        let sender = Arc::new(watch::Sender::new(None));
+        keys.order.push_back(key.to_string());
+        keys.outcomes.insert(key.to_string(), Arc::clone(&sender));
+        LabKey::First(sender)
+    }
+
+    /// Forgets every key of a session that ended.
+    pub fn forget(&mut self, id: &SessionId) {
+        if let Some(key) = self.session_key.remove(id) {
+            self.sessions.remove(&key);
+        }
+        self.labs.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_keys_live_as_long_as_their_session() {
+        let mut keys = Keys::default();
+        let id = SessionId::new();
+        keys.remember_session("k".into(), id);
+        assert_eq!(keys.session("k"), Some(id));
+        keys.forget(&id);
+        assert_eq!(keys.session("k"), None);
+    }
+
+    #[test]
+    fn a_lab_key_is_first_once_then_a_repeat_and_per_session() {
+        let mut keys = Keys::default();
+        let (a, b) = (SessionId::new(), SessionId::new());
+        assert!(matches!(keys.lab(a, "k"), LabKey::First(_)));
+        assert!(matches!(keys.lab(a, "k"), LabKey::Repeat(_)));
+        assert!(matches!(keys.lab(b, "k"), LabKey::First(_)));
+        keys.forget(&a);
+        assert!(matches!(keys.lab(a, "k"), LabKey::First(_)));
+    }
+
+    #[test]
+    fn only_the_latest_lab_keys_are_kept() {
+        let mut keys = Keys::default();
+        let id = SessionId::new();
+        for n in 0..=LAB_KEYS_PER_SESSION {
+            assert!(matches!(keys.lab(id, &n.to_string()), LabKey::First(_)));
+        }
+        assert!(
+            matches!(keys.lab(id, "0"), LabKey::First(_)),
+            "the oldest was forgotten"
+        );
+        assert!(matches!(keys.lab(id, "2"), LabKey::Repeat(_)));
+    }
+}
