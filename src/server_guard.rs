@@ -7,7 +7,7 @@
 //! deleting a lock file lets a second process lock a fresh file of the same
 //! name while the first still holds the old one.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -84,10 +84,23 @@ impl ServerGuard {
         }
     }
 
-    /// Writes the metadata file (atomically: readers never see half of it).
+    /// Writes the metadata file atomically (readers never see half of it)
+    /// and without following links: the content goes to a freshly created
+    /// file (`O_CREAT|O_EXCL` refuses an existing name, a planted symlink
+    /// included), which is then renamed over the old name (replacing a link
+    /// there, not its target).
     pub fn publish(&self, meta: &ServerMeta) -> io::Result<()> {
-        let partial = self.meta_path.with_extension("json.partial");
-        std::fs::write(&partial, serde_json::to_vec_pretty(meta)?)?;
+        use std::io::Write;
+        let partial = self
+            .meta_path
+            .with_extension(format!("json.{}.partial", std::process::id()));
+        let _ = std::fs::remove_file(&partial);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&partial)?;
+        file.write_all(&serde_json::to_vec_pretty(meta)?)?;
+        drop(file);
         std::fs::rename(&partial, &self.meta_path)
     }
 }
@@ -137,6 +150,21 @@ mod tests {
             }
             other => panic!("expected the lock to be taken, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn metadata_is_not_written_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        let guard = ServerGuard::acquire(dir.path()).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(SERVER_META_FILE)).unwrap();
+        let partial = format!("{SERVER_META_FILE}.{}.partial", std::process::id());
+        let partial = dir.path().join(partial.replace(".json.", ".json."));
+        std::os::unix::fs::symlink(&victim, &partial).unwrap();
+        guard.publish(&meta()).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert_eq!(read_meta(&dir.path().join(SERVER_META_FILE)), Some(meta()));
     }
 
     #[test]
