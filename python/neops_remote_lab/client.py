@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,6 +16,7 @@ import requests
 from ._heartbeat import Heartbeat
 from ._http import Transport
 from ._lab_files import LabFiles
+from ._sigterm import SigtermRaises
 from .errors import LabBringUpError, detail_of
 from .models import (
     AcquireResponseDto,
@@ -41,6 +43,9 @@ _QUEUE_POLL_INTERVAL = 2.0
 _BUSY_RETRY_INTERVAL = 5.0
 # netlab failed (502) or hung (504): its verdict, known after the first `netlab up`.
 _BRING_UP_FAILED = (502, 504)
+# A standalone client leaves the queue on SIGTERM: the exception unwinds `with` blocks and
+# `finally` clauses, and the interpreter's exit runs `close()`; 143 is the shell's "killed by SIGTERM".
+_SIGTERM = SigtermRaises(lambda: SystemExit(128 + signal.SIGTERM))
 
 
 class RemoteLabClient:
@@ -49,7 +54,8 @@ class RemoteLabClient:
     The constructor blocks until the session is ACTIVE (the head of the queue). From then on
     `acquire` uploads a topology and returns its devices, `release` gives the lab back. A
     background heartbeat keeps the session alive however long a test or a bring-up takes.
-    `close()` ends the session; it is idempotent and also runs at interpreter exit.
+    `close()` ends the session; it is idempotent and also runs at interpreter exit and, unless
+    `close_on_sigterm=False`, when the process gets SIGTERM.
 
     Requests that fail on the way (connection refused, reset, 503) are retried with backoff,
     except a `POST` that reached the server: it is sent again only to a server that declares
@@ -65,6 +71,7 @@ class RemoteLabClient:
         *,
         heartbeat_interval: float | None = None,
         progress: ProgressListener | None = None,
+        close_on_sigterm: bool = True,
     ) -> None:
         """Join the queue and wait, at most `session_timeout` seconds, until this session is ACTIVE.
 
@@ -73,6 +80,11 @@ class RemoteLabClient:
         `acquire` may take. `heartbeat_interval` (seconds, 0 disables) falls back to
         `REMOTE_LAB_HEARTBEAT_INTERVAL`, then to 30. `progress` hears about the queue position
         and the lab bring-up.
+
+        `close_on_sigterm`: while the session is open, SIGTERM raises `SystemExit(143)` in the
+        main thread, so `with` blocks and `close()` end the session before the process exits.
+        Installed only when built in the main thread and SIGTERM has its default action (under
+        pytest the plugin handles it); the default comes back when the last client closes.
 
         Raises `TimeoutError` when the session is still queued after `session_timeout` seconds
         (it leaves the queue first), `RemoteLabHTTPError` for an error answer, and `requests`'
@@ -89,10 +101,12 @@ class RemoteLabClient:
         self._progress = progress or ProgressListener()
         self._transport = Transport(url, request_timeout)
         self._heartbeat: Heartbeat | None = None
+        self._holds_sigterm = False
 
         created = self._create_session()
         self.session_id = created.session_id
         self._transport.use_session(created.session_id)
+        self._holds_sigterm = close_on_sigterm and _SIGTERM.hold()
         atexit.register(self.close)
         interval = _heartbeat_interval(heartbeat_interval)
         if interval > 0:
@@ -241,6 +255,9 @@ class RemoteLabClient:
 
     def close(self) -> None:
         """End the session so the next one in the queue gets the lab host. Safe to call again."""
+        if self._holds_sigterm:
+            self._holds_sigterm = False
+            _SIGTERM.release()
         if not self.session_id:
             return
         session_id, self.session_id = self.session_id, ""
