@@ -15,6 +15,7 @@ import pytest
 from conftest import StartServer
 from server_process import REPO, LabServer, wait_until
 
+from neops_remote_lab._sigterm import SigtermRaises
 from neops_remote_lab.client import RemoteLabClient
 
 FAULTY_NETLAB = REPO / "tests" / "fixtures" / "faulty-netlab-standin"
@@ -123,6 +124,7 @@ def test_sigterm_while_the_lab_comes_up_leaves_the_queue(
 
 STANDALONE = """
 import sys, time
+from neops_remote_lab._sigterm import SigtermRaises
 from neops_remote_lab.client import RemoteLabClient
 
 client = RemoteLabClient(sys.argv[1], close_on_sigterm=sys.argv[2] == "close")
@@ -149,3 +151,25 @@ def test_standalone_client_closes_its_session_on_sigterm(
             script.kill()
             script.wait()
     assert server.health()["sessions"] == sessions_left
+
+
+def test_handler_goes_only_over_the_default_and_is_restored():
+    previous = signal.getsignal(signal.SIGTERM)  # the plugin's own, in this run
+
+    def custom(signum: int, frame: object) -> None:
+        pass
+
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        guard = SigtermRaises(KeyboardInterrupt)
+        assert guard.hold()
+        assert guard.hold()
+        guard.release()
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # one holder left
+        guard.release()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        signal.signal(signal.SIGTERM, custom)
+        assert not guard.hold()
+        assert signal.getsignal(signal.SIGTERM) is custom
+    finally:
+        signal.signal(signal.SIGTERM, previous)
