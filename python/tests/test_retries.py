@@ -121,6 +121,16 @@ def test_lost_lab_answer_is_sent_again_with_the_same_key(idempotent_server: LabS
         client.release()
 
 
+def test_lost_delete_answer_is_sent_again(proxy: FaultInjectingProxy, lab_server: LabServer):
+    client = RemoteLabClient(proxy.url)
+    path = f"/session/{client.session_id}"
+    proxy.drop_answer("DELETE", path)
+    client.close()
+    # The repeat finds the session gone (404), which close() takes as done.
+    assert len(proxy.requests_to("DELETE", path)) == 2
+    assert lab_server.health()["sessions"] == 0
+
+
 def test_503_on_delete_is_retried(proxy: FaultInjectingProxy, lab_server: LabServer):
     with RemoteLabClient(proxy.url) as client:
         client.acquire(TWO_ROUTERS, reuse=False)
