@@ -17,7 +17,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests
 
-.PHONY: run test check fmt lint audit bench bench-quick wheel venv netlab clean
+# The pytest plugin uses pytest internals: its tests also run on the lowest pytest that
+# pyproject.toml allows (the main virtualenv has the highest).
+PYTEST_LOWEST := 8.0.0
+LOWEST_VENV := .venv-pytest-$(PYTEST_LOWEST)
+
+.PHONY: run test test-pytest-lowest test-worker-sdk check fmt lint audit bench bench-quick wheel venv netlab clean
 
 ## run: build, make sure netlab exists, start the server on $(HOST):$(PORT)
 run: netlab
@@ -39,6 +44,24 @@ test: venv
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --locked
 	NEOPS_REMOTE_LAB_BIN=$(CURDIR)/target/debug/neops-remote-lab \
 	  $(VENV)/bin/python -m pytest python/tests -q
+
+# These two use the server binary `maturin develop` installs (the build `make test` made).
+
+## test-pytest-lowest: the Python tests (but the wheel's) on the lowest supported pytest
+test-pytest-lowest: venv
+	python3 -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/pip install -q "pytest==$(PYTEST_LOWEST)"
+	VIRTUAL_ENV=$(CURDIR)/$(LOWEST_VENV) $(VENV)/bin/maturin develop --locked
+	@$(LOWEST_VENV)/bin/python -c 'import pytest; assert pytest.__version__ == "$(PYTEST_LOWEST)", pytest.__version__'
+	NEOPS_REMOTE_LAB_BIN=$(CURDIR)/$(LOWEST_VENV)/bin/neops-remote-lab \
+	  $(LOWEST_VENV)/bin/python -m pytest python/tests -q --ignore python/tests/test_wheel.py
+
+## test-worker-sdk: the Worker SDK (PyPI, newest pre-release, Python >= 3.12) runs a
+## function block on our wheel and server (needs the package index)
+test-worker-sdk: venv
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --locked
+	NEOPS_REMOTE_LAB_BIN=$(CURDIR)/$(VENV)/bin/neops-remote-lab \
+	  $(VENV)/bin/python -m pytest python/tests -q -m worker_sdk
 
 ## check: formatting, lints and every test
 check: fmt lint test
@@ -92,4 +115,4 @@ $(VENV)/.installed: Makefile
 
 clean:
 	cargo clean
-	rm -rf $(VENV) dist
+	rm -rf $(VENV) $(LOWEST_VENV) dist

@@ -11,7 +11,7 @@ from .server_binary import find_server_binary
 def main() -> None:
     try:
         binary = find_server_binary()
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RuntimeError) as exc:
         sys.exit(f"error: {exc}")
     os.execv(binary, [str(binary), *sys.argv[1:]])  # noqa: S606 - replaces this process with the server
 

@@ -21,8 +21,9 @@ class Heartbeat:
     """A daemon thread posting `/session/heartbeat` every `interval` seconds until `stop()`."""
 
     def __init__(self, base_url: str, session_id: str, interval: float, request_timeout: float) -> None:
-        # Own Transport: requests.Session must not be shared between threads.
-        self._transport = Transport(base_url, request_timeout, session_id)
+        # Own Transport: requests.Session must not be shared between threads. A heartbeat is
+        # safe to repeat, so a lost answer or a 503 is retried like a GET.
+        self._transport = Transport(base_url, request_timeout, session_id, repeatable_posts=True)
         self._interval = interval
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"remote-lab-heartbeat-{session_id[:8]}", daemon=True)

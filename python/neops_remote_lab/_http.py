@@ -1,39 +1,77 @@
-"""HTTP to the server: one place that decides what is retried and what fails at once."""
+"""HTTP to the server: one place that decides what is retried, what fails at once, and what is sent again.
+
+- Connection failures before a request left (refused, connect timeout) are retried for every
+  method: the server never saw it.
+- `GET` and `DELETE` (and heartbeats, on their own transport) are also retried after a lost
+  answer and on 503, with backoff — urllib3's `Retry` on the session's adapter does it.
+- A `POST` whose bytes left is never sent again blindly: `post_once` sends an `Idempotency-Key`
+  and repeats it only when the server declares that header for the route in `/openapi.json`.
+- Every other error status fails at once with the server's detail.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.util.retry import Retry
 
 from . import __version__
-from .errors import RemoteLabHTTPError
+from .errors import AnswerLostError, RemoteLabHTTPError
 
 _log = logging.getLogger(__name__)
 
 # One multipart file field: (field name, (file name, content, content type)).
 Upload = tuple[str, tuple[str, bytes, str]]
 
-# Transient failures (transport errors, 5xx) are retried this many times, waiting
-# 0.5, 1, 2, 4, 8 s: long enough to ride out a server restart, short enough to fail a run visibly.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+# Up to 5 retries, waiting 0, 1, 2, 4, 8 s: long enough to ride out a server restart, short
+# enough to fail a run visibly. Errors that are neither connect nor read errors (TLS) are not retried.
 _RETRIES = 5
-_FIRST_BACKOFF = 0.5
+_BACKOFF_FACTOR = 0.5
 _MAX_BACKOFF = 8.0
+_SAFE_METHODS = frozenset({"GET", "DELETE"})
+
+
+def _retry(methods: Collection[str]) -> Retry:
+    return Retry(
+        total=_RETRIES,
+        other=0,
+        allowed_methods=frozenset(methods),
+        status_forcelist=(503,),
+        backoff_factor=_BACKOFF_FACTOR,
+        backoff_max=_MAX_BACKOFF,
+        raise_on_status=False,  # the last 503 comes back as a response and becomes RemoteLabHTTPError
+    )
 
 
 class Transport:
     """A `requests.Session` bound to one server and, once known, one queue session.
 
-    Not thread-safe (neither is `requests.Session`): each thread gets its own Transport.
+    `repeatable_posts=True` is for a transport that only sends POSTs safe to repeat
+    (heartbeats): they are retried like `GET`. Not thread-safe (neither is
+    `requests.Session`): each thread gets its own Transport.
     """
 
-    def __init__(self, base_url: str, request_timeout: float, session_id: str = "") -> None:
+    def __init__(
+        self, base_url: str, request_timeout: float, session_id: str = "", *, repeatable_posts: bool = False
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.request_timeout = request_timeout
         self._http = requests.Session()
         self._http.headers["User-Agent"] = f"neops-remote-lab-client/{__version__}"
+        methods = _SAFE_METHODS | {"POST"} if repeatable_posts else _SAFE_METHODS
+        adapter = HTTPAdapter(max_retries=_retry(methods))
+        self._http.mount("http://", adapter)
+        self._http.mount("https://", adapter)
+        self._idempotent_routes: frozenset[str] | None = None
         self.session_id = ""
         if session_id:
             self.use_session(session_id)
@@ -51,41 +89,86 @@ class Transport:
         tolerate: Collection[int] = (),
         read_timeout: float | None = None,
         deadline: float | None = None,
-        idempotent: bool = True,
         params: Mapping[str, str | int] | None = None,
         data: Mapping[str, str] | None = None,
         files: Sequence[Upload] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        """Send one request; return 2xx answers and the statuses in `tolerate`.
+        """Send one request (with the retries above); return 2xx answers and the statuses in `tolerate`.
 
-        Other 4xx answers raise `RemoteLabHTTPError` at once: asking again gets the same answer.
-        Transport errors and 5xx are retried with backoff. A read timeout is retried only for
-        idempotent requests, since the server may still be acting on the first one. With a
-        `deadline` (a `time.monotonic()` value) every attempt must finish by then.
+        Other statuses raise `RemoteLabHTTPError`. Transport failures raise `requests`'
+        `ConnectionError` or `Timeout` once the retries are spent. Timeouts are seconds: the
+        connect timeout is `request_timeout`, the read timeout `read_timeout` (default
+        `request_timeout`), or with a `deadline` (a `time.monotonic()` value) the time left until then.
         """
+        timeout = (self.request_timeout, self._read_timeout(read_timeout, deadline))
+        response = self._http.request(
+            method, self.base_url + path, params=params, data=data, files=files, headers=headers, timeout=timeout
+        )
+        if response.ok or response.status_code in tolerate:
+            return response
+        raise RemoteLabHTTPError(method, path, response)
+
+    def post_once(
+        self,
+        path: str,
+        *,
+        tolerate: Collection[int] = (),
+        deadline: float | None = None,
+        data: Mapping[str, str] | None = None,
+        files: Sequence[Upload] | None = None,
+    ) -> requests.Response:
+        """`POST path` that the server acts on once, even when its answer is lost.
+
+        The request carries a fresh `Idempotency-Key`. When the connection fails after the
+        request left (reset, read timeout), it is sent again with the same key — at most
+        `_RETRIES` times, with backoff, and never past `deadline` — but only if the server
+        declares the header for `path`. Otherwise `AnswerLostError` is raised. A read timeout
+        at the deadline is raised as `requests.ReadTimeout`. Statuses as in `request`.
+        """
+        headers = {IDEMPOTENCY_HEADER: str(uuid.uuid4())}
         attempt = 0
         while True:
-            timeout = (self.request_timeout, self._read_timeout(read_timeout, deadline))
             try:
-                response = self._http.request(
-                    method, self.base_url + path, params=params, data=data, files=files, timeout=timeout
+                return self.request(
+                    "POST", path, tolerate=tolerate, deadline=deadline, data=data, files=files, headers=headers
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if isinstance(exc, requests.ReadTimeout) and not idempotent:
+                if not _maybe_delivered(exc):
                     raise
-                failure: Exception = exc
-            else:
-                if response.ok or response.status_code in tolerate:
-                    return response
-                failure = RemoteLabHTTPError(method, path, response)
-                if response.status_code < 500:
-                    raise failure
-            delay = min(_FIRST_BACKOFF * 2**attempt, _MAX_BACKOFF)
-            if attempt == _RETRIES or (deadline is not None and time.monotonic() + delay >= deadline):
-                raise failure
-            _log.warning("%s %s failed (%s); retrying in %.1f s", method, path, failure, delay)
-            time.sleep(delay)
-            attempt += 1
+                delay = min(_BACKOFF_FACTOR * 2**attempt, _MAX_BACKOFF)
+                if attempt == _RETRIES or (deadline is not None and time.monotonic() + delay >= deadline):
+                    raise
+                if not self.declares_idempotency(path):
+                    raise AnswerLostError(
+                        f"POST {path}: the answer was lost after the request reached the server ({exc}). "
+                        f"The server does not declare the {IDEMPOTENCY_HEADER} header for {path}, so sending it "
+                        "again could act twice; it was not sent again"
+                    ) from exc
+                _log.warning(
+                    "POST %s: answer lost (%s); sending it again with the same %s in %.1f s",
+                    path,
+                    exc,
+                    IDEMPOTENCY_HEADER,
+                    delay,
+                )
+                time.sleep(delay)
+                attempt += 1
+
+    def declares_idempotency(self, path: str) -> bool:
+        """Whether the server's `/openapi.json` declares the `Idempotency-Key` header on `POST path`.
+
+        Asked once per transport; a server whose document cannot be read counts as not declaring it
+        (and is asked again next time).
+        """
+        if self._idempotent_routes is None:
+            try:
+                document = self.request("GET", "/openapi.json").json()
+            except (requests.RequestException, ValueError) as exc:
+                _log.warning("Could not read the server's /openapi.json: %s", exc)
+                return False
+            self._idempotent_routes = _routes_with_idempotency_key(document)
+        return path in self._idempotent_routes
 
     def _read_timeout(self, read_timeout: float | None, deadline: float | None) -> float:
         if deadline is not None:
@@ -94,3 +177,32 @@ class Transport:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _maybe_delivered(exc: requests.RequestException) -> bool:
+    """False only when the request certainly never reached the server (it could not connect)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    reason = exc.args[0] if exc.args else None
+    return not (isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError))
+
+
+def _routes_with_idempotency_key(document: object) -> frozenset[str]:
+    """The paths whose `post` operation declares an `Idempotency-Key` header parameter."""
+    if not isinstance(document, dict):
+        return frozenset()
+    shared = document.get("components", {}).get("parameters", {})
+
+    def resolve(parameter: dict[str, Any]) -> dict[str, Any]:
+        ref = str(parameter.get("$ref", ""))
+        found = shared.get(ref.rpartition("/")[2], {}) if ref.startswith("#/components/parameters/") else parameter
+        return found if isinstance(found, dict) else {}
+
+    routes = set()
+    for path, operations in document.get("paths", {}).items():
+        post = operations.get("post") if isinstance(operations, dict) else None
+        parameters = post.get("parameters", []) if isinstance(post, dict) else []
+        for parameter in map(resolve, (p for p in parameters if isinstance(p, dict))):
+            if parameter.get("in") == "header" and str(parameter.get("name", "")).lower() == IDEMPOTENCY_HEADER.lower():
+                routes.add(path)
+    return frozenset(routes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,8 +14,10 @@ from types import TracebackType
 import requests
 
 from ._heartbeat import Heartbeat
-from ._http import Transport, Upload
-from .errors import detail_of
+from ._http import Transport
+from ._lab_files import LabFiles
+from ._sigterm import SigtermRaises
+from .errors import LabBringUpError, detail_of
 from .models import (
     AcquireResponseDto,
     CreateSessionResponseDto,
@@ -38,6 +41,11 @@ _STATUS_WAIT = 5
 _QUEUE_POLL_INTERVAL = 2.0
 # Pause between acquisitions answered with 423 Locked.
 _BUSY_RETRY_INTERVAL = 5.0
+# netlab failed (502) or hung (504): its verdict, known after the first `netlab up`.
+_BRING_UP_FAILED = (502, 504)
+# A standalone client leaves the queue on SIGTERM: the exception unwinds `with` blocks and
+# `finally` clauses, and the interpreter's exit runs `close()`; 143 is the shell's "killed by SIGTERM".
+_SIGTERM = SigtermRaises(lambda: SystemExit(128 + signal.SIGTERM))
 
 
 class RemoteLabClient:
@@ -46,7 +54,12 @@ class RemoteLabClient:
     The constructor blocks until the session is ACTIVE (the head of the queue). From then on
     `acquire` uploads a topology and returns its devices, `release` gives the lab back. A
     background heartbeat keeps the session alive however long a test or a bring-up takes.
-    `close()` ends the session; it is idempotent and also runs at interpreter exit.
+    `close()` ends the session; it is idempotent and also runs at interpreter exit and, unless
+    `close_on_sigterm=False`, when the process gets SIGTERM.
+
+    Requests that fail on the way (connection refused, reset, 503) are retried with backoff,
+    except a `POST` that reached the server: it is sent again only to a server that declares
+    the `Idempotency-Key` header, else `AnswerLostError` is raised.
     """
 
     def __init__(
@@ -58,12 +71,24 @@ class RemoteLabClient:
         *,
         heartbeat_interval: float | None = None,
         progress: ProgressListener | None = None,
+        close_on_sigterm: bool = True,
     ) -> None:
         """Join the queue and wait, at most `session_timeout` seconds, until this session is ACTIVE.
 
-        `base_url` falls back to `REMOTE_LAB_URL`. `heartbeat_interval` (seconds, 0 disables)
-        falls back to `REMOTE_LAB_HEARTBEAT_INTERVAL`, then to 30. `progress` hears about the
-        queue position and the lab bring-up.
+        `base_url` falls back to `REMOTE_LAB_URL`. `request_timeout` is the seconds one ordinary
+        request may take to connect and to answer; `lab_acquisition_timeout` the seconds one
+        `acquire` may take. `heartbeat_interval` (seconds, 0 disables) falls back to
+        `REMOTE_LAB_HEARTBEAT_INTERVAL`, then to 30. `progress` hears about the queue position
+        and the lab bring-up.
+
+        `close_on_sigterm`: while the session is open, SIGTERM raises `SystemExit(143)` in the
+        main thread, so `with` blocks and `close()` end the session before the process exits.
+        Installed only when built in the main thread and SIGTERM has its default action (under
+        pytest the plugin handles it); the default comes back when the last client closes.
+
+        Raises `TimeoutError` when the session is still queued after `session_timeout` seconds
+        (it leaves the queue first), `RemoteLabHTTPError` for an error answer, and `requests`'
+        `ConnectionError`/`Timeout` (`AnswerLostError` among them) once retries are spent.
         """
         url = base_url or os.environ.get("REMOTE_LAB_URL")
         if not url:
@@ -76,10 +101,12 @@ class RemoteLabClient:
         self._progress = progress or ProgressListener()
         self._transport = Transport(url, request_timeout)
         self._heartbeat: Heartbeat | None = None
+        self._holds_sigterm = False
 
         created = self._create_session()
         self.session_id = created.session_id
         self._transport.use_session(created.session_id)
+        self._holds_sigterm = close_on_sigterm and _SIGTERM.hold()
         atexit.register(self.close)
         interval = _heartbeat_interval(heartbeat_interval)
         if interval > 0:
@@ -100,8 +127,9 @@ class RemoteLabClient:
         self.close()
 
     def _create_session(self) -> CreateSessionResponseDto:
-        # Not idempotent: a retry after a lost answer would queue a second, orphaned session.
-        response = self._transport.request("POST", "/session", idempotent=False)
+        # Sent again after a lost answer only with an Idempotency-Key the server honours:
+        # otherwise a second, orphaned session would block everyone queued behind it.
+        response = self._transport.post_once("/session")
         created = CreateSessionResponseDto.model_validate(response.json())
         _log.info("Session %s created at queue position %d", created.session_id[:8], created.position)
         return created
@@ -141,51 +169,69 @@ class RemoteLabClient:
         )
         return SessionStatusResponseDto.model_validate(response.json())
 
-    def acquire(self, topology: Path, reuse: bool, *, extra_files: Iterable[str | Path] = ()) -> list[DeviceInfoDto]:
-        """Upload `topology` and return the devices of the running lab.
+    def acquire(
+        self,
+        topology: Path,
+        reuse: bool,
+        *,
+        extra_files: Iterable[str | Path] = (),
+        root: str | Path | None = None,
+    ) -> list[DeviceInfoDto]:
+        """Upload `topology` (with its companion files) and return the devices of the running lab.
 
-        `reuse=True` attaches to a running lab with byte-identical topology; `reuse=False` asks
-        for a fresh one. `extra_files` (files or folders, relative to the topology's folder or
-        absolute inside it) are uploaded under their path relative to that folder, e.g.
-        `configs/r1.cfg`. While the server answers 423 Locked the request is repeated, with
-        every file read again, until `lab_acquisition_timeout`; then `TimeoutError` says why.
-        Other 4xx answers raise `RemoteLabHTTPError` at once.
+        `reuse=True` attaches to a running lab with the same files; `reuse=False` asks for a
+        fresh one. `extra_files` are files or folders (a folder stands for every file below it)
+        and `root` a folder, each relative to the topology's folder unless absolute. Every file
+        is sent under its path relative to the upload's root: `root` if given, else the
+        topology's folder when all extra files lie inside it (`configs/r1.cfg`), else the
+        deepest folder holding them all; then the topology is sent as, e.g.,
+        `labs/basic/topology.yml`, and a `../../defaults.yml` it names arrives where it looks.
+
+        While the server answers 423 Locked the request is repeated, with every file read
+        again, until `lab_acquisition_timeout` seconds have passed; then `TimeoutError` says
+        why (also when the bring-up itself is still running then).
+
+        Raises `FileNotFoundError` for a missing file and `ValueError` for one outside `root`,
+        before anything is sent; `LabBringUpError` at once when netlab fails (502) or hangs
+        (504), with netlab's exit code and last output; `RemoteLabHTTPError` for other error
+        answers (400 bad topology, 413 too large); `requests`' `ConnectionError`/`Timeout`
+        (`AnswerLostError` among them) once retries are spent.
         """
-        topology = Path(topology)
-        extra = _extra_file_names(topology, extra_files)
+        lab = LabFiles.collect(topology, extra_files, root)
+        shown = lab.topology.name
         started = time.monotonic()
         deadline = started + self.lab_acquisition_timeout
         refusals = 0
-        _log.info("Acquiring lab %s (reuse=%s) for session %s", topology.name, reuse, self.session_id[:8])
-        self._progress.acquiring(topology.name)
+        _log.info("Acquiring lab %s (reuse=%s) for session %s", lab.topology_name, reuse, self.session_id[:8])
+        self._progress.acquiring(shown)
         while True:
             try:
-                response = self._transport.request(
-                    "POST",
+                response = self._transport.post_once(
                     "/lab",
-                    tolerate=(423,),
-                    idempotent=False,
+                    tolerate=(423, *_BRING_UP_FAILED),
                     deadline=deadline,
-                    files=_multipart(topology, extra),
+                    files=lab.multipart(),
                     data={"reuse": "true" if reuse else "false"},
                 )
             except requests.ReadTimeout:
                 raise TimeoutError(
-                    f"Lab {topology.name} was not ready after {time.monotonic() - started:.0f} s "
+                    f"Lab {shown} was not ready after {time.monotonic() - started:.0f} s "
                     f"(lab_acquisition_timeout={self.lab_acquisition_timeout} s): the server was still bringing it up"
                 ) from None
+            if response.status_code in _BRING_UP_FAILED:
+                raise LabBringUpError("POST", "/lab", response)
             now = time.monotonic()
             if response.status_code != 423:
                 result = AcquireResponseDto.model_validate(response.json())
-                _log.info("Lab %s ready with %d devices (reused=%s)", topology.name, len(result.devices), result.reused)
-                self._progress.lab_ready(topology.name, len(result.devices), result.reused, now - started)
+                _log.info("Lab %s ready with %d devices (reused=%s)", shown, len(result.devices), result.reused)
+                self._progress.lab_ready(shown, len(result.devices), result.reused, now - started)
                 return result.devices
             refusals += 1
             detail = detail_of(response)
             self._progress.lab_busy(detail, now - started)
             if now >= deadline:
                 raise TimeoutError(
-                    f"Lab {topology.name} was not acquired within {now - started:.0f} s "
+                    f"Lab {shown} was not acquired within {now - started:.0f} s "
                     f"(lab_acquisition_timeout={self.lab_acquisition_timeout} s): "
                     f"the server answered 423 Locked {refusals} times, last with {detail!r}"
                 )
@@ -196,7 +242,7 @@ class RemoteLabClient:
     def release(self) -> None:
         """Give one acquisition back. Never raises: failures are logged, like the original client."""
         try:
-            self._transport.request("POST", "/lab/release", tolerate=(404,), idempotent=False)
+            self._transport.request("POST", "/lab/release", tolerate=(404,))
         except requests.RequestException as exc:
             _log.error("Failed to release the lab of session %s: %s", self.session_id[:8], exc)
 
@@ -209,6 +255,9 @@ class RemoteLabClient:
 
     def close(self) -> None:
         """End the session so the next one in the queue gets the lab host. Safe to call again."""
+        if self._holds_sigterm:
+            self._holds_sigterm = False
+            _SIGTERM.release()
         if not self.session_id:
             return
         session_id, self.session_id = self.session_id, ""
@@ -234,27 +283,3 @@ def _heartbeat_interval(explicit: float | None) -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"{HEARTBEAT_INTERVAL_ENV} must be a number of seconds, not {raw!r}") from None
-
-
-def _extra_file_names(topology: Path, extra_files: Iterable[str | Path]) -> list[tuple[str, Path]]:
-    """Each extra file with the name the server stores it under: its path relative to the topology's folder."""
-    folder = topology.absolute().parent
-    named: list[tuple[str, Path]] = []
-    for entry in extra_files:
-        # normpath, not resolve(): a symlink inside the folder keeps its place in the folder.
-        path = Path(os.path.normpath(folder / Path(entry).expanduser()))
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            if not file.is_file():
-                raise FileNotFoundError(f"Extra file not found: {file}")
-            if not file.is_relative_to(folder):
-                raise ValueError(f"Extra file {file} is outside the topology's folder {folder}")
-            named.append((file.relative_to(folder).as_posix(), file))
-    return named
-
-
-def _multipart(topology: Path, extra: list[tuple[str, Path]]) -> list[Upload]:
-    """The request's files, read now: every attempt sends the current bytes in full."""
-    parts: list[Upload] = [("topology", (topology.name, topology.read_bytes(), "application/x-yaml"))]
-    parts += [("extra_files", (name, path.read_bytes(), "application/octet-stream")) for name, path in extra]
-    return parts

@@ -77,7 +77,7 @@ class LocalServer:
             )
         try:
             binary = find_server_binary()
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, RuntimeError) as exc:
             raise LocalModeError(f"REMOTE_LAB_URL is not set and no local server can be started: {exc}") from None
         folder = Path(tempfile.mkdtemp(prefix="neops-remote-lab-"))
         log_path = folder / "server.log"

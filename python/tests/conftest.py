@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from server_process import CONSUMER_PROJECT, REPO, LabServer, netlab_binary, server_binary
+from server_process import CONSUMER_PROJECT, REPO, LabServer, missing, netlab_binary, server_binary
 
 import neops_remote_lab
 
 pytest_plugins = ["pytester"]
 
 # The consumer project is run by pytester in a copy, never collected as part of this suite.
-collect_ignore = ["consumer"]
+collect_ignore = ["consumer", "worker_sdk_project"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,6 +29,20 @@ def pytest_configure(config: pytest.Config) -> None:
     source = Path(neops_remote_lab.__file__).resolve()
     if not source.is_relative_to(REPO / "python"):
         raise pytest.UsageError(f"neops_remote_lab is imported from {source}, not from this checkout")
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`$NEOPS_REMOTE_LAB_WHEEL` (e.g. from `make wheel`), else a wheel built here with maturin."""
+    given = os.environ.get("NEOPS_REMOTE_LAB_WHEEL")
+    if given:
+        return Path(given)
+    if importlib.util.find_spec("maturin") is None:
+        missing("maturin", "pip install maturin, or set NEOPS_REMOTE_LAB_WHEEL to a built wheel")
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "maturin", "build", "--locked", "--out", str(out)], cwd=REPO, check=True)
+    (built,) = out.glob("*.whl")
+    return built
 
 
 @pytest.fixture(scope="session")

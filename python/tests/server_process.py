@@ -70,6 +70,22 @@ def isolated_env(root: Path) -> dict[str, str]:
     return env
 
 
+def run_project(
+    python: Path, project: Path, workdir: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Copy the test project `project` into `workdir` and run `python -m pytest -v` there (at most 600 s)."""
+    shutil.copytree(project, workdir, ignore=shutil.ignore_patterns("__pycache__"))
+    return subprocess.run(
+        [str(python), "-m", "pytest", "-v", "-p", "no:cacheprovider", *args],
+        cwd=workdir,
+        env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 class LabServer:
     """One running server process and what tests ask it directly."""
 

@@ -166,13 +166,13 @@ def test_extra_files_are_stored_beside_the_topology(lab_server: LabServer, tmp_p
     assert stored == expected
 
 
-def test_extra_files_outside_the_topology_folder_are_refused(lab_server: LabServer, tmp_path: Path):
+def test_files_outside_the_given_root_are_refused(lab_server: LabServer, tmp_path: Path):
     (tmp_path / "lab").mkdir()
     (tmp_path / "secret.cfg").write_text("x")
     topology = tmp_path / "lab" / "topology.yml"
     topology.write_bytes(TWO_ROUTERS.read_bytes())
-    with RemoteLabClient(lab_server.url) as client, pytest.raises(ValueError, match="outside the topology's folder"):
-        client.acquire(topology, reuse=False, extra_files=["../secret.cfg"])
+    with RemoteLabClient(lab_server.url) as client, pytest.raises(ValueError, match="outside the upload's root"):
+        client.acquire(topology, reuse=False, extra_files=["../secret.cfg"], root=".")
 
 
 def test_transport_errors_are_retried_until_the_server_listens(start_server: StartServer):

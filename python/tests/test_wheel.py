@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from server_process import CONSUMER_PROJECT, REPO, isolated_env, missing, netlab_binary
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`$NEOPS_REMOTE_LAB_WHEEL` (e.g. from `make wheel`), else a wheel built here with maturin."""
-    given = os.environ.get("NEOPS_REMOTE_LAB_WHEEL")
-    if given:
-        return Path(given)
-    if importlib.util.find_spec("maturin") is None:
-        missing("maturin", "pip install maturin, or set NEOPS_REMOTE_LAB_WHEEL to a built wheel")
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "maturin", "build", "--locked", "--out", str(out)], cwd=REPO, check=True)
-    (built,) = out.glob("*.whl")
-    return built
+from server_process import CONSUMER_PROJECT, isolated_env, netlab_binary, run_project
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +35,17 @@ def test_wheel_installs_the_server_command(venv: Path):
 
 
 def test_consumer_project_passes_in_the_fresh_virtualenv(venv: Path, tmp_path: Path):
-    netlab = netlab_binary()
-    project = tmp_path / "project"
-    shutil.copytree(CONSUMER_PROJECT, project, ignore=shutil.ignore_patterns("__pycache__"))
     env = isolated_env(tmp_path)
     # Local mode with the binary the wheel installed: no URL, no binary override.
     env.pop("NEOPS_REMOTE_LAB_BIN", None)
-    env["NEOPS_NETLAB_BIN"] = str(netlab)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    pytest_command = [str(venv / "bin" / "python"), "-m", "pytest", "-v", "-p", "no:cacheprovider"]
-    run = subprocess.run(
-        [*pytest_command, "--deselect", "test_sample.py::test_queue_handed_on"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    env["NEOPS_NETLAB_BIN"] = str(netlab_binary())
+    run = run_project(
+        venv / "bin" / "python",
+        CONSUMER_PROJECT,
+        tmp_path / "project",
+        env,
+        "--deselect",
+        "test_sample.py::test_queue_handed_on",
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "5 passed, 1 deselected" in run.stdout

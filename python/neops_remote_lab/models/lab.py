@@ -22,7 +22,10 @@ class LabStatusDto(BaseModel):
     """Answer of `GET /lab`."""
 
     running: bool = Field(description="Whether a lab is up")
-    topology: str | None = Field(default=None, description="Server-side path of the running topology")
+    topology: str | None = Field(
+        default=None,
+        description="File name of the running lab's topology, not a path on the server; None when none runs",
+    )
     ref_count: int = Field(default=0, description="How many acquisitions currently hold the lab")
     devices: list[DeviceInfoDto] = Field(default_factory=list)
     netlab_status: str | None = Field(default=None, description="What `netlab status` reported, when known")

@@ -15,13 +15,13 @@ class SessionState(str, Enum):
 
 
 class SessionInfoDto(BaseModel):
-    """A queue entry as the server keeps it."""
+    """A queue entry as the original server kept it; no route returns it, kept so imports keep working."""
 
     id: str
     status: SessionState
-    position: int
-    created_at: float
-    last_seen_at: float
+    position: int = Field(description="0 is the head of the queue")
+    created_at: float = Field(description="Creation time, seconds since the Unix epoch")
+    last_seen_at: float = Field(description="Last request carrying this session, seconds since the Unix epoch")
     topology_name: str | None = None
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
+from neops_remote_lab._lab_files import LabFiles
 from neops_remote_lab.client import RemoteLabClient
 from neops_remote_lab.models import DeviceInfoDto
 
@@ -33,22 +34,39 @@ def remote_lab_client(request: pytest.FixtureRequest) -> Iterator[RemoteLabClien
 
 
 def remote_lab_fixture(
-    topology: str | Path, *, name: str | None = None, reuse_lab: bool = False
+    topology: str | Path,
+    *,
+    name: str | None = None,
+    reuse_lab: bool = False,
+    extra_files: Iterable[str | Path] = (),
+    root: str | Path | None = None,
 ) -> Callable[..., Iterator[list[DeviceInfoDto]]]:
     """Declare a function-scoped fixture that brings `topology` up and yields its devices.
 
     Assign the result to a module attribute (in `conftest.py` or a test module); pytest names
-    the fixture after that attribute. `name` (default: the file's stem) keys the ordering
-    registries. `reuse_lab=True` shares a running lab with identical topology bytes instead of
-    asking for a fresh one. A missing file raises `FileNotFoundError` here, at declaration.
+    the fixture after that attribute. `topology` is relative to the working directory. `name`
+    (default: the file's stem) keys the ordering registries. `reuse_lab=True` shares a running
+    lab with the same files instead of asking for a fresh one.
+
+    `extra_files` (files or folders) and `root` go with every upload, as in
+    `RemoteLabClient.acquire`: relative to the topology's folder unless absolute; when a file
+    lies outside that folder, the upload's root is the deepest folder holding them all (or
+    `root`), and the topology is sent under its path relative to it. Fixtures whose files have
+    the same bytes and names are one lab and run as one group.
+
+    Raises `FileNotFoundError` here, at declaration, for a missing topology or extra file, and
+    `ValueError` for a file outside `root`.
     """
-    path = Path(topology).expanduser().resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"Topology not found: {path}")
-    spec = registry.register(name or path.stem, path, reuse_lab)
+    # Relative extra files and root stay relative to the topology's folder, whatever the
+    # working directory is when a test runs.
+    extra = tuple(extra_files)
+    lab_files = LabFiles.collect(topology, extra, root)
+    spec = registry.register(name or lab_files.topology.stem, lab_files, extra, root, reuse_lab)
 
     def lab(remote_lab_client: RemoteLabClient) -> Iterator[list[DeviceInfoDto]]:
-        devices = remote_lab_client.acquire(spec.topology, reuse=spec.reuse)
+        devices = remote_lab_client.acquire(
+            spec.topology, reuse=spec.reuse, extra_files=spec.extra_files, root=spec.root
+        )
         try:
             yield devices
         finally:
@@ -56,5 +74,5 @@ def remote_lab_fixture(
 
     lab.__name__ = spec.name
     registry.bind(lab, spec)
-    _log.debug("Declared lab fixture %s (rank %d, reuse=%s) for %s", spec.name, spec.rank, reuse_lab, path)
+    _log.debug("Declared lab fixture %s (rank %d, reuse=%s) for %s", spec.name, spec.rank, reuse_lab, spec.topology)
     return pytest.fixture(scope="function")(lab)

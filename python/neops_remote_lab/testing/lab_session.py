@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -50,9 +51,10 @@ class LabSession:
         return self._client
 
     def close_client(self) -> None:
-        """End the session; the next suite in the queue gets the lab host."""
-        if self._client is not None:
-            self._client.close()
+        """End the session; the next suite in the queue gets the lab host. A later `open_client` opens a new one."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def shutdown(self) -> None:
         self.close_client()
@@ -73,8 +75,9 @@ class LabSession:
         return self._local.url
 
 
-def _timeouts_from_env() -> dict[str, int]:
-    timeouts = {}
+def _timeouts_from_env() -> dict[str, Any]:
+    """`RemoteLabClient` keyword arguments (whole seconds) from the environment variables that are set."""
+    timeouts: dict[str, Any] = {}
     for env, keyword in TIMEOUT_ENVS.items():
         raw = os.environ.get(env)
         if not raw:

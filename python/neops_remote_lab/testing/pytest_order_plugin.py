@@ -8,11 +8,15 @@ using two lab fixtures fails collection: the server runs one lab at a time.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from .registry import REMOTE_LAB_FIXTURE_META, REMOTE_LAB_ORDER, LabFixtureSpec, lab_fixtures_of
 
 __all__ = ["REMOTE_LAB_FIXTURE_META", "REMOTE_LAB_ORDER"]
+
+_log = logging.getLogger("remote-lab-plugin")  # the original plugin's logger name
 
 # Sort classes, in run order.
 _LAB, _CLIENT_ONLY, _PLAIN = 0, 1, 2
@@ -33,6 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (_CLIENT_ONLY if uses_client else _PLAIN, 0, 0, position)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=sort_key)]
+    _log.debug("Run order: %s", ", ".join(item.nodeid for item in items))
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:

@@ -1,16 +1,42 @@
 """Hands the lab host on as early as possible: the session ends after the last test that needs it.
 
 The ordering plugin runs lab tests first, so the next suite in the server's queue starts
-while this run is still busy with its plain tests.
+while this run is still busy with its plain tests. A run stopped with SIGTERM (how CI systems
+cancel a job) ends like one stopped with Ctrl-C: the lab is released and the session deleted
+before the process exits, whether it was queued, bringing a lab up or running tests.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 
 import pytest
 
+from neops_remote_lab._sigterm import SigtermRaises
+
 from .lab_session import LabSession
+
+_log = logging.getLogger("remote-lab-plugin")  # the original plugin's logger name
+_SIGTERM = pytest.StashKey[SigtermRaises]()
+
+
+def _interrupted() -> KeyboardInterrupt:
+    _log.warning("SIGTERM: ending the run as after Ctrl-C; the lab session is closed first")
+    return KeyboardInterrupt("SIGTERM")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "remote_lab: the test uses a lab on the neops-remote-lab server")
+    sigterm = SigtermRaises(_interrupted)
+    if sigterm.hold():
+        config.stash[_SIGTERM] = sigterm
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    sigterm = config.stash.get(_SIGTERM, None)
+    if sigterm is not None:
+        sigterm.release()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -8,7 +8,6 @@ not be the topology's stem.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from neops_remote_lab._lab_files import LabFiles
 
 __all__ = ["REMOTE_LAB_FIXTURE_META", "REMOTE_LAB_ORDER", "LabFixtureSpec", "bind", "lab_fixtures_of", "register"]
 
@@ -32,18 +33,22 @@ class LabFixtureSpec:
 
     name: str
     rank: int
-    topology: Path
+    topology: Path  # absolute
+    extra_files: tuple[str | Path, ...]  # as declared: relative to the topology's folder, expanded at each upload
+    root: str | Path | None
     reuse: bool
-    digest: str  # SHA-256 of the topology's bytes: the server's identity of a lab
+    digest: str  # over the topology's and every extra file's bytes: the server's identity of a lab
 
 
-def register(name: str, topology: Path, reuse: bool) -> LabFixtureSpec:
-    spec = LabFixtureSpec(name, next(_ranks), topology, reuse, hashlib.sha256(topology.read_bytes()).hexdigest())
+def register(
+    name: str, lab: LabFiles, extra_files: tuple[str | Path, ...], root: str | Path | None, reuse: bool
+) -> LabFixtureSpec:
+    spec = LabFixtureSpec(name, next(_ranks), lab.topology, extra_files, root, reuse, lab.digest())
     REMOTE_LAB_ORDER[name] = spec.rank
     REMOTE_LAB_FIXTURE_META[name] = {
         "rank": spec.rank,
         "reuse": reuse,
-        "topology": _display_path(topology),
+        "topology": _display_path(lab.topology),
         "remote": bool(os.environ.get("REMOTE_LAB_URL")),
     }
     return spec

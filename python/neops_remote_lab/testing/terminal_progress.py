@@ -43,7 +43,9 @@ class TerminalProgress(ProgressListener):
         self._reporter = reporter
         self._writer = writer
         self._capture = capture
-        self._tty = bool(reporter.isatty())
+        # A plain bool in early pytest 8 releases, a callable bool in later ones: `bool()` of either is right,
+        # calling it is not.
+        self._tty = bool(reporter.isatty)
         self._status_key: object = None  # what the status line currently shows
 
     @classmethod
