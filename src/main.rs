@@ -158,7 +158,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(cli.config())) {
+    let outcome = runtime.block_on(server::run(cli.config()));
+    // `--shutdown-timeout` is a real bound: a blocking thread still waiting
+    // for a lab lock (held by another process) must not keep us alive.
+    runtime.shutdown_background();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");

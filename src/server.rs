@@ -79,7 +79,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     tokio::spawn(forward_stop_signals(stop.clone()));
 
     let tmp = std::env::temp_dir();
-    let guard = ServerGuard::acquire(&tmp).map_err(ServerError::HostTaken)?;
+    let guard = ServerGuard::acquire_all(&guarded_folders(&tmp)).map_err(ServerError::HostTaken)?;
     let netlab = tokio::select! {
         connected = Netlab::connect(config.netlab.clone()) => {
             connected.map_err(|error| ServerError::NetlabMissing(error.to_string()))?
@@ -171,6 +171,17 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     drop(guard);
     tracing::info!("shutdown complete");
     outcome
+}
+
+/// Where the server guard is taken: the temporary directory (where the
+/// original server took it) and netlab's per-user state folder, when
+/// `HOME` is known (netlab keeps `~/.netlab/status.yaml` there).
+fn guarded_folders(tmp: &Path) -> Vec<PathBuf> {
+    let mut folders = vec![tmp.to_path_buf()];
+    if let Some(home) = std::env::var_os("HOME").filter(|home| !home.is_empty()) {
+        folders.push(PathBuf::from(home).join(".netlab"));
+    }
+    folders
 }
 
 /// Completes, saying why, when `task` ends other than by `stop`; stays

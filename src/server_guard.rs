@@ -3,9 +3,12 @@
 //! An OS file lock (`flock`) in the temporary directory, the same kind
 //! Python's `filelock` takes, so it also excludes the original Python server
 //! and its local-mode fixtures. Beside it, a metadata file says who holds
-//! the host and where it listens. The lock file itself is never deleted:
-//! deleting a lock file lets a second process lock a fresh file of the same
-//! name while the first still holds the old one.
+//! the host and where it listens. The same lock and metadata are also taken
+//! in netlab's per-user state folder (`~/.netlab`), where two servers really
+//! collide: servers with different `TMPDIR`s (systemd `PrivateTmp=yes`) but
+//! one `HOME` would otherwise drive the same netlab instances. Lock files
+//! are never deleted: deleting a lock file lets a second process lock a
+//! fresh file of the same name while the first still holds the old one.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -59,21 +62,26 @@ impl std::fmt::Display for GuardError {
     }
 }
 
-/// Held for the server's whole life. Dropping it removes the metadata file
-/// and releases the lock.
+/// Held for the server's whole life. Dropping it removes the metadata
+/// files and releases the locks.
 #[derive(Debug)]
 pub struct ServerGuard {
+    places: Vec<Guarded>,
+}
+
+/// One folder's lock, held, and its metadata file.
+#[derive(Debug)]
+struct Guarded {
     _lock: File,
     meta_path: PathBuf,
 }
 
-impl ServerGuard {
-    /// Takes the one-server-per-host lock in `dir`, without waiting.
-    pub fn acquire(dir: &Path) -> Result<ServerGuard, GuardError> {
+impl Guarded {
+    fn take(dir: &Path) -> Result<Guarded, GuardError> {
         let lock = open_lock_file(&dir.join(SERVER_LOCK_FILE)).map_err(GuardError::Io)?;
         let meta_path = dir.join(SERVER_META_FILE);
         match lock.try_lock() {
-            Ok(()) => Ok(ServerGuard {
+            Ok(()) => Ok(Guarded {
                 _lock: lock,
                 meta_path,
             }),
@@ -83,6 +91,24 @@ impl ServerGuard {
             Err(std::fs::TryLockError::Error(error)) => Err(GuardError::Io(error)),
         }
     }
+}
+
+impl ServerGuard {
+    /// Takes the one-server-per-host lock in `dir`, without waiting.
+    pub fn acquire(dir: &Path) -> Result<ServerGuard, GuardError> {
+        Self::acquire_all(&[dir.to_path_buf()])
+    }
+
+    /// Takes the lock in each of `dirs` (created if missing), without
+    /// waiting; refused as soon as one is taken.
+    pub fn acquire_all(dirs: &[PathBuf]) -> Result<ServerGuard, GuardError> {
+        let mut places = Vec::with_capacity(dirs.len());
+        for dir in dirs {
+            std::fs::create_dir_all(dir).map_err(GuardError::Io)?;
+            places.push(Guarded::take(dir)?);
+        }
+        Ok(ServerGuard { places })
+    }
 
     /// Writes the metadata file atomically (readers never see half of it)
     /// and without following links: the content goes to a freshly created
@@ -90,22 +116,27 @@ impl ServerGuard {
     /// included), which is then renamed over the old name (replacing a link
     /// there, not its target).
     pub fn publish(&self, meta: &ServerMeta) -> io::Result<()> {
-        use std::io::Write;
-        let partial = self
-            .meta_path
-            .with_extension(format!("json.{}.partial", std::process::id()));
-        let _ = std::fs::remove_file(&partial);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&partial)?;
-        file.write_all(&serde_json::to_vec_pretty(meta)?)?;
-        drop(file);
-        std::fs::rename(&partial, &self.meta_path)
+        for place in &self.places {
+            write_meta(&place.meta_path, meta)?;
+        }
+        Ok(())
     }
 }
 
-impl Drop for ServerGuard {
+fn write_meta(path: &Path, meta: &ServerMeta) -> io::Result<()> {
+    use std::io::Write;
+    let partial = path.with_extension(format!("json.{}.partial", std::process::id()));
+    let _ = std::fs::remove_file(&partial);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)?;
+    file.write_all(&serde_json::to_vec_pretty(meta)?)?;
+    drop(file);
+    std::fs::rename(&partial, path)
+}
+
+impl Drop for Guarded {
     fn drop(&mut self) {
         // Before the lock goes: nobody may find metadata of a server that is gone.
         let _ = std::fs::remove_file(&self.meta_path);
@@ -165,6 +196,25 @@ mod tests {
         guard.publish(&meta()).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
         assert_eq!(read_meta(&dir.path().join(SERVER_META_FILE)), Some(meta()));
+    }
+
+    #[test]
+    fn every_guarded_folder_refuses_a_second_server() {
+        let (tmp_a, tmp_b, home) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let state = home.path().join(".netlab");
+        let first = ServerGuard::acquire_all(&[tmp_a.path().to_path_buf(), state.clone()]).unwrap();
+        first.publish(&meta()).unwrap();
+        // Another TMPDIR, the same netlab state folder: refused, naming the owner.
+        match ServerGuard::acquire_all(&[tmp_b.path().to_path_buf(), state.clone()]) {
+            Err(GuardError::Taken(Some(owner))) => assert_eq!(owner.pid, 42),
+            other => panic!("expected the state folder to be taken, got {other:?}"),
+        }
+        drop(first);
+        assert!(ServerGuard::acquire_all(&[tmp_b.path().to_path_buf(), state]).is_ok());
     }
 
     #[test]

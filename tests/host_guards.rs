@@ -89,3 +89,34 @@ fn failing_netlab_version_exits_1() {
     assert_eq!(status.code(), Some(1));
     assert!(log.contains("netlab does not work"), "{log}");
 }
+
+#[tokio::test]
+async fn a_second_server_with_its_own_tmpdir_but_the_same_home_is_refused() {
+    let netlab = require_netlab!();
+    let first = Server::start(Options::new(&netlab)).await;
+    // systemd's PrivateTmp=yes: another TMPDIR, the same netlab state folder.
+    let home = first.dirs.home().display().to_string();
+    let (status, log) = Server::run_to_exit(Options::new(&netlab).env("HOME", &home));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains(&format!("pid {}", first.pid())), "{log}");
+}
+
+#[tokio::test]
+async fn a_lab_lock_held_by_another_process_does_not_stop_shutdown_within_its_bound() {
+    let netlab = require_netlab!();
+    let mut s = Server::start(Options::new(&netlab).arg("--shutdown-timeout", "2")).await;
+    let (id, _) = s.create_session().await;
+    let (status, _) = s.acquire(&id, Upload::new("t.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Another process (this test) takes the lab lock and keeps it.
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(s.dirs.tmp().join("netlab_pytest.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    // Far beyond the 2 s bound: a server that waits for the lock never exits.
+    let exit = s.stop_within(libc::SIGTERM, std::time::Duration::from_secs(60));
+    assert_eq!(exit.and_then(|exit| exit.code()), Some(0), "{}", s.log());
+    assert!(s.log().contains("did not finish within 2 s"), "{}", s.log());
+    assert!(!s.dirs.meta_file().exists());
+}

@@ -215,6 +215,24 @@ impl Server {
         child.wait().expect("wait for server")
     }
 
+    /// Sends `signal` and waits up to `limit` for the process to exit;
+    /// `None` (the process killed) when it did not.
+    pub fn stop_within(&mut self, signal: i32, limit: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take().expect("server still running");
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().expect("wait for server") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// `GET path`, parsed as JSON (`null` for an empty body).
     pub async fn get_json(&self, path: &str) -> Value {
         let response = self.http.get(self.url(path)).send().await.unwrap();
