@@ -134,6 +134,7 @@ impl Cli {
                 up_timeout: Duration::from_secs(self.netlab_up_timeout),
                 command_timeout: Duration::from_secs(self.netlab_timeout),
                 kill_grace: Duration::from_secs(self.netlab_kill_grace),
+                owner: None,
             },
             max_upload_bytes: self.max_upload_bytes,
             work_dir: self.work_dir.clone(),

@@ -16,7 +16,7 @@ use crate::api::{self, AppState};
 use crate::coordinator::Coordinator;
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
-use crate::lab::{self as lab_slots, LabSlot};
+use crate::lab::{self as lab_slots, LabSlot, orphans};
 use crate::queue::Timeouts;
 use crate::server_guard::{GuardError, ServerGuard, ServerMeta};
 
@@ -80,8 +80,25 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 
     let tmp = std::env::temp_dir();
     let guard = ServerGuard::acquire_all(&guarded_folders(&tmp)).map_err(ServerError::HostTaken)?;
+    // This server's processes carry its owner tag; a killed predecessor's
+    // are stopped before anything else runs.
+    let owner = tmp.display().to_string();
+    let netlab_config = NetlabConfig {
+        owner: Some(owner.clone()),
+        ..config.netlab.clone()
+    };
+    let grace = netlab_config.kill_grace;
+    let stopped = tokio::task::spawn_blocking(move || orphans::stop_left_behind(&owner, grace))
+        .await
+        .unwrap_or(0);
+    if stopped > 0 {
+        tracing::warn!(
+            count = stopped,
+            "stopped processes a killed earlier server left running"
+        );
+    }
     let netlab = tokio::select! {
-        connected = Netlab::connect(config.netlab.clone()) => {
+        connected = Netlab::connect(netlab_config) => {
             connected.map_err(|error| ServerError::NetlabMissing(error.to_string()))?
         }
         () = stop.cancelled() => {

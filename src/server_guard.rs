@@ -190,8 +190,9 @@ mod tests {
         std::fs::write(&victim, "keep me").unwrap();
         let guard = ServerGuard::acquire(dir.path()).unwrap();
         std::os::unix::fs::symlink(&victim, dir.path().join(SERVER_META_FILE)).unwrap();
-        let partial = format!("{SERVER_META_FILE}.{}.partial", std::process::id());
-        let partial = dir.path().join(partial.replace(".json.", ".json."));
+        let partial = dir
+            .path()
+            .join(format!("{SERVER_META_FILE}.{}.partial", std::process::id()));
         std::os::unix::fs::symlink(&victim, &partial).unwrap();
         guard.publish(&meta()).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");

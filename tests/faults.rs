@@ -17,11 +17,7 @@ struct Faulty {
 
 async fn faulty_server(real: &Path, extra: &[(&str, &str)]) -> Faulty {
     let faults = tempfile::tempdir().unwrap();
-    let standin =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faulty-netlab-standin");
-    let mut options = Options::new(&standin)
-        .env("FAULTY_NETLAB_REAL", real.to_str().unwrap())
-        .env("FAULTY_NETLAB_FAULTS", faults.path().to_str().unwrap());
+    let mut options = faulty_options(real, faults.path());
     for (flag, value) in extra {
         options = options.arg(flag, value);
     }
@@ -29,6 +25,15 @@ async fn faulty_server(real: &Path, extra: &[(&str, &str)]) -> Faulty {
         server: Server::start(options).await,
         faults,
     }
+}
+
+/// A server running the stand-in, which reads its faults from `faults`.
+fn faulty_options(real: &Path, faults: &Path) -> Options {
+    let standin =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faulty-netlab-standin");
+    Options::new(&standin)
+        .env("FAULTY_NETLAB_REAL", real.to_str().unwrap())
+        .env("FAULTY_NETLAB_FAULTS", faults.to_str().unwrap())
 }
 
 impl Faulty {
@@ -303,4 +308,34 @@ async fn a_client_hanging_up_mid_bring_up_leaves_a_consistent_lab() {
     assert_eq!(f.server.end_session(&id).await, StatusCode::NO_CONTENT);
     assert!(!f.server.dirs.netlab_registry().contains("default:"));
     assert!(f.server.dirs.lab_dirs().is_empty());
+}
+
+#[tokio::test]
+async fn a_server_killed_during_up_leaves_no_netlab_process_after_its_restart() {
+    let real = require_netlab!();
+    let mut f = faulty_server(&real, &[("--netlab-up-timeout", "600")]).await;
+    let (id, _) = f.server.create_session().await;
+    let (_bring_up, sleeper) = f.start_hanging_bring_up(&id).await;
+    f.server.stop_with(libc::SIGKILL);
+    // netlab itself dies with the server (parent-death signal), but the
+    // helper it started lives on, orphaned...
+    assert!(
+        !process_gone(sleeper),
+        "precondition: the helper {sleeper} outlived the server"
+    );
+    // ...until the next start finds it, before it cleans anything.
+    let restarted =
+        Server::start(faulty_options(&real, f.faults.path()).dirs(&f.server.dirs)).await;
+    assert!(process_gone(sleeper), "{}", restarted.log());
+    assert!(
+        restarted.log().contains("left behind"),
+        "{}",
+        restarted.log()
+    );
+    f.clear("up-hangs");
+    let (id, _) = restarted.create_session().await;
+    let (status, body) = restarted
+        .acquire(&id, Upload::new("t.yml", TWO_NODES))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -30,6 +30,7 @@ fn one_call_inspect_equals_the_per_node_form() {
             up_timeout: Duration::from_secs(300),
             command_timeout: Duration::from_secs(120),
             kill_grace: Duration::from_secs(10),
+            owner: None,
         };
         let netlab = Netlab::connect(config).await.expect("netlab version");
         let lab = tempfile::tempdir().unwrap();

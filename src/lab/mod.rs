@@ -16,6 +16,7 @@
 
 pub mod lock;
 pub mod netlab;
+pub mod orphans;
 mod process;
 pub mod upload;
 

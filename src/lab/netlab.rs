@@ -37,6 +37,8 @@ pub struct NetlabConfig {
     pub command_timeout: Duration,
     /// Between SIGTERM and SIGKILL when a command is stopped.
     pub kill_grace: Duration,
+    /// Put into every command's environment (see [`super::orphans`]).
+    pub owner: Option<String>,
 }
 
 /// Why a netlab command failed.
@@ -332,6 +334,7 @@ impl Netlab {
             limit,
             cancel,
             kill_grace: self.config.kill_grace,
+            owner: self.config.owner.as_deref(),
         }
     }
 

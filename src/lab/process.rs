@@ -57,6 +57,9 @@ pub struct Run<'a> {
     pub cancel: Option<&'a CancellationToken>,
     /// How long the group has between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// The server's owner tag, put into the command's environment so that
+    /// a later start finds what it left behind (see [`super::orphans`]).
+    pub owner: Option<&'a str>,
 }
 
 impl Run<'_> {
@@ -72,6 +75,19 @@ impl Run<'_> {
             .kill_on_drop(true);
         if let Some(dir) = self.cwd {
             command.current_dir(dir);
+        }
+        if let Some(owner) = self.owner {
+            command.env(super::orphans::OWNER_VAR, owner);
+        }
+        // SAFETY: between fork and exec only prctl runs, which is
+        // async-signal-safe. It makes the kernel SIGKILL the command when the
+        // server dies, even by SIGKILL (its helpers are found at the next
+        // start instead).
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
         }
         let mut child = command.spawn().map_err(Interrupted::Spawn)?;
         let group = GroupKiller(child.id());
@@ -232,6 +248,7 @@ mod tests {
             limit,
             cancel: None,
             kill_grace: Duration::from_secs(5),
+            owner: None,
         }
     }
 
