@@ -304,9 +304,9 @@ async fn extra_files_are_stored_next_to_the_topology() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["devices"][0]["raw"]["ansible_network_os"], "vyos");
 
-    let dirs = s.dirs.lab_dirs();
-    assert_eq!(dirs.len(), 1);
-    let dir = &dirs[0];
+    let roots = s.dirs.upload_roots();
+    assert_eq!(roots.len(), 1);
+    let dir = &roots[0];
     assert_eq!(
         std::fs::read_to_string(dir.join("configs/init.cfg")).unwrap(),
         "hostname r1\n"

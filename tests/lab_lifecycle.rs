@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Options, Server, TWO_NODES, Upload};
+use common::{Options, Server, TWO_NODES, Upload, tree};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -94,7 +94,7 @@ async fn bad_upload_names_are_refused_and_nothing_is_written() {
     let netlab = require_netlab!();
     let s = Server::start(Options::new(&netlab)).await;
     let (id, _) = s.create_session().await;
-    let before = snapshot_tree(&s.dirs.tmp());
+    let before = tree(&s.dirs.tmp());
     for name in [
         "/etc/evil.cfg",
         "../evil.cfg",
@@ -113,7 +113,7 @@ async fn bad_upload_names_are_refused_and_nothing_is_written() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}");
     }
     assert_eq!(
-        snapshot_tree(&s.dirs.tmp()),
+        tree(&s.dirs.tmp()),
         before,
         "a refused upload writes nothing"
     );
@@ -208,21 +208,4 @@ async fn silent_waiting_session_is_dropped_from_the_queue() {
     }
     let (status, _) = s.session_status(&waiter).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-}
-
-/// Every path under `dir` (our own server's metadata and locks included).
-fn snapshot_tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut paths = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path.clone());
-            }
-            paths.push(path);
-        }
-    }
-    paths.sort();
-    paths
 }

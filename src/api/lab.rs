@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 
 use super::dto::{self, AcquireFormDto, AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
 use super::error::ApiError;
-use super::{AppState, QueryParams, SessionHeader, gate};
+use super::{AppState, QueryParams, SessionHeader, gate, upload_form};
 use crate::lab::upload::{Upload, parse_bool};
 
 /// Upload a topology (and the files it refers to) and get the lab's devices.
@@ -28,10 +28,8 @@ pub async fn acquire(
     request: Request,
 ) -> Result<Json<AcquireResponseDto>, ApiError> {
     let (id, _busy) = gate(&state, &session_id)?;
-    let multipart = Multipart::from_request(request, &state)
-        .await
-        .map_err(|rejection| ApiError::unprocessable(rejection.body_text()))?;
-    let upload = Upload::read(multipart, state.max_upload_bytes).await?;
+    let form = upload_form::read(request, state.max_upload_bytes).await?;
+    let upload = Upload::check(form).await?;
     tracing::info!(session = %crate::handover::short(&id), topology = %upload.topology_name, reuse = upload.reuse, "lab requested");
 
     let (sessions, lab) = (Arc::clone(&state.sessions), Arc::clone(&state.lab));

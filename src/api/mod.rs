@@ -5,6 +5,7 @@ mod error;
 mod health;
 mod lab;
 mod session;
+mod upload_form;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! The lab manager: which lab runs, who holds it, when it is started again.
 //!
-//! One lab per host. Its identity is the SHA-256 of the topology's bytes, so
-//! two files with different names and equal content share one running lab,
-//! reference-counted. Every change to the lab (start, switch, teardown) runs
+//! One lab per host. Its identity is a SHA-256 over the uploaded folder's
+//! content (see [`upload::Identity`]), so the same files under another
+//! topology name share one running lab, reference-counted. Every change to the lab (start, switch, teardown) runs
 //! under one async mutex and the host-wide lab lock; readers use a published
 //! snapshot, so status requests stay instant while a bring-up runs.
 
@@ -35,8 +35,8 @@ pub struct Device {
 /// What the manager needs from the tool that runs labs: netlab in
 /// production, an in-memory driver in unit tests.
 pub trait LabDriver: Send + Sync {
-    /// Starts the lab of `topology` (a file inside `dir`, which also holds
-    /// the extra files) and returns its devices. Stops early when `cancel`
+    /// Starts the lab of `topology` (a file inside `dir`, the folder the
+    /// tool runs in) and returns its devices in the tool's node order. Stops early when `cancel`
     /// triggers.
     fn up<'a>(
         &'a self,
@@ -113,6 +113,8 @@ impl LabView {
 struct RunningLab {
     identity: Identity,
     dir: PathBuf,
+    /// The topology's folder inside `dir`, where netlab runs.
+    netlab_dir: PathBuf,
     topology_name: String,
     ref_count: u32,
     devices: Arc<Vec<Device>>,
@@ -294,13 +296,15 @@ impl LabManager {
                 return Err(LabError::Io(error));
             }
         };
-        tracing::info!(topology = %upload.topology_name, identity = upload.identity.short(), dir = %dir.display(), "starting lab");
-        match self.driver.up(&dir, &topology, &self.cancel).await {
+        let netlab_dir = topology.parent().unwrap_or(&dir).to_path_buf();
+        tracing::info!(topology = %upload.topology_name, identity = upload.identity.short(), dir = %netlab_dir.display(), "starting lab");
+        match self.driver.up(&netlab_dir, &topology, &self.cancel).await {
             Ok(devices) => {
                 tracing::info!(devices = devices.len(), "lab is up");
                 Ok(RunningLab {
                     identity: upload.identity.clone(),
                     dir,
+                    netlab_dir,
                     topology_name: upload.topology_name.clone(),
                     ref_count: 1,
                     devices: Arc::new(devices),
@@ -310,7 +314,7 @@ impl LabManager {
                 tracing::error!(%error, "lab bring-up failed; cleaning up");
                 // netlab refuses the next `up` while this directory is still
                 // registered, so the half-started lab must go.
-                if let Err(down_error) = self.driver.down(&dir).await {
+                if let Err(down_error) = self.driver.down(&netlab_dir).await {
                     tracing::warn!(error = %down_error, "cleanup after a failed bring-up");
                 }
                 remove_dir(&dir).await;
@@ -322,7 +326,7 @@ impl LabManager {
     async fn stop(&self, lab: RunningLab) -> Result<(), LabError> {
         let _host = self.host_lock.hold().await.map_err(LabError::Io)?;
         tracing::info!(topology = %lab.topology_name, identity = lab.identity.short(), "tearing lab down");
-        let result = self.driver.down(&lab.dir).await;
+        let result = self.driver.down(&lab.netlab_dir).await;
         if let Err(error) = &result {
             tracing::error!(%error, "lab teardown failed");
         }

@@ -133,6 +133,15 @@ impl ServerDirs {
             .unwrap_or_default()
     }
 
+    /// The folders uploads were written to: each lab directory holds its
+    /// upload's root four empty folders down, named like itself.
+    pub fn upload_roots(&self) -> Vec<PathBuf> {
+        self.lab_dirs()
+            .into_iter()
+            .map(|dir| dir.join("_/_/_/_").join(dir.file_name().unwrap()))
+            .collect()
+    }
+
     /// netlab's registry of running labs for this HOME, as text; read from
     /// its status file, so the test itself never runs netlab.
     pub fn netlab_registry(&self) -> String {
@@ -266,6 +275,11 @@ impl Server {
                 Part::bytes(content.as_bytes().to_vec()).file_name(name.to_string()),
             );
         }
+        self.post_lab(session, form).await
+    }
+
+    /// `POST /lab` with any multipart form (raw bytes, odd parts).
+    pub async fn post_lab(&self, session: &str, form: Form) -> (StatusCode, Value) {
         let response = self
             .http
             .post(self.url("/lab"))
@@ -436,4 +450,21 @@ fn wait_for_meta(dirs: &ServerDirs, pid: u32) -> Value {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Every path under `dir`, sorted (a missing `dir` has none).
+pub fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    paths
 }
