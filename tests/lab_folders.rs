@@ -1,7 +1,8 @@
 //! Labs are folders, end to end with real netlab: a topology in a
 //! sub-folder of the upload reaches files one or two folders up and in
 //! sibling folders; a lab's identity covers every file; `..` from a lab
-//! never reaches a stray file next to the server's work folder.
+//! never reaches a stray file next to the server's work folder; devices
+//! come back in netlab's node order.
 
 mod common;
 
@@ -151,4 +152,24 @@ async fn parent_folders_of_a_lab_hold_no_stray_files() {
             .contains("no default device type"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn devices_follow_netlabs_node_order() {
+    let s = server!();
+    let (id, _) = s.create_session().await;
+    let topology = "defaults.device: eos\nnodes: [pe1, ce1, r10, r9]\n";
+    let (status, body) = s.acquire(&id, Upload::new("t.yml", topology)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names = |devices: &Value| -> Vec<String> {
+        devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|device| device["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&body["devices"]), ["pe1", "ce1", "r10", "r9"]);
+    let (_, devices) = s.lab_call(Method::GET, "/lab/devices", &id).await;
+    assert_eq!(names(&devices), ["pe1", "ce1", "r10", "r9"]);
 }
