@@ -397,6 +397,39 @@ async fn health_routes_and_api_docs() {
 }
 
 #[tokio::test]
+async fn redoc_is_served_from_the_binary() {
+    let s = server!();
+    let page = s.http.get(s.url("/redoc")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(r#"<redoc spec-url="/openapi.json">"#),
+        "{page}"
+    );
+    assert!(
+        !page.contains("http"),
+        "nothing is loaded from elsewhere: {page}"
+    );
+
+    let script = s
+        .http
+        .get(s.url("/redoc/redoc.standalone.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    let script = script.text().await.unwrap();
+    assert!(script.len() > 500_000, "the whole ReDoc bundle");
+    assert!(script.contains("redoc"), "ReDoc's code");
+}
+
+#[tokio::test]
 async fn long_poll_answers_when_the_position_changes() {
     let s = server!();
     let (first, _) = s.create_session().await;

@@ -4,6 +4,7 @@ mod dto;
 mod error;
 mod health;
 mod lab;
+mod redoc;
 mod session;
 mod upload_form;
 
@@ -37,7 +38,7 @@ pub struct AppState {
     pub max_upload_bytes: u64,
 }
 
-/// The API's routes, with `/docs` (Swagger UI) and `/openapi.json`.
+/// The API's routes, with `/docs` (Swagger UI), `/redoc` and `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/session", post(session::create))
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         })
         .with_state(state);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(redoc::router())
 }
 
 #[derive(OpenApi)]
