@@ -35,30 +35,10 @@ fn collection<'a>(topology_name: &'a str, banner: &'a str) -> Upload<'a> {
         .extra("labs/shared/banner.j2", banner)
 }
 
-/// The directory netlab has registered for the `default` instance.
-async fn registered_dir(s: &Server, session: &str) -> String {
-    let (_, lab) = s.lab_call(Method::GET, "/lab", session).await;
-    let status: Value = serde_json::from_str(lab["netlab_status"].as_str().unwrap()).unwrap();
-    status["default"]["dir"].as_str().unwrap().to_string()
-}
-
-async fn server() -> Option<Server> {
-    let netlab = common::netlab()?;
-    Some(Server::start(Options::new(&netlab)).await)
-}
-
-macro_rules! server {
-    () => {
-        match server().await {
-            Some(server) => server,
-            None => return,
-        }
-    };
-}
-
 #[tokio::test]
 async fn a_topology_in_a_sub_folder_reaches_shared_defaults_plugins_and_templates() {
-    let s = server!();
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
     let (id, _) = s.create_session().await;
     let (status, body) = s
         .acquire(&id, collection("labs/basic/topology.yml", "banner one\n"))
@@ -69,7 +49,10 @@ async fn a_topology_in_a_sub_folder_reaches_shared_defaults_plugins_and_template
     assert_eq!(r1["marker"], "from-plugin", "../../plugin: {r1}");
     assert_eq!(r1["config"][0], "../shared/banner.j2");
     assert!(
-        registered_dir(&s, &id).await.ends_with("/labs/basic"),
+        s.registered_dir(&id)
+            .await
+            .unwrap()
+            .ends_with("/labs/basic"),
         "netlab runs in the topology's folder"
     );
     let (_, lab) = s.lab_call(Method::GET, "/lab", &id).await;
@@ -86,13 +69,14 @@ async fn a_topology_in_a_sub_folder_reaches_shared_defaults_plugins_and_template
 
 #[tokio::test]
 async fn a_changed_template_is_another_lab_and_a_renamed_topology_the_same() {
-    let s = server!();
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
     let (id, _) = s.create_session().await;
     let (_, first) = s
         .acquire(&id, collection("labs/basic/topology.yml", "banner one\n"))
         .await;
     assert_eq!(first["reused"], false);
-    let first_dir = registered_dir(&s, &id).await;
+    let first_dir = s.registered_dir(&id).await.unwrap();
 
     // Same files, another topology file name: the same lab.
     let (status, renamed) = s
@@ -102,7 +86,7 @@ async fn a_changed_template_is_another_lab_and_a_renamed_topology_the_same() {
         (status, &renamed["reused"]),
         (StatusCode::OK, &Value::Bool(true))
     );
-    assert_eq!(registered_dir(&s, &id).await, first_dir);
+    assert_eq!(s.registered_dir(&id).await.unwrap(), first_dir);
 
     // A changed template with reuse=true: a fresh bring-up, once idle.
     s.lab_call(Method::POST, "/lab/release", &id).await;
@@ -115,12 +99,13 @@ async fn a_changed_template_is_another_lab_and_a_renamed_topology_the_same() {
         .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(changed["reused"], false);
-    assert_ne!(registered_dir(&s, &id).await, first_dir);
+    assert_ne!(s.registered_dir(&id).await.unwrap(), first_dir);
 }
 
 #[tokio::test]
 async fn topology_defaults_beside_a_topology_in_a_sub_folder_apply() {
-    let s = server!();
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
     let (id, _) = s.create_session().await;
     let upload = Upload::new("labs/edge/topology.yml", "nodes: [r1]\n")
         .extra("labs/edge/topology-defaults.yml", "device: vyos\n")
@@ -132,7 +117,8 @@ async fn topology_defaults_beside_a_topology_in_a_sub_folder_apply() {
 
 #[tokio::test]
 async fn parent_folders_of_a_lab_hold_no_stray_files() {
-    let s = server!();
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
     // Files an operator or another program left next to the work folder.
     let work_root = s.dirs.tmp().join("neops_remote_lab_labs");
     std::fs::create_dir_all(&work_root).unwrap();
@@ -156,7 +142,8 @@ async fn parent_folders_of_a_lab_hold_no_stray_files() {
 
 #[tokio::test]
 async fn devices_follow_netlabs_node_order() {
-    let s = server!();
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
     let (id, _) = s.create_session().await;
     let topology = "defaults.device: eos\nnodes: [pe1, ce1, r10, r9]\n";
     let (status, body) = s.acquire(&id, Upload::new("t.yml", topology)).await;

@@ -310,6 +310,14 @@ impl Server {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The directory netlab has registered for the `default` instance, as
+    /// `GET /lab` reports netlab's status.
+    pub async fn registered_dir(&self, session: &str) -> Option<String> {
+        let (_, lab) = self.lab_call(reqwest::Method::GET, "/lab", session).await;
+        let status: Value = serde_json::from_str(lab["netlab_status"].as_str()?).ok()?;
+        status["default"]["dir"].as_str().map(str::to_string)
+    }
+
     pub async fn end_session(&self, id: &str) -> StatusCode {
         self.http
             .delete(self.url(&format!("/session/{id}")))
