@@ -15,18 +15,24 @@ use serde_json::Value;
 /// The server's upload limit in these tests, in bytes.
 const LIMIT: usize = 256 * 1024;
 
-/// A server whose lab is up and idle (reference count 0).
-struct IdleLab {
+/// A server whose lab is up: idle (reference count 0) or held (1).
+struct LabUp {
     s: Server,
     session: String,
+    ref_count: u64,
     /// netlab's registry and every path under the work folder, as they
     /// were when the lab went idle.
     registry: String,
     tree: Vec<PathBuf>,
 }
 
-impl IdleLab {
-    async fn start() -> Option<IdleLab> {
+impl LabUp {
+    async fn start() -> Option<LabUp> {
+        LabUp::start_with(0).await
+    }
+
+    /// A lab held `ref_count` times (0 or 1).
+    async fn start_with(ref_count: u64) -> Option<LabUp> {
         let netlab = common::netlab()?;
         let s = Server::start(Options::new(&netlab).arg("--max-upload-bytes", &LIMIT.to_string()))
             .await;
@@ -35,20 +41,23 @@ impl IdleLab {
             .acquire(&session, Upload::new("idle.yml", TWO_NODES))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        s.lab_call(Method::POST, "/lab/release", &session).await;
+        if ref_count == 0 {
+            s.lab_call(Method::POST, "/lab/release", &session).await;
+        }
         let registry = s.dirs.netlab_registry();
         assert!(registry.contains("default:"), "{registry}");
         let tree = tree(&s.dirs.tmp().join("neops_remote_lab_labs"));
-        Some(IdleLab {
+        Some(LabUp {
             s,
             session,
+            ref_count,
             registry,
             tree,
         })
     }
 
     /// Sends `form`; expects `status` with `detail` containing `cause`, and
-    /// the idle lab exactly as it was.
+    /// the lab exactly as it was.
     async fn refused(&self, case: &str, form: Form, status: StatusCode, cause: &str) {
         let (answer, body) = self.s.post_lab(&self.session, form).await;
         assert_eq!(answer, status, "{case}: {body}");
@@ -59,10 +68,10 @@ impl IdleLab {
             (&lab["running"], &lab["ref_count"], &lab["topology"]),
             (
                 &Value::Bool(true),
-                &Value::from(0),
+                &Value::from(self.ref_count),
                 &Value::from("idle.yml")
             ),
-            "{case}: the idle lab changed: {lab}"
+            "{case}: the lab changed: {lab}"
         );
         assert_eq!(self.s.dirs.netlab_registry(), self.registry, "{case}");
         assert_eq!(
@@ -75,7 +84,7 @@ impl IdleLab {
 
 macro_rules! idle_lab {
     () => {
-        match IdleLab::start().await {
+        match LabUp::start().await {
             Some(lab) => lab,
             None => return,
         }
@@ -160,6 +169,20 @@ async fn names_netlab_owns_are_refused() {
         lab.refused(name, extra(name), StatusCode::BAD_REQUEST, "netlab writes")
             .await;
     }
+}
+
+#[tokio::test]
+async fn a_held_lab_is_not_attached_by_a_refused_upload_of_its_own_topology() {
+    let Some(lab) = LabUp::start_with(1).await else {
+        return;
+    };
+    let pickle = form(
+        "idle.yml",
+        TWO_NODES.as_bytes(),
+        &[("netlab.snapshot.pickle", b"not a pickle")],
+    );
+    lab.refused("held", pickle, StatusCode::BAD_REQUEST, "netlab writes")
+        .await;
 }
 
 #[tokio::test]
