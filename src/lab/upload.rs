@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use names::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES, NETLAB_OWNED};
+pub use names::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
 pub use yaml::MAX_NESTING;
 
 /// A lab's identity: SHA-256 over its topology's bytes, its folder and every
