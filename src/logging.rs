@@ -24,11 +24,12 @@ pub fn level_from_name(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides the level.
-pub fn init(level: &str, format: LogFormat) {
-    // Our code and netlab's streamed output at the chosen level; libraries
-    // only when something is wrong.
-    let default = format!("warn,neops_remote_lab={level},netlab={level}");
+/// Installs the global subscriber: our own events at `level`, netlab's
+/// streamed output (target `netlab`, one debug event per line) at
+/// `netlab_level`. `RUST_LOG`, when set, overrides both.
+pub fn init(level: &str, netlab_level: &str, format: LogFormat) {
+    // Libraries only when something is wrong.
+    let default = format!("warn,neops_remote_lab={level},netlab={netlab_level}");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -34,6 +34,23 @@ struct Cli {
     #[arg(long, env = "NEOPS_DEBUG")]
     debug: bool,
 
+    /// Stream netlab's output into the log line by line (as --debug does),
+    /// without debug logs of our own. The original's environment variable
+    /// takes `1`, so 1/0, true/false, yes/no and on/off are all understood.
+    #[arg(
+        long,
+        env = "NEOPS_NETLAB_STREAM_OUTPUT",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    netlab_stream_output: bool,
+
+    /// Accepted for compatibility with the original server's systemd units
+    /// and recorded in the metadata file; not read (logs are configured
+    /// with --log-level, --log-format and RUST_LOG).
+    #[arg(long, env = "NEOPS_LOG_CONFIG", value_name = "PATH")]
+    log_config: Option<PathBuf>,
+
     /// Log format: human-readable lines or JSON objects.
     #[arg(long, env = "NEOPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -118,6 +135,7 @@ impl Cli {
             host: self.host.clone(),
             port: self.port,
             log_level: self.log_level.clone(),
+            log_config: self.log_config.clone(),
             timeouts: Timeouts {
                 active: Duration::from_secs(self.active_timeout),
                 waiting: Duration::from_secs(self.waiting_timeout),
@@ -150,7 +168,19 @@ fn main() -> ExitCode {
     } else {
         logging::level_from_name(&cli.log_level).unwrap_or("info")
     };
-    logging::init(level, cli.log_format);
+    let netlab_level = if cli.netlab_stream_output {
+        "debug"
+    } else {
+        level
+    };
+    logging::init(level, netlab_level, cli.log_format);
+    if let Some(path) = &cli.log_config {
+        tracing::warn!(
+            "--log-config {} is accepted for compatibility and not read: logs are configured \
+             with --log-level, --log-format and RUST_LOG",
+            path.display()
+        );
+    }
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -30,6 +30,8 @@ pub struct Config {
     pub port: u16,
     /// As given on the command line, for the metadata file.
     pub log_level: String,
+    /// `--log-config`, recorded in the metadata file only.
+    pub log_config: Option<PathBuf>,
     pub timeouts: Timeouts,
     /// How many labs may run at once, each for one ACTIVE session.
     pub lab_slots: usize,
@@ -266,6 +268,10 @@ fn metadata(config: &Config, bound: SocketAddr) -> ServerMeta {
         port: bound.port(),
         host_bind: config.host.clone(),
         log_level: config.log_level.clone(),
+        log_config: config
+            .log_config
+            .as_ref()
+            .map(|path| path.display().to_string()),
         version: env!("CARGO_PKG_VERSION").to_string(),
         cwd: std::env::current_dir()
             .map_or_else(|_| String::new(), |dir| dir.display().to_string()),

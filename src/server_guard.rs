@@ -32,6 +32,9 @@ pub struct ServerMeta {
     pub port: u16,
     pub host_bind: String,
     pub log_level: String,
+    /// The original server's `--log-config PATH`, when given (kept, not read).
+    #[serde(default)]
+    pub log_config: Option<String>,
     pub version: String,
     pub cwd: String,
     pub cmd: Vec<String>,
@@ -161,6 +164,7 @@ mod tests {
             port: 8000,
             host_bind: "0.0.0.0".into(),
             log_level: "INFO".into(),
+            log_config: None,
             version: "1.5.0".into(),
             cwd: "/".into(),
             cmd: vec!["neops-remote-lab".into()],

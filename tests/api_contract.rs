@@ -304,9 +304,9 @@ async fn extra_files_are_stored_next_to_the_topology() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["devices"][0]["raw"]["ansible_network_os"], "vyos");
 
-    let dirs = s.dirs.lab_dirs();
-    assert_eq!(dirs.len(), 1);
-    let dir = &dirs[0];
+    let roots = s.dirs.upload_roots();
+    assert_eq!(roots.len(), 1);
+    let dir = &roots[0];
     assert_eq!(
         std::fs::read_to_string(dir.join("configs/init.cfg")).unwrap(),
         "hostname r1\n"
@@ -394,6 +394,39 @@ async fn health_routes_and_api_docs() {
         missing.json::<Value>().await.unwrap()["detail"],
         "Not Found"
     );
+}
+
+#[tokio::test]
+async fn redoc_is_served_from_the_binary() {
+    let s = server!();
+    let page = s.http.get(s.url("/redoc")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(r#"<redoc spec-url="/openapi.json">"#),
+        "{page}"
+    );
+    assert!(
+        !page.contains("http"),
+        "nothing is loaded from elsewhere: {page}"
+    );
+
+    let script = s
+        .http
+        .get(s.url("/redoc/redoc.standalone.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    let script = script.text().await.unwrap();
+    assert!(script.len() > 500_000, "the whole ReDoc bundle");
+    assert!(script.contains("redoc"), "ReDoc's code");
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The command line as operators use it: `--version`, flag ranges,
-//! `--debug` streaming netlab's output into the log, and JSON logs for
-//! machines.
+//! `--debug` and `NEOPS_NETLAB_STREAM_OUTPUT` streaming netlab's output into
+//! the log, JSON logs for machines, and the original's `--log-config`.
 
 mod common;
 
@@ -46,28 +46,67 @@ fn out_of_range_durations_and_slot_counts_are_refused_before_anything_starts() {
     }
 }
 
+/// Starts a server with `options` (JSON logs), brings a lab up, and
+/// returns the log's events.
+async fn json_log_of_a_bring_up(options: Options) -> Vec<Value> {
+    let s = Server::start(options.arg("--log-format", "json")).await;
+    let (id, _) = s.create_session().await;
+    let (status, _) = s.acquire(&id, Upload::new("t.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::OK);
+    s.log()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect()
+}
+
+/// netlab's own words, line by line, under the `netlab` target.
+fn has_netlab_output(events: &[Value]) -> bool {
+    events.iter().any(|event| {
+        event["target"] == "netlab" && event["fields"]["message"] == "Starting external nodes"
+    })
+}
+
 #[tokio::test]
 async fn debug_streams_netlab_output_and_json_logs_parse() {
     let netlab = require_netlab!();
     // WARNING would hide netlab's lines; --debug (here through its env var) shows them.
     let options = Options::new(&netlab)
         .log_level("WARNING")
-        .arg("--log-format", "json")
         .env("NEOPS_DEBUG", "true");
-    let s = Server::start(options).await;
-    let (id, _) = s.create_session().await;
-    let (status, _) = s.acquire(&id, Upload::new("t.yml", TWO_NODES)).await;
-    assert_eq!(status, StatusCode::OK);
+    let events = json_log_of_a_bring_up(options).await;
+    assert!(has_netlab_output(&events), "{events:?}");
+}
 
-    let log = s.log();
-    let events: Vec<Value> = log
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
-        .collect();
-    // netlab's own words, line by line, under the `netlab` target.
+#[tokio::test]
+async fn netlab_stream_output_env_streams_netlab_output_only() {
+    let netlab = require_netlab!();
+    let options = Options::new(&netlab)
+        .log_level("WARNING")
+        .env("NEOPS_NETLAB_STREAM_OUTPUT", "1");
+    let events = json_log_of_a_bring_up(options).await;
+    assert!(has_netlab_output(&events), "{events:?}");
     assert!(
-        events.iter().any(|event| event["target"] == "netlab"
-            && event["fields"]["message"] == "Starting external nodes"),
-        "{log}"
+        !events
+            .iter()
+            .any(|event| event["level"] == "DEBUG" && event["target"] != "netlab"),
+        "our own debug logs stay off: {events:?}"
+    );
+}
+
+#[tokio::test]
+async fn log_config_is_accepted_recorded_and_explained() {
+    let netlab = require_netlab!();
+    let path = "/etc/neops-remote-lab/logging.ini";
+    let s = Server::start(Options::new(&netlab).arg("--log-config", path)).await;
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dirs.meta_file()).unwrap()).unwrap();
+    assert_eq!(meta["log_config"], path);
+    assert!(
+        s.log().contains(&format!(
+            "--log-config {path} is accepted for compatibility and not read: logs are \
+             configured with --log-level, --log-format and RUST_LOG"
+        )),
+        "{}",
+        s.log()
     );
 }

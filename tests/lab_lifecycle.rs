@@ -4,18 +4,11 @@
 
 mod common;
 
-use common::{Options, Server, TWO_NODES, Upload};
+use common::{Options, Server, TWO_NODES, Upload, tree};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 const OTHER: &str = "defaults.device: eos\nnodes: [x1, x2, x3]\n";
-
-/// The directory netlab has registered for the `default` instance.
-async fn registered_dir(s: &Server, session: &str) -> Option<String> {
-    let (_, lab) = s.lab_call(Method::GET, "/lab", session).await;
-    let status: Value = serde_json::from_str(lab["netlab_status"].as_str()?).ok()?;
-    status["default"]["dir"].as_str().map(str::to_string)
-}
 
 #[tokio::test]
 async fn same_content_under_another_name_reuses_the_running_lab() {
@@ -24,14 +17,14 @@ async fn same_content_under_another_name_reuses_the_running_lab() {
     let (id, _) = s.create_session().await;
     let (_, first) = s.acquire(&id, Upload::new("one.yml", TWO_NODES)).await;
     assert_eq!(first["reused"], false);
-    let dir = registered_dir(&s, &id).await.expect("a lab is registered");
+    let dir = s.registered_dir(&id).await.expect("a lab is registered");
 
     let (status, second) = s.acquire(&id, Upload::new("two.yaml", TWO_NODES)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(second["reused"], true);
     assert_eq!(second["devices"], first["devices"]);
     assert_eq!(
-        registered_dir(&s, &id).await.as_deref(),
+        s.registered_dir(&id).await.as_deref(),
         Some(dir.as_str()),
         "netlab was not run again"
     );
@@ -59,14 +52,14 @@ async fn idle_lab_switches_topology_and_exclusive_request_restarts() {
     let s = Server::start(Options::new(&netlab)).await;
     let (id, _) = s.create_session().await;
     s.acquire(&id, Upload::new("a.yml", TWO_NODES)).await;
-    let first_dir = registered_dir(&s, &id).await.unwrap();
+    let first_dir = s.registered_dir(&id).await.unwrap();
     s.lab_call(Method::POST, "/lab/release", &id).await;
 
     let (status, switched) = s.acquire(&id, Upload::new("b.yml", OTHER)).await;
     assert_eq!(status, StatusCode::OK, "{switched}");
     assert_eq!(switched["reused"], false);
     assert_eq!(switched["devices"].as_array().unwrap().len(), 3);
-    let second_dir = registered_dir(&s, &id).await.unwrap();
+    let second_dir = s.registered_dir(&id).await.unwrap();
     assert_ne!(first_dir, second_dir);
     assert!(
         !std::path::Path::new(&first_dir).exists(),
@@ -83,7 +76,7 @@ async fn idle_lab_switches_topology_and_exclusive_request_restarts() {
         (StatusCode::OK, &Value::Bool(false))
     );
     assert_ne!(
-        registered_dir(&s, &id).await.unwrap(),
+        s.registered_dir(&id).await.unwrap(),
         second_dir,
         "a fresh bring-up"
     );
@@ -94,7 +87,7 @@ async fn bad_upload_names_are_refused_and_nothing_is_written() {
     let netlab = require_netlab!();
     let s = Server::start(Options::new(&netlab)).await;
     let (id, _) = s.create_session().await;
-    let before = snapshot_tree(&s.dirs.tmp());
+    let before = tree(&s.dirs.tmp());
     for name in [
         "/etc/evil.cfg",
         "../evil.cfg",
@@ -113,7 +106,7 @@ async fn bad_upload_names_are_refused_and_nothing_is_written() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}");
     }
     assert_eq!(
-        snapshot_tree(&s.dirs.tmp()),
+        tree(&s.dirs.tmp()),
         before,
         "a refused upload writes nothing"
     );
@@ -208,21 +201,4 @@ async fn silent_waiting_session_is_dropped_from_the_queue() {
     }
     let (status, _) = s.session_status(&waiter).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-}
-
-/// Every path under `dir` (our own server's metadata and locks included).
-fn snapshot_tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut paths = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path.clone());
-            }
-            paths.push(path);
-        }
-    }
-    paths.sort();
-    paths
 }

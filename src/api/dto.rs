@@ -136,13 +136,16 @@ pub struct ErrorDto {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct AcquireFormDto {
-    /// The netlab topology (`.yml` or `.yaml`).
+    /// The netlab topology (`.yml` or `.yaml`). Its file name may be a path
+    /// relative to the upload's root, e.g. `labs/basic/topology.yml`; netlab
+    /// runs in its folder.
     #[schema(value_type = String, format = Binary)]
     topology: Vec<u8>,
     /// Attach to a running lab of the same content (default true).
     reuse: Option<bool>,
     /// Files the topology refers to; each file name is its path relative to
-    /// the topology's folder, e.g. `configs/r1.cfg`.
+    /// the upload's root, e.g. `configs/r1.cfg` (with a bare topology name,
+    /// the root is the topology's folder).
     #[schema(value_type = Vec<String>, format = Binary)]
     extra_files: Option<Vec<Vec<u8>>>,
 }

@@ -4,12 +4,12 @@
 //! leaves a bring-up or teardown half done.
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 
 use super::dto::{self, AcquireFormDto, AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
 use super::error::ApiError;
-use super::{AppState, QueryParams, SessionHeader, gate, idempotency_key};
+use super::{AppState, QueryParams, SessionHeader, gate, idempotency_key, upload_form};
 use crate::lab::LabError;
 use crate::lab::upload::{Upload, parse_bool};
 
@@ -29,10 +29,8 @@ pub async fn acquire(
 ) -> Result<Json<AcquireResponseDto>, ApiError> {
     let (id, hold) = gate(&state, &session_id)?;
     let key = idempotency_key(request.headers())?;
-    let multipart = Multipart::from_request(request, &state)
-        .await
-        .map_err(|rejection| ApiError::unprocessable(rejection.body_text()))?;
-    let upload = Upload::read(multipart, state.max_upload_bytes).await?;
+    let form = upload_form::read(request, state.max_upload_bytes).await?;
+    let upload = Upload::check(form).await?;
     tracing::info!(session = %id, topology = %upload.topology_name, reuse = upload.reuse, "lab requested");
     let acquired = state
         .coordinator

@@ -4,7 +4,9 @@ mod dto;
 mod error;
 mod health;
 mod lab;
+mod redoc;
 mod session;
+mod upload_form;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +33,7 @@ pub struct AppState {
     pub max_upload_bytes: u64,
 }
 
-/// The API's routes, with `/docs` (Swagger UI) and `/openapi.json`.
+/// The API's routes, with `/docs` (Swagger UI), `/redoc` and `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/session", post(session::create))
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         })
         .with_state(state);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(redoc::router())
 }
 
 #[derive(OpenApi)]

@@ -2,12 +2,13 @@
 //! again or torn down.
 //!
 //! A host has one or more slots ([`LabSlot`]); each runs at most one lab, as
-//! its own netlab instance in its own directories. A lab's identity is the
-//! SHA-256 of its content, so two uploads with equal content share one
-//! running lab, reference-counted. Every change to a slot's lab (start,
-//! switch, teardown) runs under that slot's async mutex and its host-wide
-//! lab lock; readers use a published snapshot, so status requests stay
-//! instant while a bring-up runs.
+//! its own netlab instance in its own directories. A lab's identity is a
+//! SHA-256 over the uploaded folder's content (see [`upload::Identity`]), so
+//! the same files under another topology name share one running lab,
+//! reference-counted. Every change to a slot's lab (start, switch, teardown)
+//! runs under that slot's async mutex and its host-wide lab lock; readers
+//! use a published snapshot, so status requests stay instant while a
+//! bring-up runs.
 //!
 //! This layer does not know sessions. The [`crate::coordinator`] decides who
 //! may act and hands each action the holder's `CancellationToken`, which it
@@ -46,9 +47,9 @@ pub struct Device {
 /// What a slot needs from the tool that runs labs: netlab in production, an
 /// in-memory driver in tests ([`crate::testing`]).
 pub trait LabDriver: Send + Sync {
-    /// Starts the lab of `topology` (a file inside `dir`, which also holds
-    /// the extra files) and returns its devices. Stops early, and cleans
-    /// nothing, when `cancel` triggers.
+    /// Starts the lab of `topology` (a file inside `dir`, the folder the
+    /// tool runs in) and returns its devices in the tool's node order.
+    /// Stops early, and cleans nothing, when `cancel` triggers.
     fn up<'a>(
         &'a self,
         dir: &'a Path,
@@ -165,6 +166,8 @@ impl LabView {
 struct RunningLab {
     identity: Identity,
     dir: PathBuf,
+    /// The topology's folder inside `dir`, where netlab runs.
+    netlab_dir: PathBuf,
     topology_name: String,
     ref_count: u32,
     devices: Arc<Vec<Device>>,
@@ -349,7 +352,8 @@ impl LabSlot {
                 return Err(LabError::Io(error));
             }
         };
-        tracing::info!(slot = self.number, topology = %upload.topology_name, identity = upload.identity.short(), dir = %dir.display(), "starting lab");
+        let netlab_dir = topology.parent().unwrap_or(&dir).to_path_buf();
+        tracing::info!(slot = self.number, topology = %upload.topology_name, identity = upload.identity.short(), dir = %netlab_dir.display(), "starting lab");
         self.observer.lab_changed(
             self.number,
             LabChange::Starting {
@@ -358,7 +362,7 @@ impl LabSlot {
             },
         );
         let started = Instant::now();
-        match self.driver.up(&dir, &topology, holder).await {
+        match self.driver.up(&netlab_dir, &topology, holder).await {
             Ok(devices) => {
                 let took = started.elapsed();
                 tracing::info!(
@@ -377,6 +381,7 @@ impl LabSlot {
                 Ok(RunningLab {
                     identity: upload.identity.clone(),
                     dir,
+                    netlab_dir,
                     topology_name: upload.topology_name.clone(),
                     ref_count: 1,
                     devices: Arc::new(devices),
@@ -386,7 +391,7 @@ impl LabSlot {
                 tracing::error!(slot = self.number, %error, "lab bring-up failed; cleaning up");
                 // netlab refuses the next `up` while this directory is still
                 // registered, so the half-started lab must go.
-                if let Err(down_error) = self.driver.down(&dir).await {
+                if let Err(down_error) = self.driver.down(&netlab_dir).await {
                     tracing::warn!(error = %down_error, "cleanup after a failed bring-up");
                 }
                 remove_dir(&dir).await;
@@ -402,7 +407,7 @@ impl LabSlot {
         self.observer
             .lab_changed(self.number, LabChange::TearingDown);
         let started = Instant::now();
-        let result = self.driver.down(&lab.dir).await;
+        let result = self.driver.down(&lab.netlab_dir).await;
         match &result {
             Ok(()) => self.observer.lab_changed(
                 self.number,

@@ -15,13 +15,21 @@ use super::{BoxFuture, Device, LabDriver, LabError};
 use tokio_util::sync::CancellationToken;
 
 /// `inspect` evaluates this in the topology's namespace and prints the host
-/// view of every node, the same data `inspect --node X` gives for one node.
-/// netlab splits the parameter on `:` and `=`, hence no dict literal and no
-/// keyword arguments. It calls a netlab-internal function, so it can break on
-/// an upgrade: [`Netlab::devices`] then falls back to the public per-node form.
-const ALL_HOSTS_EXPRESSION: &str = "__import__('box').Box(dict((n, \
+/// view of every node, the same data `inspect --node X` gives for one node,
+/// as a JSON list of `[name, host view]` pairs in netlab's node order (the
+/// topology's order). A list because `--format json` prints a `Box` with its
+/// keys sorted, and anything that is not a `Box` or `BoxList` as a Python
+/// repr (networklab 26.10, `netsim/cli/inspect.py`). netlab splits the
+/// parameter on `:` and `=`, hence no dict literal and no keyword arguments.
+/// It calls a netlab-internal function, so it can break on an upgrade:
+/// [`Netlab::devices`] then falls back to the public per-node form.
+const ALL_HOSTS_EXPRESSION: &str = "__import__('box').BoxList([n, \
     __import__('netsim.outputs.common', None, None, ['x']).adjust_inventory_host(\
-    nodes[n], defaults, None, None, True)) for n in nodes))";
+    nodes[n], defaults, None, None, True)] for n in nodes)";
+
+/// The node names in netlab's node order, as a JSON list (see
+/// [`ALL_HOSTS_EXPRESSION`] for why a `BoxList`).
+const NODE_NAMES_EXPRESSION: &str = "__import__('box').BoxList(nodes)";
 
 /// The key `inspect --node X --format json` adds to each host view.
 const VERSION_KEY: &str = "_netlab_version";
@@ -230,29 +238,39 @@ impl Netlab {
     }
 
     /// Every node's host view from a single `netlab inspect` (see
-    /// [`ALL_HOSTS_EXPRESSION`]).
+    /// [`ALL_HOSTS_EXPRESSION`]), in netlab's node order.
     pub async fn host_views_in_one_call(&self, dir: &Path) -> Result<Vec<Device>, NetlabError> {
         let args = inspect_args(&[ALL_HOSTS_EXPRESSION]);
         let command = self.display(&["inspect", "…all hosts…"]);
         let finished = self.run(args, Some(dir), None).await?;
-        let hosts = parse_object(&finished.stdout, &command)?;
-        Ok(hosts
+        let pairs: Vec<(String, Value)> = parse_json(
+            &finished.stdout,
+            &command,
+            "a JSON list of [name, host] pairs",
+        )?;
+        Ok(pairs
             .into_iter()
             .map(|(name, raw)| self.device(name, raw))
             .collect())
     }
 
-    async fn devices_node_by_node(&self, dir: &Path) -> Result<Vec<Device>, NetlabError> {
-        let args = inspect_args(&["nodes"]);
+    /// The public per-node form for every node, in netlab's node order: one
+    /// `inspect` for the names, then one per node, run concurrently.
+    pub async fn devices_node_by_node(&self, dir: &Path) -> Result<Vec<Device>, NetlabError> {
+        let args = inspect_args(&[NODE_NAMES_EXPRESSION]);
         let command = self.display(&args);
-        let nodes = parse_object(&self.run(args, Some(dir), None).await?.stdout, &command)?;
+        let names: Vec<String> = parse_json(
+            &self.run(args, Some(dir), None).await?.stdout,
+            &command,
+            "a JSON list of node names",
+        )?;
         // One start-up per node, but concurrently: the wait stays one start-up long.
         let mut lookups = tokio::task::JoinSet::new();
-        for (index, name) in nodes.keys().enumerate() {
+        for (index, name) in names.iter().enumerate() {
             let (netlab, dir, name) = (self.clone(), dir.to_path_buf(), name.clone());
             lookups.spawn(async move { (index, netlab.host_view(&dir, &name).await) });
         }
-        let mut devices = Vec::with_capacity(nodes.len());
+        let mut devices = Vec::with_capacity(names.len());
         while let Some(joined) = lookups.join_next().await {
             let (index, device) = joined.map_err(|error| NetlabError::BadOutput {
                 command: command.clone(),
@@ -371,10 +389,15 @@ fn inspect_args(rest: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn parse_object(stdout: &str, command: &str) -> Result<Map<String, Value>, NetlabError> {
+/// Parses netlab's JSON output; `expected` names the shape for the error.
+fn parse_json<T: serde::de::DeserializeOwned>(
+    stdout: &str,
+    command: &str,
+    expected: &str,
+) -> Result<T, NetlabError> {
     serde_json::from_str(stdout).map_err(|error| NetlabError::BadOutput {
         command: command.to_string(),
-        problem: format!("expected a JSON object: {error}"),
+        problem: format!("expected {expected}: {error}"),
     })
 }
 
@@ -429,8 +452,9 @@ mod tests {
 
     #[test]
     fn the_all_hosts_expression_avoids_what_netlab_splits_on() {
-        assert!(!ALL_HOSTS_EXPRESSION.contains(':'));
-        assert!(!ALL_HOSTS_EXPRESSION.contains('='));
+        for expression in [ALL_HOSTS_EXPRESSION, NODE_NAMES_EXPRESSION] {
+            assert!(!expression.contains(':') && !expression.contains('='));
+        }
     }
 
     #[test]

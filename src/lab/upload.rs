@@ -1,27 +1,76 @@
-//! `POST /lab` uploads: the multipart form read within a size limit, every
-//! file name confined to the lab's own directory, the topology checked to be
-//! YAML before netlab ever sees it, and the files written out on demand.
+//! `POST /lab` uploads: a lab folder, checked completely before the lab is
+//! touched, and written out on demand.
+//!
+//! An upload is a folder: the topology's file name may be a path relative to
+//! the upload's root (`labs/basic/topology.yml`), every extra file's name is
+//! a path relative to that root, and netlab runs in the topology's folder.
+//! [`Upload::check`] applies every rule (names, lengths, collisions, names
+//! netlab owns, the YAML pre-check) on a blocking thread and hands back an
+//! [`Upload`] that can no longer fail for its content; [`Upload::write_into`]
+//! places it where `..` from the lab leads only to empty, server-owned
+//! folders. Reading the HTTP form is the API layer's job
+//! (`api::upload_form`); this module sees plain parts.
 
-use std::collections::HashSet;
-use std::path::{Component, Path, PathBuf};
+mod names;
+mod yaml;
 
-use axum::extract::Multipart;
+use std::path::{Path, PathBuf};
+
 use sha2::{Digest, Sha256};
 
-/// A topology's identity: the SHA-256 of its bytes, never its file name.
+pub use names::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
+pub use yaml::MAX_NESTING;
+
+/// A lab's identity: SHA-256 over its topology's bytes, its folder and every
+/// extra file's relative path and bytes (see [`Identity::of_lab`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Identity(String);
 
 impl Identity {
-    pub fn of(bytes: &[u8]) -> Self {
-        let digest = Sha256::digest(bytes);
-        Identity(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+    /// The identity of a lab folder. Each field is length-prefixed (u64,
+    /// big-endian), so no two different folders encode alike:
+    /// `topology folder, topology bytes, count, (path, bytes) …` with the
+    /// extra files sorted by their path bytes. The topology's file name is
+    /// not part of it: the same files under another name are the same lab.
+    pub fn of_lab(
+        topology_dir: &Path,
+        topology: &[u8],
+        extra_files: &[(PathBuf, Vec<u8>)],
+    ) -> Self {
+        let mut sorted: Vec<&(PathBuf, Vec<u8>)> = extra_files.iter().collect();
+        sorted.sort_by(|(a, _), (b, _)| {
+            a.as_os_str()
+                .as_encoded_bytes()
+                .cmp(b.as_os_str().as_encoded_bytes())
+        });
+        let mut hasher = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hasher.update((bytes.len() as u64).to_be_bytes());
+            hasher.update(bytes);
+        };
+        field(topology_dir.as_os_str().as_encoded_bytes());
+        field(topology);
+        field(&(sorted.len() as u64).to_be_bytes());
+        for (path, bytes) in sorted {
+            field(path.as_os_str().as_encoded_bytes());
+            field(bytes);
+        }
+        Identity(hex(&hasher.finalize()))
+    }
+
+    /// The identity of a lab that is one topology file at the upload's root.
+    pub fn of(topology: &[u8]) -> Self {
+        Identity::of_lab(Path::new(""), topology, &[])
     }
 
     /// A short prefix, enough to tell labs apart in logs and directory names.
     pub fn short(&self) -> &str {
         &self.0[..12]
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl std::fmt::Display for Identity {
@@ -41,65 +90,54 @@ pub enum UploadError {
     TooLarge { limit: u64 },
 }
 
-/// A validated upload, still in memory.
+/// A file part of the form as it arrived, before any rule was applied.
+#[derive(Debug, Clone)]
+pub struct FilePart {
+    /// The part's file name; `None` when the part was a plain field.
+    pub name: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// The `POST /lab` form as it arrived: every `topology` and `extra_files`
+/// part in order, and the `reuse` field's text.
+#[derive(Debug, Default)]
+pub struct Form {
+    pub topology: Vec<FilePart>,
+    pub reuse: Option<String>,
+    pub extra_files: Vec<FilePart>,
+}
+
+/// A checked upload, still in memory.
 #[derive(Debug)]
 pub struct Upload {
     /// The topology's file name, without any folder part.
     pub topology_name: String,
+    /// The topology's path relative to the upload's root.
+    topology_path: PathBuf,
     topology: Vec<u8>,
+    /// Paths relative to the upload's root.
     extra_files: Vec<(PathBuf, Vec<u8>)>,
     pub identity: Identity,
     pub reuse: bool,
 }
 
-/// A file part as it arrived, before any rule was applied.
-struct RawFile {
-    name: Option<String>,
-    bytes: Vec<u8>,
-}
-
-/// The form as it arrived.
-#[derive(Default)]
-struct RawForm {
-    topology: Vec<RawFile>,
-    reuse: Option<String>,
-    extra_files: Vec<RawFile>,
-}
+/// Empty, server-owned folders between a lab's own directory and the
+/// upload's root: a topology's `../../defaults.yml` that was not uploaded
+/// finds nothing there instead of a stray file next to the work folder.
+/// Lab collections refer one or two folders up; this leaves room for four.
+const CONFINEMENT: [&str; 4] = ["_", "_", "_", "_"];
 
 impl Upload {
-    /// Reads the whole form, refusing it as soon as it exceeds `limit` bytes
-    /// of file and field content, then applies every rule.
-    pub async fn read(mut multipart: Multipart, limit: u64) -> Result<Upload, UploadError> {
-        let mut form = RawForm::default();
-        let mut total: u64 = 0;
-        while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
-            let field_name = field.name().unwrap_or_default().to_string();
-            let file_name = field.file_name().map(str::to_string);
-            let mut bytes = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
-                total += chunk.len() as u64;
-                if total > limit {
-                    return Err(UploadError::TooLarge { limit });
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            let file = RawFile {
-                name: file_name,
-                bytes,
-            };
-            match field_name.as_str() {
-                "topology" => form.topology.push(file),
-                "extra_files" => form.extra_files.push(file),
-                "reuse" => form.reuse = Some(String::from_utf8_lossy(&file.bytes).into_owned()),
-                _ => {} // Unknown fields are ignored, as the original did.
-            }
-        }
-        Upload::validate(form)
+    /// Applies every rule to `form`, in the contract's order: form fields
+    /// (422), then extension, names and content (400). Runs on a blocking
+    /// thread: the YAML check is CPU work and must not hold an async worker.
+    pub async fn check(form: Form) -> Result<Upload, UploadError> {
+        tokio::task::spawn_blocking(move || Upload::validate(form))
+            .await
+            .map_err(|error| UploadError::Invalid(format!("upload check failed: {error}")))?
     }
 
-    /// Rules in the contract's order: form fields (422), then the file
-    /// extension, names and content (400).
-    fn validate(form: RawForm) -> Result<Upload, UploadError> {
+    fn validate(form: Form) -> Result<Upload, UploadError> {
         let mut topologies = form.topology.into_iter();
         let topology = match (topologies.next(), topologies.next()) {
             (Some(file), None) => file,
@@ -124,48 +162,55 @@ impl Upload {
                 "Topology must be a .yml or .yaml file".into(),
             ));
         }
-        let topology_path = confined_path(&topology_file_name)?;
+        let topology_path = names::confined_path(&topology_file_name)?;
         let topology_name = topology_path
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .ok_or_else(|| UploadError::Invalid("Topology file name names no file".into()))?;
 
-        let mut seen = HashSet::from([PathBuf::from(&topology_name)]);
         let mut extra_files = Vec::with_capacity(form.extra_files.len());
         for file in form.extra_files {
             let name = file
                 .name
                 .ok_or_else(|| UploadError::Invalid("Extra file must have a filename".into()))?;
-            let path = confined_path(&name)?;
-            if !seen.insert(path.clone()) {
-                return Err(UploadError::Invalid(format!(
-                    "Extra file {name:?} is sent twice or would overwrite the topology"
-                )));
-            }
-            extra_files.push((path, file.bytes));
+            extra_files.push((names::confined_path(&name)?, file.bytes));
         }
+        let topology_dir = topology_path
+            .parent()
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        names::check_layout(
+            &topology_path,
+            extra_files.iter().map(|(path, _)| path.as_path()),
+        )?;
+        yaml::check_topology(&topology.bytes)?;
 
-        check_topology_yaml(&topology.bytes)?;
         Ok(Upload {
-            identity: Identity::of(&topology.bytes),
+            identity: Identity::of_lab(&topology_dir, &topology.bytes, &extra_files),
             topology_name,
+            topology_path,
             topology: topology.bytes,
             extra_files,
             reuse,
         })
     }
 
-    /// Writes the topology and the extra files into `dir`, which must not
-    /// exist yet. Returns the topology's path.
+    /// Writes the lab into `dir`, which must not exist yet: the upload's
+    /// root lies a few empty folders below it ([`CONFINEMENT`]) and is named
+    /// like `dir` (netlab names an unnamed lab after its folder). Returns
+    /// the topology's path; netlab runs in its folder.
     pub async fn write_into(&self, dir: &Path) -> std::io::Result<PathBuf> {
-        let dir = dir.to_path_buf();
-        let topology = dir.join(&self.topology_name);
+        let mut root = dir.to_path_buf();
+        root.extend(CONFINEMENT);
+        root.push(dir.file_name().unwrap_or("lab".as_ref()));
+        let topology = root.join(&self.topology_path);
         let mut files = vec![(topology.clone(), self.topology.clone())];
         files.extend(
             self.extra_files
                 .iter()
-                .map(|(path, bytes)| (dir.join(path), bytes.clone())),
+                .map(|(path, bytes)| (root.join(path), bytes.clone())),
         );
+        let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(dir.parent().unwrap_or(&dir))?;
             std::fs::create_dir(&dir)?;
@@ -182,12 +227,6 @@ impl Upload {
     }
 }
 
-/// A body that does not parse as multipart (a NUL byte in a header, say) is
-/// a bad request, as the original's form parser answered.
-fn malformed(error: axum::extract::multipart::MultipartError) -> UploadError {
-    UploadError::Invalid(format!("malformed multipart body: {}", error.body_text()))
-}
-
 /// Accepts what pydantic accepts for a boolean form value.
 pub fn parse_bool(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
@@ -197,198 +236,17 @@ pub fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// Turns an uploaded file name into a relative path that cannot leave the
-/// lab directory: no absolute names, no `..`, no empty names, no NUL bytes.
-fn confined_path(name: &str) -> Result<PathBuf, UploadError> {
-    let refuse = |why: &str| Err(UploadError::Invalid(format!("File name {name:?} {why}")));
-    if name.is_empty() {
-        return refuse("is empty");
-    }
-    if name.contains('\0') {
-        return refuse("contains a NUL byte");
-    }
-    if name.starts_with('/') {
-        return refuse("is absolute; send names relative to the topology's folder");
-    }
-    if name.contains('\\') {
-        return refuse("contains a backslash; separate folders with '/'");
-    }
-    if name.ends_with('/') {
-        return refuse("names a folder, not a file");
-    }
-    let mut path = PathBuf::new();
-    for component in Path::new(name).components() {
-        match component {
-            Component::Normal(part) => path.push(part),
-            Component::CurDir => {}
-            Component::ParentDir => return refuse("contains a '..' segment"),
-            Component::RootDir | Component::Prefix(_) => return refuse("is absolute"),
-        }
-    }
-    if path.as_os_str().is_empty() {
-        return refuse("names no file");
-    }
-    Ok(path)
-}
-
-fn check_topology_yaml(bytes: &[u8]) -> Result<(), UploadError> {
-    let invalid = |why: String| Err(UploadError::Invalid(why));
-    match yaml_serde::from_slice::<yaml_serde::Value>(bytes) {
-        Err(error) => invalid(format!("Topology is not valid YAML: {error}")),
-        Ok(yaml_serde::Value::Null) => invalid("Topology is empty".into()),
-        Ok(yaml_serde::Value::Mapping(_)) => Ok(()),
-        Ok(_) => invalid("Topology must be a YAML mapping (nodes:, links:, …)".into()),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    fn file(name: &str, bytes: &str) -> RawFile {
-        RawFile {
-            name: Some(name.into()),
-            bytes: bytes.as_bytes().to_vec(),
-        }
-    }
-
-    fn form(topology: &str, extras: &[&str]) -> RawForm {
-        RawForm {
-            topology: vec![file(topology, "nodes: [r1]\n")],
-            reuse: None,
-            extra_files: extras.iter().map(|name| file(name, "x")).collect(),
-        }
-    }
-
-    fn invalid(result: Result<Upload, UploadError>) -> String {
-        match result {
-            Err(UploadError::Invalid(message)) => message,
-            other => panic!("expected 400, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn names_that_leave_the_directory_are_refused() {
-        for name in [
-            "/etc/passwd",
-            "../x.cfg",
-            "configs/../../x",
-            "",
-            "a\0b",
-            "dir/",
-            "..",
-            ".",
-        ] {
-            let message = invalid(Upload::validate(form("t.yml", &[name])));
-            assert!(message.starts_with("File name"), "{name:?}: {message}");
-        }
-    }
-
-    #[test]
-    fn folders_inside_the_directory_are_kept() {
-        let upload =
-            Upload::validate(form("t.yml", &["configs/init.cfg", "./templates/t.j2"])).unwrap();
-        let paths: Vec<&Path> = upload
-            .extra_files
-            .iter()
-            .map(|(p, _)| p.as_path())
-            .collect();
-        assert_eq!(
-            paths,
-            [Path::new("configs/init.cfg"), Path::new("templates/t.j2")]
-        );
-        assert!(upload.reuse, "reuse defaults to true");
-    }
-
-    #[test]
-    fn topology_extension_is_checked_case_insensitively() {
-        for name in ["a.yml", "a.yaml", "a.YML", "a.YAML"] {
-            assert!(Upload::validate(form(name, &[])).is_ok(), "{name}");
-        }
-        let message = invalid(Upload::validate(form("a.json", &[])));
-        assert!(message.starts_with("Topology must be a"));
-    }
-
-    #[test]
-    fn topology_keeps_only_its_base_name() {
-        let upload = Upload::validate(form("labs/t.yml", &[])).unwrap();
-        assert_eq!(upload.topology_name, "t.yml");
-    }
-
-    #[test]
-    fn missing_topology_is_a_form_error_even_before_bad_names() {
-        let raw = RawForm {
-            extra_files: vec![file("../x", "")],
-            ..RawForm::default()
-        };
-        assert!(matches!(Upload::validate(raw), Err(UploadError::Form(_))));
-    }
-
-    #[test]
-    fn empty_or_broken_yaml_is_refused_with_the_parser_message() {
-        for (content, expected) in [
-            ("", "Topology is empty"),
-            ("# only a comment\n", "Topology is empty"),
-            ("nodes: [r1\n", "Topology is not valid YAML"),
-            ("- r1\n- r2\n", "Topology must be a YAML mapping"),
-        ] {
-            let raw = RawForm {
-                topology: vec![file("t.yml", content)],
-                ..RawForm::default()
-            };
-            let message = invalid(Upload::validate(raw));
-            assert!(message.starts_with(expected), "{content:?}: {message}");
-        }
-    }
-
-    #[test]
-    fn extra_file_may_not_replace_the_topology_or_repeat() {
-        invalid(Upload::validate(form("t.yml", &["t.yml"])));
-        invalid(Upload::validate(form("t.yml", &["a/b", "a/./b"])));
-    }
-
-    #[test]
-    fn reuse_accepts_pydantic_booleans() {
-        for (text, value) in [("true", true), ("0", false), ("Yes", true), ("OFF", false)] {
-            assert_eq!(parse_bool(text), Some(value));
-        }
-        let raw = RawForm {
-            reuse: Some("maybe".into()),
-            ..form("t.yml", &[])
-        };
-        assert!(matches!(Upload::validate(raw), Err(UploadError::Form(_))));
-    }
-
-    #[test]
-    fn identity_is_the_sha256_of_the_bytes() {
-        assert_eq!(
-            Identity::of(b"abc").to_string(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
-    #[tokio::test]
-    async fn writes_files_under_their_relative_paths() {
-        let root = tempfile::tempdir().unwrap();
-        let upload = Upload::validate(form("t.yml", &["configs/init.cfg"])).unwrap();
-        let dir = root.path().join("lab");
-        let topology = upload.write_into(&dir).await.unwrap();
-        assert_eq!(topology, dir.join("t.yml"));
-        assert_eq!(
-            std::fs::read_to_string(dir.join("configs/init.cfg")).unwrap(),
-            "x"
-        );
-    }
-}
-
-/// Builds validated uploads for the lab manager's unit tests.
+/// Builds checked uploads for the lab manager's unit tests.
 #[cfg(test)]
 pub(crate) mod tests_support {
     use super::*;
 
     pub fn upload(name: &str, content: &str, reuse: bool) -> Upload {
-        let form = RawForm {
-            topology: vec![RawFile {
+        let form = Form {
+            topology: vec![FilePart {
                 name: Some(name.into()),
                 bytes: content.as_bytes().to_vec(),
             }],

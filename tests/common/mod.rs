@@ -133,6 +133,15 @@ impl ServerDirs {
             .unwrap_or_default()
     }
 
+    /// The folders uploads were written to: each lab directory holds its
+    /// upload's root four empty folders down, named like itself.
+    pub fn upload_roots(&self) -> Vec<PathBuf> {
+        self.lab_dirs()
+            .into_iter()
+            .map(|dir| dir.join("_/_/_/_").join(dir.file_name().unwrap()))
+            .collect()
+    }
+
     /// netlab's registry of running labs for this HOME, as text; read from
     /// its status file, so the test itself never runs netlab.
     pub fn netlab_registry(&self) -> String {
@@ -284,11 +293,20 @@ impl Server {
                 Part::bytes(content.as_bytes().to_vec()).file_name(name.to_string()),
             );
         }
+        self.send_lab(session, form, upload.idempotency_key).await
+    }
+
+    /// `POST /lab` with any multipart form (raw bytes, odd parts).
+    pub async fn post_lab(&self, session: &str, form: Form) -> (StatusCode, Value) {
+        self.send_lab(session, form, None).await
+    }
+
+    async fn send_lab(&self, session: &str, form: Form, key: Option<&str>) -> (StatusCode, Value) {
         let mut request = self
             .http
             .post(self.url("/lab"))
             .header("X-Session-ID", session);
-        if let Some(key) = upload.idempotency_key {
+        if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
         }
         let response = request.multipart(form).send().await.unwrap();
@@ -312,6 +330,14 @@ impl Server {
             .unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The directory netlab has registered for the `default` instance, as
+    /// `GET /lab` reports netlab's status.
+    pub async fn registered_dir(&self, session: &str) -> Option<String> {
+        let (_, lab) = self.lab_call(reqwest::Method::GET, "/lab", session).await;
+        let status: Value = serde_json::from_str(lab["netlab_status"].as_str()?).ok()?;
+        status["default"]["dir"].as_str().map(str::to_string)
     }
 
     pub async fn end_session(&self, id: &str) -> StatusCode {
@@ -461,4 +487,21 @@ fn wait_for_meta(dirs: &ServerDirs, pid: u32) -> Value {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Every path under `dir`, sorted (a missing `dir` has none).
+pub fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    paths
 }
