@@ -26,11 +26,10 @@ pub enum SessionStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Standing {
     pub status: SessionStatus,
-    /// 0 for an ACTIVE session. A WAITING one reports the number of waiting
-    /// sessions ahead of it, plus one when any session is ACTIVE. With one
-    /// slot that is its index in the line, exactly as the original reported
-    /// it (also while a hand-over leaves nobody ACTIVE: then the next
-    /// session waits at position 0).
+    /// 0 for an ACTIVE session. A WAITING one reports 1 + the number of
+    /// waiting sessions ahead of it. With one slot, while a hand-over leaves
+    /// nobody ACTIVE, the next session waits at position 0: its index in
+    /// the line, exactly as the original reported it.
     pub position: usize,
 }
 
@@ -119,16 +118,21 @@ pub struct Queue {
     next_ticket: u64,
     /// How many entries (a prefix) hold a slot.
     active: usize,
+    /// More than one slot: positions follow the slots' rule, not the
+    /// original's single-lab index (see [`Standing::position`]).
+    several_slots: bool,
     timeouts: Timeouts,
 }
 
 impl Queue {
-    pub fn new(timeouts: Timeouts) -> Self {
+    /// A line for `slots` lab slots.
+    pub fn new(timeouts: Timeouts, slots: usize) -> Self {
         Queue {
             entries: VecDeque::new(),
             tickets: HashMap::new(),
             next_ticket: 0,
             active: 0,
+            several_slots: slots > 1,
             timeouts,
         }
     }
@@ -251,7 +255,7 @@ impl Queue {
         let waiting_ahead = index - self.active;
         Standing {
             status: SessionStatus::Waiting,
-            position: waiting_ahead + usize::from(self.active > 0),
+            position: waiting_ahead + usize::from(self.active > 0 || self.several_slots),
         }
     }
 
@@ -271,12 +275,14 @@ mod tests {
     const WAITING: Duration = Duration::from_secs(600);
     const CLAIM: Duration = Duration::from_secs(30);
 
+    const TIMEOUTS: Timeouts = Timeouts {
+        active: ACTIVE,
+        waiting: WAITING,
+        claim: CLAIM,
+    };
+
     fn queue() -> Queue {
-        Queue::new(Timeouts {
-            active: ACTIVE,
-            waiting: WAITING,
-            claim: CLAIM,
-        })
+        Queue::new(TIMEOUTS, 1)
     }
 
     fn at(status: SessionStatus, position: usize) -> Option<Standing> {
@@ -307,7 +313,7 @@ mod tests {
 
     #[test]
     fn with_several_active_a_waiting_session_counts_only_waiting_ones_ahead() {
-        let mut q = queue();
+        let mut q = Queue::new(TIMEOUTS, 2);
         let t0 = Instant::now();
         let s = ids(4);
         s.iter().for_each(|id| q.join(*id, t0));
@@ -390,11 +396,14 @@ mod tests {
 
     #[test]
     fn a_claim_window_longer_than_the_active_timeout_changes_nothing() {
-        let mut q = Queue::new(Timeouts {
-            active: Duration::from_secs(10),
-            waiting: WAITING,
-            claim: Duration::from_secs(60),
-        });
+        let mut q = Queue::new(
+            Timeouts {
+                active: Duration::from_secs(10),
+                waiting: WAITING,
+                claim: Duration::from_secs(60),
+            },
+            1,
+        );
         let t0 = Instant::now();
         let a = SessionId::new();
         q.join(a, t0);

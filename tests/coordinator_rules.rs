@@ -545,3 +545,30 @@ async fn a_repeated_acquire_with_the_same_key_shares_the_first_bring_up() {
     .await;
     assert_eq!(other["reused"], true);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_poll_that_delivers_the_promotion_claims_the_slot() {
+    let app = InProcess::start(2, default_timeouts());
+    let mut events = app.coordinator.subscribe();
+    let (first, _) = create(&app).await;
+    let (_second, _) = create(&app).await;
+    let (waiter, _) = create(&app).await;
+    let poll = tokio::spawn({
+        let router = app.router.clone();
+        let uri = format!("/session/{waiter}?wait=60");
+        async move { router.oneshot(request("GET", &uri, None)).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(delete(&app, &first).await, StatusCode::NO_CONTENT);
+    let answered = Instant::now();
+    let body = axum::body::to_bytes(poll.await.unwrap().into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["status"],
+        "active"
+    );
+    // The client heard it is active: the claim window no longer applies.
+    assert_eq!(ended(&mut events, &waiter).await, EndReason::Evicted);
+    assert_eq!(answered.elapsed(), Duration::from_secs(300));
+}

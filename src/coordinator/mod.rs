@@ -245,7 +245,7 @@ impl Coordinator {
             .collect();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                line: Queue::new(timeouts),
+                line: Queue::new(timeouts, slot_count),
                 slots: slots_state,
                 deadlines: Deadlines::default(),
                 events: EventBus::default(),
@@ -336,7 +336,7 @@ impl Coordinator {
                     Err(broadcast::error::RecvError::Closed) => break,
                     // A missed event (lagging) may have moved us: look.
                     _ => {
-                        let now = self.shared.lock().line.standing(id);
+                        let now = self.answer(id);
                         if now != Some(start) {
                             return now;
                         }
@@ -346,9 +346,21 @@ impl Coordinator {
                 _ = self.shared.shutdown.cancelled() => break,
             }
         }
-        // Edition 2024: this temporary guard drops before `_busy`, whose
-        // drop takes the lock again.
-        self.shared.lock().line.standing(id)
+        self.answer(id)
+    }
+
+    /// A long-poll's answer. Telling a waiting client that it is ACTIVE
+    /// counts as its claim: a live client learns it this way and may take
+    /// a while before its next request (a dead one's poll is dropped with
+    /// its connection before it gets here).
+    fn answer(&self, id: &SessionId) -> Option<Standing> {
+        let mut state = self.shared.lock();
+        let standing = state.line.standing(id)?;
+        if standing.status == SessionStatus::Active {
+            state.line.touch(id, Instant::now());
+            state.refresh(*id);
+        }
+        Some(standing)
     }
 
     /// The session that has been ACTIVE longest (promotion is first come,
