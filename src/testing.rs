@@ -27,7 +27,7 @@ pub mod script {
     pub const SLOW_UP: &str = "slow-up";
     /// How long a [`SLOW_UP`] bring-up takes (on Tokio's clock).
     pub const SLOW_UP_TIME: std::time::Duration = std::time::Duration::from_secs(20);
-    /// `down` of this lab fails.
+    /// The first `down` of this lab fails (the next one works).
     pub const FAIL_DOWN: &str = "fail-down";
     /// `down` of this lab takes [`SLOW_DOWN_TIME`].
     pub const SLOW_DOWN: &str = "slow-down";
@@ -112,7 +112,9 @@ impl LabDriver for MemoryDriver {
             if slow {
                 tokio::time::sleep(script::SLOW_DOWN_TIME).await;
             }
-            if self.failing_downs.lock().unwrap().iter().any(|d| d == dir) {
+            let mut failing = self.failing_downs.lock().unwrap();
+            if let Some(index) = failing.iter().position(|d| d == dir) {
+                failing.remove(index);
                 return Err(LabError::Netlab(NetlabError::Failed {
                     command: "netlab down".into(),
                     code: Some(1),

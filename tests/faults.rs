@@ -339,3 +339,33 @@ async fn a_server_killed_during_up_leaves_no_netlab_process_after_its_restart() 
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn a_failed_teardown_keeps_the_lab_dirty_and_the_next_bring_up_cleans_it() {
+    let real = require_netlab!();
+    let f = faulty_server(&real, &[]).await;
+    let s = &f.server;
+    let (holder, _) = s.create_session().await;
+    let (next, _) = s.create_session().await;
+    let (status, _) = s.acquire(&holder, Upload::new("t.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::OK);
+    f.inject("down-fails-once");
+    assert_eq!(s.end_session(&holder).await, StatusCode::NO_CONTENT);
+    // The slot went on, but netlab still has the old lab, and its files stay.
+    assert_eq!(s.session_status(&next).await.1["status"], "active");
+    let registry = s.dirs.netlab_registry();
+    assert!(registry.contains("default:"), "{registry}");
+    let dirs = s.dirs.lab_dirs();
+    assert_eq!(dirs.len(), 1);
+    // The next bring-up tears the old lab down first, then starts its own.
+    let (status, body) = s
+        .acquire(
+            &next,
+            Upload::new("other.yml", "defaults.device: eos\nnodes: [x1]\n"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["devices"][0]["name"], "x1");
+    assert!(!dirs[0].exists(), "the dirty lab's directory is gone");
+    assert_eq!(s.dirs.lab_dirs().len(), 1);
+}

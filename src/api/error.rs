@@ -56,7 +56,7 @@ impl From<&LabError> for ApiError {
             LabError::Busy => StatusCode::LOCKED,
             LabError::NotRunning => StatusCode::NOT_FOUND,
             LabError::InUse => StatusCode::CONFLICT,
-            LabError::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
+            LabError::Cancelled | LabError::Dirty(_) => StatusCode::SERVICE_UNAVAILABLE,
             LabError::Netlab(NetlabError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
             LabError::Netlab(_) => StatusCode::BAD_GATEWAY,
             LabError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,

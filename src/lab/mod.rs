@@ -76,6 +76,8 @@ pub enum LabError {
     /// The holder that asked is gone (its session ended) or the server is
     /// stopping: the action was not started, or was stopped.
     Cancelled,
+    /// The slot's previous lab could not be torn down (HTTP 503).
+    Dirty(String),
     /// netlab failed (502) or hung (504).
     Netlab(NetlabError),
     /// The upload could not be written to disk.
@@ -98,6 +100,7 @@ impl std::fmt::Display for LabError {
             LabError::NotRunning => f.write_str("No lab running"),
             LabError::InUse => f.write_str("Lab still in use"),
             LabError::Cancelled => f.write_str("the lab request was cancelled"),
+            LabError::Dirty(why) => f.write_str(why),
             LabError::Netlab(error) => error.fmt(f),
             LabError::Io(error) => write!(f, "could not write the lab files: {error}"),
         }
@@ -165,12 +168,29 @@ impl LabView {
 #[derive(Debug)]
 struct RunningLab {
     identity: Identity,
-    dir: PathBuf,
-    /// The topology's folder inside `dir`, where netlab runs.
-    netlab_dir: PathBuf,
+    files: LabFiles,
     topology_name: String,
     ref_count: u32,
     devices: Arc<Vec<Device>>,
+}
+
+/// Where a lab lives on disk.
+#[derive(Debug)]
+struct LabFiles {
+    /// The lab's own directory, removed when the lab is gone.
+    dir: PathBuf,
+    /// The topology's folder inside `dir`, where netlab runs.
+    netlab_dir: PathBuf,
+}
+
+/// A slot's lab state, behind its async mutex.
+#[derive(Debug, Default)]
+struct SlotLab {
+    running: Option<RunningLab>,
+    /// A lab whose teardown failed. netlab may still have it registered,
+    /// so its files are kept and its teardown is tried again before the
+    /// slot's next bring-up (or `DELETE /lab`).
+    dirty: Option<LabFiles>,
 }
 
 /// What an acquire must do, decided from the current lab alone.
@@ -206,7 +226,7 @@ pub struct LabSlot {
     work_root: PathBuf,
     host_lock: LabLock,
     observer: Arc<dyn LabObserver>,
-    lab: tokio::sync::Mutex<Option<RunningLab>>,
+    lab: tokio::sync::Mutex<SlotLab>,
     view: Mutex<LabView>,
     next_dir: AtomicU64,
 }
@@ -229,7 +249,7 @@ impl LabSlot {
             work_root,
             host_lock,
             observer,
-            lab: tokio::sync::Mutex::new(None),
+            lab: tokio::sync::Mutex::new(SlotLab::default()),
             view: Mutex::new(LabView::default()),
             next_dir: AtomicU64::new(0),
         }
@@ -266,41 +286,42 @@ impl LabSlot {
             return Err(LabError::Cancelled);
         }
         let current = lab
+            .running
             .as_ref()
             .map(|running| (&running.identity, running.ref_count));
         match plan(current, &upload.identity, upload.reuse)? {
             Plan::Attach => {
-                let running = lab.as_mut().expect("attach implies a running lab");
+                let running = lab.running.as_mut().expect("attach implies a running lab");
                 running.ref_count += 1;
                 let acquired = Acquired {
                     reused: true,
                     devices: Arc::clone(&running.devices),
                 };
                 let ref_count = running.ref_count;
-                self.publish(&lab);
+                self.publish(&lab.running);
                 self.observer
                     .lab_changed(self.number, LabChange::Attached { ref_count });
                 return Ok(acquired);
             }
             Plan::Replace => {
-                let old = lab.take().expect("replace implies a running lab");
-                self.publish(&lab);
+                let old = lab.running.take().expect("replace implies a running lab");
+                self.publish(&lab.running);
                 tracing::info!(
                     slot = self.number,
                     old = old.identity.short(),
                     new = upload.identity.short(),
                     "switching lab"
                 );
-                // A failed teardown is reported; the new bring-up will tell
-                // whether the host is really still occupied.
-                let _ = self.stop(old).await;
+                // A failed teardown leaves the slot dirty: cleaned below.
+                let _ = self.stop(&mut lab, old.files).await;
             }
             Plan::Start => {}
         }
+        self.clean_dirty(&mut lab).await?;
         let running = self.start(upload, holder).await?;
         let devices = Arc::clone(&running.devices);
-        *lab = Some(running);
-        self.publish(&lab);
+        lab.running = Some(running);
+        self.publish(&lab.running);
         Ok(Acquired {
             reused: false,
             devices,
@@ -310,10 +331,10 @@ impl LabSlot {
     /// Drops one reference. At zero the lab stays up, idle, for reuse.
     pub async fn release(&self) -> Result<(), LabError> {
         let mut lab = self.lab.lock().await;
-        let running = lab.as_mut().ok_or(LabError::NotRunning)?;
+        let running = lab.running.as_mut().ok_or(LabError::NotRunning)?;
         running.ref_count = running.ref_count.saturating_sub(1);
         let ref_count = running.ref_count;
-        self.publish(&lab);
+        self.publish(&lab.running);
         self.observer
             .lab_changed(self.number, LabChange::Released { ref_count });
         if ref_count == 0 {
@@ -322,19 +343,37 @@ impl LabSlot {
         Ok(())
     }
 
-    /// Tears the lab down. Returns whether a lab was running. With
-    /// `force=false` a lab that someone still holds is left alone. Waits for
-    /// a change in flight (a cancelled bring-up stops quickly).
+    /// Tears the lab down (and a dirty one's leftovers). Returns whether
+    /// a lab was running. With `force=false` a lab that someone still holds
+    /// is left alone. Waits for a change in flight (a cancelled bring-up
+    /// stops quickly).
     pub async fn destroy(&self, force: bool) -> Result<bool, LabError> {
         let mut lab = self.lab.lock().await;
-        match lab.as_ref() {
-            None => return Ok(false),
+        match lab.running.as_ref() {
+            None => return self.clean_dirty(&mut lab).await,
             Some(running) if !force && running.ref_count > 0 => return Err(LabError::InUse),
             Some(_) => {}
         }
-        let running = lab.take().expect("checked above");
-        self.publish(&lab);
-        self.stop(running).await?;
+        let running = lab.running.take().expect("checked above");
+        self.publish(&lab.running);
+        self.stop(&mut lab, running.files).await?;
+        Ok(true)
+    }
+
+    /// Tries the failed teardown of a dirty slot again. Returns whether
+    /// there was one; an error when it failed again (the slot stays dirty).
+    async fn clean_dirty(&self, lab: &mut SlotLab) -> Result<bool, LabError> {
+        let Some(files) = lab.dirty.take() else {
+            return Ok(false);
+        };
+        tracing::warn!(slot = self.number, dir = %files.dir.display(), "cleaning up the lab whose teardown failed");
+        self.stop(lab, files).await.map_err(|error| {
+            LabError::Dirty(format!(
+                "lab slot {} is dirty: the teardown of its previous lab failed again ({error}); \
+                 an operator can clean it with `netlab down --cleanup` or `netlab status --reset`",
+                self.number
+            ))
+        })?;
         Ok(true)
     }
 
@@ -380,8 +419,7 @@ impl LabSlot {
                 );
                 Ok(RunningLab {
                     identity: upload.identity.clone(),
-                    dir,
-                    netlab_dir,
+                    files: LabFiles { dir, netlab_dir },
                     topology_name: upload.topology_name.clone(),
                     ref_count: 1,
                     devices: Arc::new(devices),
@@ -401,32 +439,38 @@ impl LabSlot {
         }
     }
 
-    async fn stop(&self, lab: RunningLab) -> Result<(), LabError> {
+    /// Tears down the lab in `files`. On success its directory goes; on
+    /// failure the slot is left dirty with the files kept, because netlab
+    /// may still have the lab registered there.
+    async fn stop(&self, lab: &mut SlotLab, files: LabFiles) -> Result<(), LabError> {
         let _host = self.host_lock.hold().await.map_err(LabError::Io)?;
-        tracing::info!(slot = self.number, topology = %lab.topology_name, identity = lab.identity.short(), "tearing lab down");
+        tracing::info!(slot = self.number, dir = %files.netlab_dir.display(), "tearing lab down");
         self.observer
             .lab_changed(self.number, LabChange::TearingDown);
         let started = Instant::now();
-        let result = self.driver.down(&lab.netlab_dir).await;
-        match &result {
-            Ok(()) => self.observer.lab_changed(
-                self.number,
-                LabChange::Down {
-                    took: started.elapsed(),
-                },
-            ),
+        match self.driver.down(&files.netlab_dir).await {
+            Ok(()) => {
+                remove_dir(&files.dir).await;
+                self.observer.lab_changed(
+                    self.number,
+                    LabChange::Down {
+                        took: started.elapsed(),
+                    },
+                );
+                Ok(())
+            }
             Err(error) => {
-                tracing::error!(slot = self.number, %error, "lab teardown failed");
+                tracing::error!(slot = self.number, %error, "lab teardown failed; the slot is dirty");
                 self.observer.lab_changed(
                     self.number,
                     LabChange::Dirty {
                         error: error.to_string(),
                     },
                 );
+                lab.dirty = Some(files);
+                Err(error)
             }
         }
-        remove_dir(&lab.dir).await;
-        result
     }
 
     fn new_dir(&self, identity: &Identity) -> PathBuf {
