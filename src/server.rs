@@ -220,11 +220,30 @@ async fn stopped_unexpectedly(task: JoinHandle<()>, stop: CancellationToken) -> 
 /// A crashed earlier run may have left labs registered and their
 /// directories behind; both would block the next bring-up.
 async fn clear_stale_labs(netlab: &Netlab, slots: usize, work_root: &Path) {
-    for slot in 1..=slots {
-        match netlab.for_slot(slot).clear_stale_instance().await {
-            Ok(true) => tracing::warn!(slot, "cleared a stale lab left by an earlier run"),
-            Ok(false) => tracing::debug!(slot, "no stale lab to clear"),
-            Err(error) => tracing::warn!(slot, %error, "could not clear a stale lab"),
+    // Only what this server owns: its slots' instances, and any instance
+    // whose directory is in its work folder (a slot of an earlier run with
+    // more slots). One status call first, so only registered ones cost a run.
+    let ours: Vec<String> = (1..=slots)
+        .map(|slot| netlab.for_slot(slot).instance().to_string())
+        .collect();
+    let stale: Vec<String> = match netlab.registered().await {
+        Ok(registered) => registered
+            .into_iter()
+            .filter(|(id, dir)| ours.contains(id) || dir.starts_with(work_root))
+            .map(|(id, _)| id)
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list netlab's labs; clearing every slot's instance");
+            ours
+        }
+    };
+    for id in stale {
+        match netlab.down_instance(&id).await {
+            Ok(true) => {
+                tracing::warn!(instance = %id, "cleared a stale lab left by an earlier run")
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(instance = %id, %error, "could not clear a stale lab"),
         }
     }
     match lab_slots::remove_stale_dirs(work_root).await {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Options, Server, TWO_NODES, Upload};
+use common::{Options, Server, ServerDirs, TWO_NODES, Upload};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -92,5 +92,40 @@ async fn two_slots_run_two_labs_and_the_third_session_gets_the_first_slot_that_f
         !s.dirs.netlab_registry().contains("dir:"),
         "{}",
         s.dirs.netlab_registry()
+    );
+}
+
+#[tokio::test]
+async fn a_restart_with_fewer_slots_clears_every_lab_the_crashed_run_left() {
+    let netlab = require_netlab!();
+    let dirs = ServerDirs::new();
+    let mut crashed =
+        Server::start(Options::new(&netlab).arg("--lab-slots", "2").dirs(&dirs)).await;
+    let (a, _) = crashed.create_session().await;
+    let (b, _) = crashed.create_session().await;
+    assert_eq!(
+        crashed.acquire(&a, Upload::new("a.yml", TWO_NODES)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        crashed.acquire(&b, Upload::new("b.yml", OTHER)).await.0,
+        StatusCode::OK
+    );
+    crashed.stop_with(libc::SIGKILL);
+    let registry = dirs.netlab_registry();
+    assert_eq!(registry.matches("dir:").count(), 2, "{registry}");
+
+    // One slot now: slot 2's lab lives in this server's work folder, so it is cleared too.
+    let s = Server::start(Options::new(&netlab).dirs(&dirs)).await;
+    assert!(
+        !dirs.netlab_registry().contains("dir:"),
+        "{}",
+        dirs.netlab_registry()
+    );
+    assert!(dirs.lab_dirs().is_empty());
+    let (id, _) = s.create_session().await;
+    assert_eq!(
+        s.acquire(&id, Upload::new("b.yml", OTHER)).await.0,
+        StatusCode::OK
     );
 }

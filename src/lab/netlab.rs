@@ -209,10 +209,15 @@ impl Netlab {
             .map(drop)
     }
 
-    /// Clears a lab that a crashed earlier server left registered as this
-    /// slot's instance. "Nothing there" is not an error.
-    pub async fn clear_stale_instance(&self) -> Result<bool, NetlabError> {
-        let args = ["down", "--instance", &self.instance, "--cleanup"];
+    /// This slot's netlab instance id.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// `netlab down --instance <id> --cleanup`: clears a lab a crashed
+    /// earlier server left registered. "Nothing there" is not an error.
+    pub async fn down_instance(&self, id: &str) -> Result<bool, NetlabError> {
+        let args = ["down", "--instance", id, "--cleanup"];
         match self
             .run(args.iter().map(|a| a.to_string()).collect(), None, None)
             .await
@@ -235,6 +240,26 @@ impl Netlab {
         let finished = finish(run.execute().await, command, self.config.command_timeout)?;
         // rc 1 with a warning object means "no labs": still a valid answer.
         Ok(finished.stdout)
+    }
+
+    /// The instances netlab has registered for this user and their
+    /// directories, from `netlab status --all --format json` (an object of
+    /// instance id → `{"dir": …, …}`; `{"warning": …}` when there are none,
+    /// `{"error": …}` when netlab failed; see netlab-notes).
+    pub async fn registered(&self) -> Result<Vec<(String, PathBuf)>, NetlabError> {
+        let command = self.display(&["status", "--all", "--format", "json"]);
+        let report: Map<String, Value> =
+            parse_json(&self.status().await?, &command, "a JSON object")?;
+        if let Some(error) = report.get("error") {
+            return Err(NetlabError::BadOutput {
+                command,
+                problem: error.to_string(),
+            });
+        }
+        Ok(report
+            .iter()
+            .filter_map(|(id, lab)| Some((id.clone(), PathBuf::from(lab.get("dir")?.as_str()?))))
+            .collect())
     }
 
     /// Every node's host view from a single `netlab inspect` (see
