@@ -103,7 +103,7 @@ struct Cli {
     netlab_kill_grace: u64,
 
     /// Largest accepted upload (topology plus extra files), in bytes.
-    #[arg(long, env = "NEOPS_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
+    #[arg(long, env = "NEOPS_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     max_upload_bytes: u64,
 
     /// Directory for lab working directories [default: <tmpdir>/neops_remote_lab_labs].

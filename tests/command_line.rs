@@ -34,6 +34,7 @@ fn out_of_range_durations_and_slot_counts_are_refused_before_anything_starts() {
         ("--netlab-up-timeout", "1e9"),
         ("--lab-slots", "0"),
         ("--lab-slots", "65"),
+        ("--max-upload-bytes", "0"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"))
             .args([flag, value])

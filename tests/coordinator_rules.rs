@@ -332,7 +332,8 @@ async fn a_session_deleted_during_its_upload_brings_no_lab_up() {
     tokio::task::yield_now().await;
 
     assert_eq!(delete(&app, &holder).await, StatusCode::NO_CONTENT);
-    chunks.send(body[20..].to_vec()).await.unwrap();
+    // The server stopped reading when the session ended; the rest may be refused.
+    let _ = chunks.send(body[20..].to_vec()).await;
     drop(chunks);
     let response = upload.await.unwrap().unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
@@ -571,4 +572,39 @@ async fn a_long_poll_that_delivers_the_promotion_claims_the_slot() {
     // The client heard it is active: the claim window no longer applies.
     assert_eq!(ended(&mut events, &waiter).await, EndReason::Evicted);
     assert_eq!(answered.elapsed(), Duration::from_secs(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_upload_gets_408_and_stops_keeping_its_session_alive() {
+    let app = InProcess::start(1, default_timeouts());
+    let mut events = app.coordinator.subscribe();
+    let (holder, _) = create(&app).await;
+    let (chunks, receiver) = mpsc::channel::<Vec<u8>>(4);
+    let streamed = Body::from_stream(stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
+    }));
+    let start = Instant::now();
+    let upload = tokio::spawn(
+        app.router
+            .clone()
+            .oneshot(upload_request(&holder, streamed)),
+    );
+    // The first bytes arrive, then nothing (the sender stays open).
+    chunks
+        .send(form("nodes: [r1]\n")[..20].to_vec())
+        .await
+        .unwrap();
+    let response = upload.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(start.elapsed(), neops_remote_lab::api::UPLOAD_IDLE_LIMIT);
+    // No longer busy: the active timeout counts from the stalled request's end.
+    assert_eq!(ended(&mut events, &holder).await, EndReason::Evicted);
+    assert_eq!(
+        start.elapsed(),
+        neops_remote_lab::api::UPLOAD_IDLE_LIMIT + Duration::from_secs(300)
+    );
+    drop(chunks);
 }

@@ -74,6 +74,13 @@ impl From<UploadError> for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("Upload is larger than the server's limit of {limit} bytes"),
             ),
+            UploadError::Stalled { idle } => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "Upload stalled: no data for {} s; send the whole body without pausing",
+                    idle.as_secs()
+                ),
+            ),
         }
     }
 }

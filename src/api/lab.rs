@@ -29,7 +29,11 @@ pub async fn acquire(
 ) -> Result<Json<AcquireResponseDto>, ApiError> {
     let (id, hold) = gate(&state, &session_id)?;
     let key = idempotency_key(request.headers())?;
-    let form = upload_form::read(request, state.max_upload_bytes).await?;
+    // Stop reading at once if the session ends while its upload arrives.
+    let form = tokio::select! {
+        form = upload_form::read(request, state.max_upload_bytes) => form?,
+        () = hold.ended() => return Err(ApiError::session_not_found()),
+    };
     let upload = Upload::check(form).await?;
     tracing::info!(session = %id, topology = %upload.topology_name, reuse = upload.reuse, "lab requested");
     let acquired = state

@@ -8,6 +8,8 @@ mod redoc;
 mod session;
 mod upload_form;
 
+pub use upload_form::IDLE_LIMIT as UPLOAD_IDLE_LIMIT;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;

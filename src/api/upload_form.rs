@@ -7,9 +7,15 @@
 //! bytes again as the limit: a client that is still sending when the answer
 //! comes gets the 413 or 400 rather than a broken connection. A body longer
 //! than that is cut off.
+//!
+//! A body that makes no progress for [`IDLE_LIMIT`] is refused with 408: an
+//! upload in flight keeps its session busy (never evicted), so a client that
+//! stalled mid-upload (or vanished behind a half-open connection) must not
+//! hold the lab for ever.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request};
@@ -21,18 +27,28 @@ use crate::lab::upload::{FilePart, Form, UploadError};
 /// any field the server ignores).
 pub const MAX_PARTS: usize = 1000;
 
+/// Longest pause between two pieces of an upload's body.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(30);
+
 /// Reads the whole form of `request`, refusing it once the body passes
 /// `limit` bytes (413) or [`MAX_PARTS`] parts (400). A body that is not
 /// multipart at all is a form error (422), as the original answered.
 pub async fn read(request: Request, limit: u64) -> Result<Form, UploadError> {
     let too_large = Arc::new(AtomicBool::new(false));
+    let stalled = Arc::new(AtomicBool::new(false));
     let (parts, body) = request.into_parts();
-    let body = Body::from_stream(counted(body, limit, Arc::clone(&too_large)));
+    let body = Body::from_stream(counted(
+        watched(body, Arc::clone(&stalled)),
+        limit,
+        Arc::clone(&too_large),
+    ));
     let mut multipart = Multipart::from_request(Request::from_parts(parts, body), &())
         .await
         .map_err(|rejection| UploadError::Form(rejection.body_text()))?;
     let failed = |error: axum::extract::multipart::MultipartError| {
-        if too_large.load(Ordering::Relaxed) {
+        if stalled.load(Ordering::Relaxed) {
+            UploadError::Stalled { idle: IDLE_LIMIT }
+        } else if too_large.load(Ordering::Relaxed) {
             UploadError::TooLarge { limit }
         } else {
             UploadError::Invalid(format!("malformed multipart body: {}", error.body_text()))
@@ -71,16 +87,39 @@ async fn drain(mut multipart: Multipart) {
     }
 }
 
+/// The body's chunks, failing (and setting `stalled`) when the next one
+/// takes longer than [`IDLE_LIMIT`] to arrive.
+fn watched(
+    body: Body,
+    stalled: Arc<AtomicBool>,
+) -> impl futures_util::Stream<Item = Result<Bytes, axum::Error>> {
+    futures_util::stream::unfold(Some(body.into_data_stream()), move |data| {
+        let stalled = Arc::clone(&stalled);
+        async move {
+            let mut data = data?;
+            match tokio::time::timeout(IDLE_LIMIT, data.next()).await {
+                Ok(Some(chunk)) => Some((chunk, Some(data))),
+                Ok(None) => None,
+                Err(_) => {
+                    stalled.store(true, Ordering::Relaxed);
+                    let error = axum::Error::new(format!("no data for {} s", IDLE_LIMIT.as_secs()));
+                    Some((Err(error), None))
+                }
+            }
+        }
+    })
+}
+
 /// The body's chunks up to `limit` bytes. Past it, `too_large` is set (the
 /// multipart parser only reports a stream error) and chunks are discarded,
 /// so the parser sees the body end early and fails; past twice the limit
 /// the stream fails at once.
 fn counted(
-    body: Body,
+    body: impl futures_util::Stream<Item = Result<Bytes, axum::Error>>,
     limit: u64,
     too_large: Arc<AtomicBool>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, axum::Error>> {
-    body.into_data_stream().scan(0u64, move |total, chunk| {
+    body.scan(0u64, move |total, chunk| {
         let chunk = chunk.and_then(|bytes| {
             *total += bytes.len() as u64;
             if *total <= limit {

@@ -209,6 +209,13 @@ pub struct Hold<'a> {
     token: CancellationToken,
 }
 
+impl Hold<'_> {
+    /// Completes when the holder's session ends (or the server stops).
+    pub async fn ended(&self) {
+        self.token.cancelled().await;
+    }
+}
+
 /// Marks a session busy for as long as it lives.
 struct Busy<'a> {
     shared: &'a Shared,

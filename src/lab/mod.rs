@@ -426,7 +426,11 @@ impl LabSlot {
                 })
             }
             Err(error) => {
-                tracing::error!(slot = self.number, %error, "lab bring-up failed; cleaning up");
+                if matches!(error, LabError::Cancelled) {
+                    tracing::info!(slot = self.number, "bring-up cancelled; cleaning up");
+                } else {
+                    tracing::error!(slot = self.number, %error, "lab bring-up failed; cleaning up");
+                }
                 // netlab refuses the next `up` while this directory is still
                 // registered, so the half-started lab must go.
                 if let Err(down_error) = self.driver.down(&netlab_dir).await {

@@ -88,6 +88,8 @@ pub enum UploadError {
     Invalid(String),
     /// The upload is larger than allowed (HTTP 413).
     TooLarge { limit: u64 },
+    /// The client stopped sending the body (HTTP 408).
+    Stalled { idle: std::time::Duration },
 }
 
 /// A file part of the form as it arrived, before any rule was applied.
