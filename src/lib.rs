@@ -24,6 +24,7 @@ pub mod coordinator;
 pub mod lab;
 pub mod logging;
 pub mod queue;
+pub mod serve;
 pub mod server;
 pub mod server_guard;
 pub mod session_id;

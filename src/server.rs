@@ -18,6 +18,7 @@ use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
 use crate::lab::{self as lab_slots, LabSlot, orphans};
 use crate::queue::Timeouts;
+use crate::serve;
 use crate::server_guard::{GuardError, ServerGuard, ServerMeta};
 
 /// How long in-flight requests get to finish after a stop signal.
@@ -80,6 +81,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let stop = CancellationToken::new();
     tokio::spawn(forward_stop_signals(stop.clone()));
 
+    match serve::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
+    }
     let tmp = std::env::temp_dir();
     let guard = ServerGuard::acquire_all(&guarded_folders(&tmp)).map_err(ServerError::HostTaken)?;
     // This server's processes carry its owner tag; a killed predecessor's
@@ -154,22 +159,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         env!("CARGO_PKG_VERSION")
     );
 
-    let server = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
-    let drained = {
-        let stop = stop.clone();
-        async move {
-            stop.cancelled().await;
-            tokio::time::sleep(DRAIN_LIMIT).await;
-        }
-    };
+    let server = serve::serve(listener, api::router(state), stop.clone(), DRAIN_LIMIT);
     // Without the deadline timer nobody would ever be evicted: if it stops
     // before shutdown (a panic), stop the server rather than limp on.
     let timer_stopped = stopped_unexpectedly(deadlines, stop.clone());
     let mut outcome = Ok(());
     tokio::select! {
-        result = server => result.map_err(ServerError::Io)?,
-        () = drained => tracing::warn!("requests still open after {} s; closing anyway", DRAIN_LIMIT.as_secs()),
+        () = server => {}
         why = timer_stopped => {
             tracing::error!("the session deadline timer stopped ({why}); shutting down");
             stop.cancel();

@@ -170,7 +170,12 @@ impl Server {
             child: Some(child),
             dirs,
             base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
+            // Below the server's 10 s idle limit, so a pooled connection
+            // is never reused just as the server closes it.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
         };
         server.wait_healthy().await;
         server
