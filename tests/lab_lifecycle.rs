@@ -202,3 +202,21 @@ async fn silent_waiting_session_is_dropped_from_the_queue() {
     let (status, _) = s.session_status(&waiter).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn concurrent_status_requests_share_one_netlab_run() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let (id, _) = s.create_session().await;
+    let (status, _) = s.acquire(&id, Upload::new("t.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::OK);
+    let runs_before = s.log().matches("status --all --format json").count();
+    let calls = (0..30).map(|_| s.lab_call(Method::GET, "/lab", &id));
+    let answers = futures_util::future::join_all(calls).await;
+    for (status, lab) in &answers {
+        assert_eq!(*status, StatusCode::OK);
+        assert!(lab["netlab_status"].as_str().unwrap().contains("\"default\""), "{lab}");
+    }
+    let runs = s.log().matches("status --all --format json").count() - runs_before;
+    assert_eq!(runs, 1, "{}", s.log());
+}

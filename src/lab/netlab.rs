@@ -6,7 +6,8 @@
 //! JSON; netlab's YAML output is cut at the terminal width.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -129,7 +130,13 @@ pub struct Netlab {
     version: String,
     /// The netlab instance (multilab id) of this slot.
     instance: String,
+    /// The last `netlab status --all` report, shared by every slot.
+    status_cache: Arc<tokio::sync::Mutex<Option<(Instant, String)>>>,
 }
+
+/// How long a `netlab status --all` report answers `GET /lab` callers: one
+/// netlab run serves a crowd of watchers (each run costs a Python start-up).
+const STATUS_FRESH_FOR: Duration = Duration::from_secs(2);
 
 /// The multilab instance id of slot `slot`: slot 1 keeps netlab's (and the
 /// original server's) `default`; slot `k > 1` is instance `k`. netlab's
@@ -150,6 +157,7 @@ impl Netlab {
             config,
             version: String::new(),
             instance: instance_of(1),
+            status_cache: Arc::default(),
         };
         let finished = probe.run(vec!["version".into()], None, None).await?;
         let version = parse_version(&finished.stdout).ok_or_else(|| NetlabError::BadOutput {
@@ -161,6 +169,12 @@ impl Netlab {
 
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// Drops the cached status report after a lab changed. Waits for a
+    /// status run in flight (it holds the lock), so its stale report goes too.
+    async fn forget_status(&self) {
+        *self.status_cache.lock().await = None;
     }
 
     /// The same netlab, driving the instance of lab slot `slot` (from 1).
@@ -236,6 +250,7 @@ impl Netlab {
     pub async fn status(&self) -> Result<String, NetlabError> {
         let args = ["status", "--all", "--format", "json"];
         let command = self.display(&args);
+        tracing::debug!(%command, "running netlab");
         let run = self.spawn(args.iter().map(|a| a.to_string()).collect(), None, None);
         let finished = finish(run.execute().await, command, self.config.command_timeout)?;
         // rc 1 with a warning object means "no labs": still a valid answer.
@@ -442,19 +457,36 @@ impl LabDriver for Netlab {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<Vec<Device>, LabError>> {
         Box::pin(async move {
-            Netlab::up(self, dir, topology, cancel).await?;
+            let started = Netlab::up(self, dir, topology, cancel).await;
+            self.forget_status().await;
+            started?;
             Ok(self.devices(dir).await?)
         })
     }
 
     fn down<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, Result<(), LabError>> {
-        Box::pin(async move { Ok(Netlab::down(self, dir).await?) })
+        Box::pin(async move {
+            let stopped = Netlab::down(self, dir).await;
+            self.forget_status().await;
+            Ok(stopped?)
+        })
     }
 
+    /// Concurrent callers share one run: they queue on the cache's lock
+    /// and find the report the first one fetched.
     fn status(&self) -> BoxFuture<'_, Option<String>> {
         Box::pin(async move {
+            let mut cache = self.status_cache.lock().await;
+            if let Some((at, report)) = cache.as_ref()
+                && at.elapsed() < STATUS_FRESH_FOR
+            {
+                return Some(report.clone());
+            }
             match Netlab::status(self).await {
-                Ok(text) => Some(text),
+                Ok(report) => {
+                    *cache = Some((Instant::now(), report.clone()));
+                    Some(report)
+                }
                 Err(error) => {
                     tracing::warn!(%error, "netlab status failed");
                     None
