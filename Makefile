@@ -15,7 +15,7 @@ export NEOPS_NETLAB_UP_ARGS ?= $(if $(HAVE_CLAB),,$(EXTERNAL_UP_ARGS))
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests
+PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests openapi-spec-validator schemathesis
 
 # The pytest plugin uses pytest internals: its tests also run on the lowest pytest that
 # pyproject.toml allows (the main virtualenv has the highest).

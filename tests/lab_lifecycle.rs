@@ -215,7 +215,13 @@ async fn concurrent_status_requests_share_one_netlab_run() {
     let answers = futures_util::future::join_all(calls).await;
     for (status, lab) in &answers {
         assert_eq!(*status, StatusCode::OK);
-        assert!(lab["netlab_status"].as_str().unwrap().contains("\"default\""), "{lab}");
+        assert!(
+            lab["netlab_status"]
+                .as_str()
+                .unwrap()
+                .contains("\"default\""),
+            "{lab}"
+        );
     }
     let runs = s.log().matches("status --all --format json").count() - runs_before;
     assert_eq!(runs, 1, "{}", s.log());

@@ -141,11 +141,13 @@ pub struct AcquireFormDto {
     /// runs in its folder.
     #[schema(value_type = String, format = Binary)]
     topology: Vec<u8>,
-    /// Attach to a running lab of the same content (default true).
+    /// Attach to a running lab of the same content (default true; `true`,
+    /// `false`, `1`, `0`, `yes`, `no`, `on`, `off`).
+    #[schema(value_type = bool, required = false, default = true)]
     reuse: Option<bool>,
     /// Files the topology refers to; each file name is its path relative to
     /// the upload's root, e.g. `configs/r1.cfg` (with a bare topology name,
     /// the root is the topology's folder).
-    #[schema(value_type = Vec<String>, format = Binary)]
+    #[schema(value_type = Vec<String>, format = Binary, required = false)]
     extra_files: Option<Vec<Vec<u8>>>,
 }

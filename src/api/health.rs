@@ -10,13 +10,13 @@ use super::AppState;
 use super::dto::HealthDto;
 
 /// Liveness probe: 204, empty body.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 204)))]
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 204, description = "No Content")))]
 pub async fn healthz() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
 /// Uptime and queue size.
-#[utoipa::path(get, path = "/debug/health", tag = "health", responses((status = 200, body = HealthDto)))]
+#[utoipa::path(get, path = "/debug/health", tag = "health", responses((status = 200, body = HealthDto, description = "OK")))]
 pub async fn debug_health(State(state): State<AppState>) -> Json<HealthDto> {
     let timestamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

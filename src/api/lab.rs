@@ -17,11 +17,14 @@ use crate::lab::upload::{Upload, parse_bool};
 #[utoipa::path(post, path = "/lab", tag = "lab",
     params(("X-Session-ID" = String, Header), super::IdempotencyKeyParam),
     request_body(content = AcquireFormDto, content_type = "multipart/form-data"),
-    responses((status = 200, body = AcquireResponseDto),
+    responses((status = 200, body = AcquireResponseDto, description = "OK"),
         (status = 400, body = ErrorDto, description = "bad file name, extension or topology"),
-        (status = 404, body = ErrorDto), (status = 413, body = ErrorDto),
-        (status = 422, body = ErrorDto), (status = 423, body = ErrorDto, description = "session not active, or lab busy"),
-        (status = 502, body = ErrorDto, description = "netlab failed"), (status = 504, body = ErrorDto, description = "netlab hung")))]
+        (status = 404, body = ErrorDto, description = "Not found"), (status = 413, body = ErrorDto, description = "Payload too large"),
+        (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "session not active, or lab busy"),
+        (status = 408, body = ErrorDto, description = "the upload stalled (no data for 30 s)"),
+        (status = 502, body = ErrorDto, description = "netlab failed"),
+        (status = 503, body = ErrorDto, description = "the server is stopping, or the slot's previous lab could not be torn down"),
+        (status = 504, body = ErrorDto, description = "netlab hung")))]
 pub async fn acquire(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,
@@ -48,9 +51,9 @@ pub async fn acquire(
 }
 
 /// What runs now, and netlab's own status report.
-#[utoipa::path(get, path = "/lab", tag = "lab",
+#[utoipa::path(get, path = "/lab", tag = "lab", operation_id = "lab_status",
     params(("X-Session-ID" = String, Header)),
-    responses((status = 200, body = LabStatusDto), (status = 404, body = ErrorDto), (status = 422, body = ErrorDto), (status = 423, body = ErrorDto)))]
+    responses((status = 200, body = LabStatusDto, description = "OK"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
 pub async fn status(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,
@@ -66,7 +69,7 @@ pub async fn status(
 /// Drop one reference to the lab. At zero it keeps running, idle, for reuse.
 #[utoipa::path(post, path = "/lab/release", tag = "lab",
     params(("X-Session-ID" = String, Header)),
-    responses((status = 204), (status = 404, body = ErrorDto), (status = 422, body = ErrorDto), (status = 423, body = ErrorDto)))]
+    responses((status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
 pub async fn release(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,
@@ -84,7 +87,7 @@ pub async fn release(
 /// while the lab is held (409).
 #[utoipa::path(delete, path = "/lab", tag = "lab",
     params(("X-Session-ID" = String, Header), ("force" = Option<bool>, Query, description = "default true")),
-    responses((status = 202), (status = 204), (status = 404, body = ErrorDto), (status = 409, body = ErrorDto), (status = 422, body = ErrorDto), (status = 423, body = ErrorDto)))]
+    responses((status = 202, description = "Accepted: the lab was torn down"), (status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 409, body = ErrorDto, description = "Conflict"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
 pub async fn destroy(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,
@@ -112,7 +115,7 @@ pub async fn destroy(
 /// The running lab's devices.
 #[utoipa::path(get, path = "/lab/devices", tag = "lab",
     params(("X-Session-ID" = String, Header)),
-    responses((status = 200, body = Vec<DeviceInfoDto>), (status = 404, body = ErrorDto), (status = 422, body = ErrorDto), (status = 423, body = ErrorDto)))]
+    responses((status = 200, body = Vec<DeviceInfoDto>, description = "OK"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
 pub async fn devices(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,

@@ -21,7 +21,7 @@ const MAX_WAIT_SECS: f64 = 60.0;
 /// request created, as long as it lives.
 #[utoipa::path(post, path = "/session", tag = "sessions",
     params(super::IdempotencyKeyParam),
-    responses((status = 201, body = CreateSessionResponseDto), (status = 400, body = ErrorDto)))]
+    responses((status = 201, body = CreateSessionResponseDto, description = "Created"), (status = 400, body = ErrorDto, description = "Bad request")))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -39,9 +39,9 @@ pub async fn create(
 /// Where the session stands. Counts as a sign of life. With `wait=<seconds>`
 /// (at most 60) the answer comes as soon as status or position changes, or
 /// when the wait ends; an active session is answered at once.
-#[utoipa::path(get, path = "/session/{session_id}", tag = "sessions",
-    params(("session_id" = String, Path), ("wait" = Option<f64>, Query, description = "long-poll up to this many seconds (max 60)")),
-    responses((status = 200, body = SessionStatusResponseDto), (status = 404, body = ErrorDto), (status = 422, body = ErrorDto)))]
+#[utoipa::path(get, path = "/session/{session_id}", tag = "sessions", operation_id = "session_status",
+    params(("session_id" = String, Path), ("wait" = Option<f64>, Query, minimum = 0, maximum = 60, description = "long-poll up to this many seconds")),
+    responses((status = 200, body = SessionStatusResponseDto, description = "OK"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed")))]
 pub async fn status(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
@@ -72,7 +72,7 @@ fn parse_wait(text: &str) -> Result<Duration, ApiError> {
 /// The session that has been active longest (while nobody is active: the
 /// head of the queue). Looking does not keep it alive.
 #[utoipa::path(get, path = "/active-session", tag = "sessions",
-    responses((status = 200, body = ActiveSessionResponseDto), (status = 404, body = ErrorDto)))]
+    responses((status = 200, body = ActiveSessionResponseDto, description = "OK"), (status = 404, body = ErrorDto, description = "Not found")))]
 pub async fn active(
     State(state): State<AppState>,
 ) -> Result<Json<ActiveSessionResponseDto>, ApiError> {
@@ -91,7 +91,7 @@ pub async fn active(
 /// next session is promoted.
 #[utoipa::path(delete, path = "/session/{session_id}", tag = "sessions",
     params(("session_id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorDto)))]
+    responses((status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found")))]
 pub async fn end(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
@@ -107,7 +107,7 @@ pub async fn end(
 /// Keep a session (waiting or active) alive.
 #[utoipa::path(post, path = "/session/heartbeat", tag = "sessions",
     params(("X-Session-ID" = String, Header)),
-    responses((status = 204), (status = 404, body = ErrorDto), (status = 422, body = ErrorDto)))]
+    responses((status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed")))]
 pub async fn heartbeat(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,

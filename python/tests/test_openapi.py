@@ -1,0 +1,53 @@
+"""The OpenAPI document is valid OpenAPI 3.1 and true to the server.
+
+`openapi-spec-validator` checks the document; a bounded schemathesis run sends generated
+requests to every operation of a real server (real netlab) and checks that none gets a 5xx
+and that every answer matches the documented status codes and schemas.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+from openapi_spec_validator import validate
+from server_process import LabServer
+
+
+def test_the_document_is_valid_openapi_3_1(lab_server: LabServer) -> None:
+    with urllib.request.urlopen(f"{lab_server.url}/openapi.json") as response:
+        document = json.load(response)
+    assert document["openapi"].startswith("3.1")
+    validate(document)  # raises with the first violation
+    operation_ids = [op["operationId"] for path in document["paths"].values() for op in path.values()]
+    assert len(operation_ids) == len(set(operation_ids)), operation_ids
+
+
+def test_generated_requests_get_no_5xx_and_documented_answers(lab_server: LabServer) -> None:
+    # Bounded: a few examples per operation, no stateful phase (the queue is covered elsewhere).
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{lab_server.url}/openapi.json",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            "15",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--seed",
+            "1",
+            # A long-poll on a live session may take its full 60 s.
+            "--request-timeout",
+            "90",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
