@@ -7,18 +7,16 @@ and that every answer matches the documented status codes and schemas.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import urllib.request
 
+import requests
 from openapi_spec_validator import validate
 from server_process import LabServer
 
 
 def test_the_document_is_valid_openapi_3_1(lab_server: LabServer) -> None:
-    with urllib.request.urlopen(f"{lab_server.url}/openapi.json") as response:
-        document = json.load(response)
+    document = requests.get(f"{lab_server.url}/openapi.json", timeout=30).json()
     assert document["openapi"].startswith("3.1")
     validate(document)  # raises with the first violation
     operation_ids = [op["operationId"] for path in document["paths"].values() for op in path.values()]
@@ -49,5 +47,6 @@ def test_generated_requests_get_no_5xx_and_documented_answers(lab_server: LabSer
         capture_output=True,
         text=True,
         timeout=600,
+        check=False,
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
