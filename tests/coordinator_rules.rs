@@ -115,7 +115,7 @@ async fn ended(events: &mut broadcast::Receiver<Event>, id: &str) -> EndReason {
 
 async fn promoted(events: &mut broadcast::Receiver<Event>, id: &str) -> usize {
     until(events, |kind| match kind {
-        EventKind::SessionPromoted { session, slot } if session.full() == id => Some(*slot),
+        EventKind::SessionPromoted { session, slot, .. } if session.full() == id => Some(*slot),
         _ => None,
     })
     .await

@@ -20,7 +20,7 @@ const MAX_WAIT_SECS: f64 = 60.0;
 #[utoipa::path(post, path = "/session", tag = "sessions",
     responses((status = 201, body = CreateSessionResponseDto)))]
 pub async fn create(State(state): State<AppState>) -> (StatusCode, Json<CreateSessionResponseDto>) {
-    let (id, standing) = state.coordinator.create();
+    let (id, standing) = state.coordinator.create(None);
     tracing::info!(session = %id, position = standing.position, "session created");
     let body = CreateSessionResponseDto {
         session_id: id.full(),

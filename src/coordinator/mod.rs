@@ -16,7 +16,9 @@
 
 mod deadlines;
 pub mod events;
+mod overview;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,12 +28,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::lab::bring_up_log::LogReader;
 use crate::lab::upload::Upload;
 use crate::lab::{Acquired, LabChange, LabError, LabObserver, LabSlot, LabView};
 use crate::queue::{DeadlineKind, Queue, SessionStatus, Standing, Timeouts};
 use crate::session_id::SessionId;
 use deadlines::Deadlines;
-use events::{EndReason, Event, EventBus, EventKind};
+use events::{EndReason, Event, EventBus, EventKind, Resume};
+pub use overview::{ClientInfo, Overview, SessionView, SlotView};
 
 /// What a slot's lab is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,21 @@ pub enum Phase {
     Dirty,
     /// The last bring-up failed (and was cleaned up).
     Failed,
+}
+
+impl Phase {
+    /// The phase as a `snake_case` word, for the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Starting => "starting",
+            Phase::Up => "up",
+            Phase::Releasing => "releasing",
+            Phase::TearingDown => "tearing_down",
+            Phase::Dirty => "dirty",
+            Phase::Failed => "failed",
+        }
+    }
 }
 
 /// Why a session may not use the lab routes.
@@ -83,6 +102,8 @@ struct State {
     slots: Vec<SlotState>,
     deadlines: Deadlines<DeadlineKind, SessionId>,
     events: EventBus,
+    /// Client info of the sessions that gave one.
+    clients: HashMap<SessionId, Arc<ClientInfo>>,
 }
 
 impl State {
@@ -112,10 +133,14 @@ impl State {
             let slot = &mut self.slots[index];
             slot.holder = Some(id);
             slot.holder_token = shutdown.child_token();
+            let waited = self.line.joined(&id).map_or(Duration::ZERO, |joined| {
+                now.saturating_duration_since(joined)
+            });
             tracing::info!(session = %id, slot = index + 1, "session promoted to active");
             self.events.publish(EventKind::SessionPromoted {
                 session: id,
                 slot: index + 1,
+                waited,
             });
             self.refresh(id);
         }
@@ -127,6 +152,7 @@ impl State {
     fn depart(&mut self, id: SessionId, reason: EndReason, now: Instant) -> Option<Option<usize>> {
         let departed = self.line.leave(&id)?;
         self.deadlines.set(id, None);
+        self.clients.remove(&id);
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -244,6 +270,7 @@ impl Coordinator {
                 slots: slots_state,
                 deadlines: Deadlines::default(),
                 events: EventBus::default(),
+                clients: HashMap::new(),
             }),
             timer: Notify::new(),
             shutdown,
@@ -263,18 +290,33 @@ impl Coordinator {
         self.shared.lock().events.subscribe()
     }
 
+    /// The event stream picked up after event `after`, or with the last
+    /// `replay` events (see [`EventBus::resume`]).
+    pub fn resume_events(&self, after: Option<u64>, replay: usize) -> Resume {
+        self.shared.lock().events.resume(after, replay)
+    }
+
     /// Whether the server is stopping.
     pub fn is_stopping(&self) -> bool {
         self.shared.shutdown.is_cancelled()
     }
 
+    /// Completes when the server starts stopping.
+    pub async fn stopping(&self) {
+        self.shared.shutdown.cancelled().await
+    }
+
     /// Opens a session at the tail of the line; it is promoted at once when
-    /// a slot is free.
-    pub fn create(&self) -> (SessionId, Standing) {
+    /// a slot is free. `client` is what the client said about itself.
+    pub fn create(&self, client: Option<ClientInfo>) -> (SessionId, Standing) {
         let id = SessionId::new();
         let now = Instant::now();
+        let client = client.map(Arc::new);
         let mut state = self.shared.lock();
         state.line.join(id, now);
+        if let Some(client) = &client {
+            state.clients.insert(id, Arc::clone(client));
+        }
         let position = state
             .line
             .standing(&id)
@@ -282,6 +324,7 @@ impl Coordinator {
         state.events.publish(EventKind::SessionJoined {
             session: id,
             position,
+            client,
         });
         state.fill_free_slots(now, &self.shared.shutdown, Some(id));
         state.refresh(id);
@@ -345,6 +388,65 @@ impl Coordinator {
     /// Number of sessions, ACTIVE ones included.
     pub fn count(&self) -> usize {
         self.shared.lock().line.count()
+    }
+
+    /// The line and the slots as they are now, for watchers: not a sign of
+    /// life for anyone.
+    pub fn overview(&self) -> Overview {
+        let now = Instant::now();
+        let state = self.shared.lock();
+        let sessions = state
+            .line
+            .list()
+            .map(|listed| SessionView {
+                id: listed.id,
+                standing: listed.standing,
+                slot: state
+                    .slots
+                    .iter()
+                    .position(|slot| slot.holder == Some(listed.id))
+                    .map(|index| index + 1),
+                client: state.clients.get(&listed.id).cloned(),
+                waiting: listed
+                    .promoted
+                    .unwrap_or(now)
+                    .saturating_duration_since(listed.joined),
+                holding: listed.promoted.map(|at| now.saturating_duration_since(at)),
+            })
+            .collect();
+        let phases: Vec<(Phase, Option<SessionId>)> = state
+            .slots
+            .iter()
+            .map(|slot| (slot.phase, slot.holder))
+            .collect();
+        drop(state);
+        // Each lab view has its own small lock: read outside ours.
+        let slots = phases
+            .into_iter()
+            .zip(&self.slots)
+            .map(|((phase, holder), slot)| SlotView {
+                number: slot.number(),
+                phase,
+                holder,
+                lab: slot.view(),
+            })
+            .collect();
+        Overview { sessions, slots }
+    }
+
+    /// Sessions ACTIVE and WAITING now.
+    pub fn counts(&self) -> (usize, usize) {
+        let state = self.shared.lock();
+        let active = state.line.active_count();
+        (active, state.line.count() - active)
+    }
+
+    /// The holder's slot's current (or last) bring-up output, from its
+    /// first line; it ends when that bring-up ends or the holder leaves.
+    pub fn lab_log(&self, hold: &Hold<'_>) -> LogReader {
+        self.slots[hold.slot]
+            .bring_up_log()
+            .reader(hold.token.clone())
     }
 
     /// Each slot's phase, slot 1 first.
