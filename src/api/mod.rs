@@ -1,10 +1,15 @@
 //! The HTTP API: routes, the session gate, and the OpenAPI document.
 
+mod client_info;
+mod dashboard;
 mod dto;
 mod error;
 mod health;
+mod http_metrics;
 mod lab;
+mod live_dto;
 mod session;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +19,9 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::middleware;
 use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -29,11 +36,20 @@ pub struct AppState {
     pub coordinator: Arc<Coordinator>,
     pub started: Instant,
     pub max_upload_bytes: u64,
+    /// Renders `GET /metrics`.
+    pub metrics: PrometheusHandle,
 }
 
-/// The API's routes, with `/docs` (Swagger UI) and `/openapi.json`.
+/// The API's routes, with `/docs` (Swagger UI) and `/openapi.json`, the
+/// dashboard at `/`; every request is counted for `/metrics`.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .route("/", get(dashboard::page))
+        .route("/dashboard.css", get(dashboard::style))
+        .route("/dashboard.js", get(dashboard::script))
+        .route("/sessions", get(watch::sessions))
+        .route("/events", get(watch::events))
+        .route("/metrics", get(http_metrics::render))
         .route("/session", post(session::create))
         .route("/session/heartbeat", post(session::heartbeat))
         .route(
@@ -51,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/lab/release", post(lab::release))
         .route("/lab/devices", get(lab::devices))
+        .route("/lab/log", get(lab::log))
         .route("/healthz", get(health::healthz))
         .route("/debug/health", get(health::debug_health))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
@@ -59,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         })
         .with_state(state);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .layer(middleware::from_fn(http_metrics::count))
 }
 
 #[derive(OpenApi)]
@@ -79,6 +97,10 @@ pub fn router(state: AppState) -> Router {
         lab::release,
         lab::destroy,
         lab::devices,
+        lab::log,
+        watch::sessions,
+        watch::events,
+        http_metrics::render,
         health::healthz,
         health::debug_health,
     ),
@@ -93,6 +115,13 @@ pub fn router(state: AppState) -> Router {
         dto::HealthDto,
         dto::ErrorDto,
         dto::AcquireFormDto,
+        client_info::ClientInfoDto,
+        client_info::CreateSessionRequestDto,
+        live_dto::SessionsDto,
+        live_dto::QueuedSessionDto,
+        live_dto::SlotDto,
+        live_dto::LabSummaryDto,
+        live_dto::DeviceSummaryDto,
     ))
 )]
 pub struct ApiDoc;

@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use super::client_info::{self, CreateSessionRequestDto};
 use super::dto::{
     ActiveSessionResponseDto, CreateSessionResponseDto, ErrorDto, SessionStatusResponseDto,
 };
@@ -17,16 +19,25 @@ use crate::coordinator::events::EndReason;
 const MAX_WAIT_SECS: f64 = 60.0;
 
 /// Join the queue. An empty queue makes the new session active at once.
+/// The optional JSON body `{"client": {...}}` says who is asking (shown in
+/// `GET /sessions`, the events and the dashboard); without a body this is
+/// exactly the original's route.
 #[utoipa::path(post, path = "/session", tag = "sessions",
-    responses((status = 201, body = CreateSessionResponseDto)))]
-pub async fn create(State(state): State<AppState>) -> (StatusCode, Json<CreateSessionResponseDto>) {
-    let (id, standing) = state.coordinator.create(None);
+    request_body(content = Option<CreateSessionRequestDto>, content_type = "application/json"),
+    responses((status = 201, body = CreateSessionResponseDto),
+        (status = 413, body = ErrorDto), (status = 422, body = ErrorDto)))]
+pub async fn create(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<(StatusCode, Json<CreateSessionResponseDto>), ApiError> {
+    let client = client_info::read(body).await?;
+    let (id, standing) = state.coordinator.create(client);
     tracing::info!(session = %id, position = standing.position, "session created");
     let body = CreateSessionResponseDto {
         session_id: id.full(),
         position: standing.position,
     };
-    (StatusCode::CREATED, Json(body))
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// Where the session stands. Counts as a sign of life. With `wait=<seconds>`
