@@ -15,9 +15,9 @@ export NEOPS_NETLAB_UP_ARGS ?= $(if $(HAVE_CLAB),,$(EXTERNAL_UP_ARGS))
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests
+PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests prometheus_client selenium
 
-.PHONY: run test check fmt lint audit bench bench-quick wheel venv netlab clean
+.PHONY: run test check fmt lint audit bench bench-quick wheel venv netlab clean docs-screenshot
 
 ## run: build, make sure netlab exists, start the server on $(HOST):$(PORT)
 run: netlab
@@ -71,6 +71,13 @@ bench-quick: venv
 ## wheel: the Python wheel with the server binary inside
 wheel: venv
 	$(VENV)/bin/maturin build --release --locked --out dist
+
+## docs-screenshot: docs/dashboard.png, the dashboard with a queue of 3 and a lab up
+# (real netlab; needs Debian's chromium and chromium-driver)
+docs-screenshot: venv
+	cargo build --locked
+	NEOPS_REMOTE_LAB_BIN=$(CURDIR)/target/debug/neops-remote-lab \
+	  $(VENV)/bin/python python/tests/dashboard_screenshot.py docs/dashboard.png
 
 ## netlab: use the netlab on PATH, or install it into $(VENV)
 netlab:
