@@ -28,16 +28,8 @@ impl EventStream {
     /// The next message's data; fails the test after a minute without one.
     async fn next(&mut self) -> Value {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let frame: String = self.buffer.drain(..end + 2).collect();
-                let data: String = frame
-                    .lines()
-                    .filter_map(|line| line.strip_prefix("data: "))
-                    .collect();
-                if !data.is_empty() {
-                    return serde_json::from_str(&data).unwrap();
-                }
-                continue;
+            if let Some(message) = common::sse::take_message(&mut self.buffer) {
+                return message;
             }
             let chunk = tokio::time::timeout(Duration::from_secs(60), self.response.chunk())
                 .await
@@ -60,6 +52,18 @@ impl EventStream {
             }
         }
     }
+}
+
+/// `GET /lab/log` read to its end.
+async fn lab_log(s: &Server, session: &str) -> (StatusCode, String) {
+    let response = s
+        .http
+        .get(s.url("/lab/log"))
+        .header("X-Session-ID", session)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
 }
 
 #[tokio::test]
@@ -92,16 +96,7 @@ async fn a_real_bring_up_streams_its_events_in_order_and_its_netlab_output() {
     let mut seen = events.until("lab_starting").await;
     // The log, opened once the bring-up runs, has it from its first line
     // and ends when it ends.
-    let (status, log) = {
-        let response = s
-            .http
-            .get(s.url("/lab/log"))
-            .header("X-Session-ID", &session)
-            .send()
-            .await
-            .unwrap();
-        (response.status(), response.text().await.unwrap())
-    };
+    let (status, log) = lab_log(&s, &session).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(bring_up.await.unwrap(), StatusCode::OK);
     let first = log.lines().next().unwrap_or_default();
@@ -139,16 +134,7 @@ async fn a_real_bring_up_streams_its_events_in_order_and_its_netlab_output() {
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
 
     // After the bring-up the log is still there, whole, and ends at once.
-    let (status, again) = {
-        let response = s
-            .http
-            .get(s.url("/lab/log"))
-            .header("X-Session-ID", &session)
-            .send()
-            .await
-            .unwrap();
-        (response.status(), response.text().await.unwrap())
-    };
+    let (status, again) = lab_log(&s, &session).await;
     assert_eq!((status, again), (StatusCode::OK, log));
 }
 

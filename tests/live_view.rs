@@ -3,10 +3,13 @@
 //! are no sign of life; the event stream resumes without loss and a reader
 //! that stops reading holds nobody up; client info is checked and shown.
 
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::in_process::send;
 use futures_util::StreamExt;
 use neops_remote_lab::coordinator::events::{EndReason, Event, EventKind, HISTORY};
 use neops_remote_lab::testing::{InProcess, default_timeouts};
@@ -14,18 +17,6 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tower::ServiceExt;
-
-async fn send(app: &InProcess, request: Request<Body>) -> (StatusCode, Value) {
-    let response = app.router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
@@ -80,16 +71,8 @@ impl EventStream {
     /// The next message's `data`, parsed (keep-alive comments skipped).
     async fn next(&mut self) -> Value {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let frame: String = self.buffer.drain(..end + 2).collect();
-                let data: String = frame
-                    .lines()
-                    .filter_map(|line| line.strip_prefix("data: "))
-                    .collect();
-                if !data.is_empty() {
-                    return serde_json::from_str(&data).unwrap();
-                }
-                continue;
+            if let Some(message) = common::sse::take_message(&mut self.buffer) {
+                return message;
             }
             let chunk = self.body.next().await.expect("stream open").unwrap();
             self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
