@@ -21,7 +21,7 @@ pub struct ClientInfoDto {
     pub user: Option<String>,
     /// At most 255 characters.
     pub host: Option<String>,
-    /// An `http://` or `https://` link, at most 2048 characters.
+    /// An `http://` or `https://` link without spaces, at most 2048 characters.
     pub ci_job_url: Option<String>,
     /// Free-form (e.g. the pytest invocation), at most 512 characters.
     pub label: Option<String>,
@@ -77,10 +77,11 @@ fn validate(dto: ClientInfoDto) -> Result<Option<ClientInfo>, ApiError> {
         label: field("label", dto.label, 512)?,
     };
     if let Some(url) = &info.ci_job_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
+        && (!(url.starts_with("http://") || url.starts_with("https://"))
+            || url.contains(char::is_whitespace))
     {
         return Err(ApiError::unprocessable(
-            "client.ci_job_url: must start with http:// or https://",
+            "client.ci_job_url: must be an http:// or https:// link without spaces",
         ));
     }
     Ok((info != ClientInfo::default()).then_some(info))
