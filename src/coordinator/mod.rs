@@ -6,7 +6,10 @@
 //! is checked and every change made under one `std::sync::Mutex`, never held
 //! across an `.await`; lab work runs in tasks tracked by a `TaskTracker`, so
 //! a client that hangs up never leaves a bring-up or a hand-back half done.
-//! Each change is published as a typed [`events::Event`].
+//! Each change is published as a typed [`events::Event`]; the most recent
+//! ones are kept, so a reader can resume after the last one it saw
+//! ([`Coordinator::resume_events`]). Watchers read [`Coordinator::overview`],
+//! which, like the events, is no sign of life for any session.
 //!
 //! Life of a session: it joins the line; when a slot is free and nobody
 //! waits longer, it is promoted and holds that slot; it acquires, releases
