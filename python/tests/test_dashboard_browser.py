@@ -1,9 +1,10 @@
 """The dashboard in a real browser (headless Chromium): it loads from the server alone, shows a
-session created through the API without a reload, and follows a real bring-up's phases live.
+session created through the API without a reload, follows a real bring-up's phases live and shows
+a failed bring-up with netlab's last lines.
 
 netlab runs through `tests/fixtures/faulty-netlab-standin`, the project's fault-injection stand-in:
 it holds `netlab up` until the test lets it go, so the "starting" phase can be seen, then hands
-over to the real netlab.
+over to the real netlab; later it makes `netlab up` fail.
 """
 
 from __future__ import annotations
@@ -100,6 +101,16 @@ def test_the_dashboard_shows_the_queue_and_a_bring_up_live(
     wait_for(browser, '#events li[data-type="lab_up"]', "devices in")
     wait_for(browser, '[data-slot="1"] li[data-device="r1"]', "192.168.121.101")
     assert "two_routers.yml" in text_of(browser, '[data-slot="1"]')
+
+    # A failed bring-up shows netlab's last lines.
+    assert requests.post(f"{server.url}/lab/release", headers={"X-Session-ID": session}, timeout=10).status_code == 204
+    (faults / "up-fails").touch()
+    other = {"topology": ("three_routers.yml", (TOPOLOGIES / "three_routers.yml").read_bytes())}
+    failed = requests.post(f"{server.url}/lab", headers={"X-Session-ID": session}, files=other, timeout=120)
+    assert failed.status_code == 502, failed.text
+    wait_for(browser, '[data-slot="1"] .phase', "FAILED")
+    wait_for(browser, '#events li[data-type="lab_failed"] pre.tail', "provider failed to start the lab")
+    assert "exit code 3" in text_of(browser, '#events li[data-type="lab_failed"]')
 
     # Everything came from the server itself: no CDN, no external fonts.
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
