@@ -49,6 +49,7 @@ def test_metrics_parse_and_move_with_traffic(start_server) -> None:
     )
     assert answer.status_code == 200, answer.text
     requests.get(f"{server.url}/session/{'0' * 32}", timeout=10)  # a 404, counted under the route pattern
+    requests.request("PROPFIND", f"{server.url}/no/such/path", timeout=10)  # bounded labels for scanners
     server.delete_session(holder)  # tears the lab down, promotes the waiter
 
     # The waiter never claims its slot: evicted when the 1 s claim window ends.
@@ -65,6 +66,7 @@ def test_metrics_parse_and_move_with_traffic(start_server) -> None:
     assert value(after, "sessions_waiting") == 0
     assert value(after, "http_requests_total", method="POST", route="/lab", status="200") == 1
     assert value(after, "http_requests_total", method="GET", route="/session/{session_id}", status="404") == 1
+    assert value(after, "http_requests_total", method="other", route="unmatched", status="404") == 1
     assert waiter not in requests.get(f"{server.url}/metrics", timeout=10).text
 
 

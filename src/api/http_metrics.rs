@@ -3,7 +3,7 @@
 //! never the ids in the path) and status.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -11,13 +11,23 @@ use super::AppState;
 use crate::metrics::HTTP_REQUESTS;
 
 /// Counts the request once its answer is ready. Unknown paths are counted
-/// as route `unmatched`, so scanners cannot blow up the label set.
+/// as route `unmatched` and unusual methods as `other`, so scanners cannot
+/// blow up the label set.
 pub async fn count(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
-    let method = request.method().as_str().to_string();
+    let method = match *request.method() {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::PATCH
+        | Method::HEAD
+        | Method::OPTIONS => request.method().as_str().to_string(),
+        _ => "other".to_string(),
+    };
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status)
