@@ -15,14 +15,14 @@ export NEOPS_NETLAB_UP_ARGS ?= $(if $(HAVE_CLAB),,$(EXTERNAL_UP_ARGS))
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests openapi-spec-validator schemathesis
+PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests openapi-spec-validator schemathesis prometheus_client selenium
 
 # The pytest plugin uses pytest internals: its tests also run on the lowest pytest that
 # pyproject.toml allows (the main virtualenv has the highest).
 PYTEST_LOWEST := 8.0.0
 LOWEST_VENV := .venv-pytest-$(PYTEST_LOWEST)
 
-.PHONY: run test test-pytest-lowest test-worker-sdk check fmt lint audit bench bench-quick wheel venv netlab clean
+.PHONY: run test test-pytest-lowest test-worker-sdk check fmt lint audit bench bench-quick wheel venv netlab clean docs-screenshot
 
 ## run: build, make sure netlab exists, start the server on $(HOST):$(PORT)
 run: netlab
@@ -47,14 +47,17 @@ test: venv
 
 # These two use the server binary `maturin develop` installs (the build `make test` made).
 
-## test-pytest-lowest: the Python tests (but the wheel's) on the lowest supported pytest
+## test-pytest-lowest: the plugin's and client's tests on the lowest supported pytest
+## (the server-only ones - wheel, metrics, dashboard, OpenAPI - run in `make test`)
 test-pytest-lowest: venv
 	python3 -m venv $(LOWEST_VENV)
 	$(LOWEST_VENV)/bin/pip install -q "pytest==$(PYTEST_LOWEST)"
 	VIRTUAL_ENV=$(CURDIR)/$(LOWEST_VENV) $(VENV)/bin/maturin develop --locked
 	@$(LOWEST_VENV)/bin/python -c 'import pytest; assert pytest.__version__ == "$(PYTEST_LOWEST)", pytest.__version__'
 	NEOPS_REMOTE_LAB_BIN=$(CURDIR)/$(LOWEST_VENV)/bin/neops-remote-lab \
-	  $(LOWEST_VENV)/bin/python -m pytest python/tests -q --ignore python/tests/test_wheel.py
+	  $(LOWEST_VENV)/bin/python -m pytest python/tests -q --ignore python/tests/test_wheel.py \
+	  --ignore python/tests/test_metrics.py --ignore python/tests/test_dashboard_browser.py \
+	  --ignore python/tests/test_openapi.py
 
 ## test-worker-sdk: the Worker SDK (PyPI, newest pre-release, Python >= 3.12) runs a
 ## function block on our wheel and server (needs the package index)
@@ -94,6 +97,13 @@ bench-quick: venv
 ## wheel: the Python wheel with the server binary inside
 wheel: venv
 	$(VENV)/bin/maturin build --release --locked --out dist
+
+## docs-screenshot: docs/dashboard.png, the dashboard with a queue of 3 and a lab up
+# (real netlab; needs Debian's chromium and chromium-driver)
+docs-screenshot: venv
+	cargo build --locked
+	NEOPS_REMOTE_LAB_BIN=$(CURDIR)/target/debug/neops-remote-lab \
+	  $(VENV)/bin/python python/tests/dashboard_screenshot.py docs/dashboard.png
 
 ## netlab: use the netlab on PATH, or install it into $(VENV)
 netlab:

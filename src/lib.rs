@@ -16,6 +16,7 @@
 //! - [`lab`] runs each slot's lab; [`lab::netlab`] is the only code that
 //!   runs netlab.
 //! - [`api`] turns HTTP into coordinator calls and results into `*Dto`s.
+//! - [`metrics`] turns the coordinator's events into Prometheus metrics.
 //! - [`server`] wires it together and owns start-up and shutdown;
 //!   [`server_guard`] keeps one server per host.
 
@@ -23,6 +24,7 @@ pub mod api;
 pub mod coordinator;
 pub mod lab;
 pub mod logging;
+pub mod metrics;
 pub mod queue;
 pub mod serve;
 pub mod server;

@@ -110,6 +110,16 @@ pub struct Departed {
     pub promoted: Option<Instant>,
 }
 
+/// One session as a listing shows it (see [`Queue::list`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub id: SessionId,
+    pub standing: Standing,
+    pub joined: Instant,
+    /// When it was promoted, while it holds a slot.
+    pub promoted: Option<Instant>,
+}
+
 /// The waiting line. See the module documentation.
 #[derive(Debug)]
 pub struct Queue {
@@ -227,6 +237,24 @@ impl Queue {
         self.entries
             .front()
             .map(|entry| (entry.id, self.standing_at(0)))
+    }
+
+    /// When the session joined the line.
+    pub fn joined(&self, id: &SessionId) -> Option<Instant> {
+        self.index_of(id).map(|index| self.entries[index].joined)
+    }
+
+    /// Every session in line order. Looking is not a sign of life.
+    pub fn list(&self) -> impl Iterator<Item = Listed> + '_ {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| Listed {
+                id: entry.id,
+                standing: self.standing_at(index),
+                joined: entry.joined,
+                promoted: entry.promoted.map(|promotion| promotion.at),
+            })
     }
 
     /// Removes a session. Whoever owns the slots frees the one it held.

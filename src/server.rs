@@ -17,6 +17,7 @@ use crate::coordinator::Coordinator;
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
 use crate::lab::{self as lab_slots, LabSlot, orphans};
+use crate::metrics;
 use crate::queue::Timeouts;
 use crate::serve;
 use crate::server_guard::{GuardError, ServerGuard, ServerMeta};
@@ -152,7 +153,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         coordinator: Arc::clone(&coordinator),
         started: Instant::now(),
         max_upload_bytes: config.max_upload_bytes,
+        metrics: metrics::recorder(),
     };
+    tokio::spawn(metrics::record_events(Arc::clone(&coordinator)));
     tracing::info!(
         slots = config.lab_slots,
         "neops-remote-lab {} listening on http://{bound}",

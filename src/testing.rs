@@ -170,10 +170,12 @@ impl InProcess {
             let coordinator = Arc::clone(&coordinator);
             async move { coordinator.run_deadlines().await }
         });
+        tokio::spawn(crate::metrics::record_events(Arc::clone(&coordinator)));
         let router = api::router(AppState {
             coordinator: Arc::clone(&coordinator),
             started: Instant::now(),
             max_upload_bytes: 1024 * 1024,
+            metrics: crate::metrics::recorder(),
         });
         InProcess {
             router,

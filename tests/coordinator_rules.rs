@@ -4,10 +4,13 @@
 //! Each test waits for events; the paused clock jumps straight to the next
 //! timer whenever nothing else can run, so the instants they check are exact.
 
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::in_process::send;
 use futures_util::stream;
 use neops_remote_lab::coordinator::events::{EndReason, Event, EventKind};
 use neops_remote_lab::lab::LabChange;
@@ -19,16 +22,6 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 const BOUNDARY: &str = "neops-test-boundary";
-
-async fn send(app: &InProcess, request: Request<Body>) -> (StatusCode, Value) {
-    let response = app.router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, json)
-}
 
 fn request(method: &str, uri: &str, session: Option<&str>) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);
@@ -123,7 +116,7 @@ async fn ended(events: &mut broadcast::Receiver<Event>, id: &str) -> EndReason {
 
 async fn promoted(events: &mut broadcast::Receiver<Event>, id: &str) -> usize {
     until(events, |kind| match kind {
-        EventKind::SessionPromoted { session, slot } if session.full() == id => Some(*slot),
+        EventKind::SessionPromoted { session, slot, .. } if session.full() == id => Some(*slot),
         _ => None,
     })
     .await

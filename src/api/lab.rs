@@ -3,9 +3,14 @@
 //! coordinator runs lab work in tracked tasks, so a client hanging up never
 //! leaves a bring-up or teardown half done.
 
+use std::convert::Infallible;
+
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
 
 use super::dto::{self, AcquireFormDto, AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
 use super::error::ApiError;
@@ -126,6 +131,32 @@ pub async fn devices(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "No lab running"));
     }
     Ok(Json(dto::devices(&view.devices)))
+}
+
+/// netlab's output of the caller's slot's current (or last) bring-up, as
+/// plain text, line by line from its first line; the answer ends when the
+/// bring-up ends (at once for one that has ended), or when the session does.
+/// Counts as a sign of life when it starts, not while it streams.
+#[utoipa::path(get, path = "/lab/log", tag = "lab",
+    params(("X-Session-ID" = String, Header)),
+    responses((status = 200, content_type = "text/plain", description = "netlab output lines"),
+        (status = 404, body = ErrorDto), (status = 422, body = ErrorDto), (status = 423, body = ErrorDto)))]
+pub async fn log(
+    State(state): State<AppState>,
+    SessionHeader(session_id): SessionHeader,
+) -> Result<Response, ApiError> {
+    let (_, hold) = gate(&state, &session_id)?;
+    let reader = state.coordinator.lab_log(&hold);
+    let lines = stream::unfold(reader, |mut reader| async move {
+        let batch = reader.next_lines().await?;
+        let text: String = batch.iter().map(|line| format!("{line}\n")).collect();
+        Some((Ok::<_, Infallible>(text), reader))
+    });
+    let headers = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-cache"),
+    ];
+    Ok((headers, Body::from_stream(lines)).into_response())
 }
 
 /// A cancelled lab request: the server is stopping (503), or the session

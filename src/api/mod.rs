@@ -1,12 +1,17 @@
 //! The HTTP API: routes, the session gate, and the OpenAPI document.
 
+mod client_info;
+mod dashboard;
 mod dto;
 mod error;
 mod health;
+mod http_metrics;
 mod lab;
+mod live_dto;
 mod redoc;
 mod session;
 mod upload_form;
+mod watch;
 
 pub use upload_form::IDLE_LIMIT as UPLOAD_IDLE_LIMIT;
 
@@ -18,7 +23,9 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::middleware;
 use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -33,11 +40,21 @@ pub struct AppState {
     pub coordinator: Arc<Coordinator>,
     pub started: Instant,
     pub max_upload_bytes: u64,
+    /// Renders `GET /metrics`.
+    pub metrics: PrometheusHandle,
 }
 
-/// The API's routes, with `/docs` (Swagger UI), `/redoc` and `/openapi.json`.
+/// The API's routes, with `/docs` (Swagger UI), `/redoc` and
+/// `/openapi.json`, the dashboard at `/`; every request is counted for
+/// `/metrics`.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .route("/", get(dashboard::page))
+        .route("/dashboard.css", get(dashboard::style))
+        .route("/dashboard.js", get(dashboard::script))
+        .route("/sessions", get(watch::sessions))
+        .route("/events", get(watch::events))
+        .route("/metrics", get(http_metrics::render))
         .route("/session", post(session::create))
         .route("/session/heartbeat", post(session::heartbeat))
         .route(
@@ -55,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/lab/release", post(lab::release))
         .route("/lab/devices", get(lab::devices))
+        .route("/lab/log", get(lab::log))
         .route("/healthz", get(health::healthz))
         .route("/debug/health", get(health::debug_health))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
@@ -64,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .merge(redoc::router())
+        .layer(middleware::from_fn(http_metrics::count))
 }
 
 #[derive(OpenApi)]
@@ -84,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         lab::release,
         lab::destroy,
         lab::devices,
+        lab::log,
+        watch::sessions,
+        watch::events,
+        http_metrics::render,
         health::healthz,
         health::debug_health,
     ),
@@ -98,6 +121,13 @@ pub fn router(state: AppState) -> Router {
         dto::HealthDto,
         dto::ErrorDto,
         dto::AcquireFormDto,
+        client_info::ClientInfoDto,
+        client_info::CreateSessionRequestDto,
+        live_dto::SessionsDto,
+        live_dto::QueuedSessionDto,
+        live_dto::SlotDto,
+        live_dto::LabSummaryDto,
+        live_dto::DeviceSummaryDto,
     ))
 )]
 pub struct ApiDoc;

@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
+use super::client_info::{self, CreateSessionRequestDto};
 use super::dto::{
     ActiveSessionResponseDto, CreateSessionResponseDto, ErrorDto, SessionStatusResponseDto,
 };
@@ -17,17 +19,25 @@ use crate::coordinator::events::EndReason;
 const MAX_WAIT_SECS: f64 = 60.0;
 
 /// Join the queue. An empty queue makes the new session active at once.
-/// A repeat with the same `Idempotency-Key` returns the session the first
-/// request created, as long as it lives.
+/// The optional JSON body `{"client": {...}}` says who is asking (shown in
+/// `GET /sessions`, the events and the dashboard); without a body this is
+/// exactly the original's route. A repeat with the same `Idempotency-Key`
+/// returns the session the first request created, as long as it lives.
 #[utoipa::path(post, path = "/session", tag = "sessions",
     params(super::IdempotencyKeyParam),
-    responses((status = 201, body = CreateSessionResponseDto, description = "Created"), (status = 400, body = ErrorDto, description = "Bad request")))]
+    request_body(content = Option<CreateSessionRequestDto>, content_type = "application/json"),
+    responses((status = 201, body = CreateSessionResponseDto, description = "Created"),
+        (status = 400, body = ErrorDto, description = "Malformed Idempotency-Key"),
+        (status = 413, body = ErrorDto, description = "Client info too large"),
+        (status = 422, body = ErrorDto, description = "Malformed client info")))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
+    body: Body,
 ) -> Result<(StatusCode, Json<CreateSessionResponseDto>), ApiError> {
     let key = super::idempotency_key(&headers)?;
-    let (id, standing) = state.coordinator.create(key);
+    let client = client_info::read(body).await?;
+    let (id, standing) = state.coordinator.create(key, client);
     tracing::info!(session = %id, position = standing.position, "session created");
     let body = CreateSessionResponseDto {
         session_id: id.full(),

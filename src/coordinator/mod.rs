@@ -6,7 +6,10 @@
 //! is checked and every change made under one `std::sync::Mutex`, never held
 //! across an `.await`; lab work runs in tasks tracked by a `TaskTracker`, so
 //! a client that hangs up never leaves a bring-up or a hand-back half done.
-//! Each change is published as a typed [`events::Event`].
+//! Each change is published as a typed [`events::Event`]; the most recent
+//! ones are kept, so a reader can resume after the last one it saw
+//! ([`Coordinator::resume_events`]). Watchers read [`Coordinator::overview`],
+//! which, like the events, is no sign of life for any session.
 //!
 //! Life of a session: it joins the line; when a slot is free and nobody
 //! waits longer, it is promoted and holds that slot; it acquires, releases
@@ -17,7 +20,9 @@
 mod deadlines;
 pub mod events;
 pub mod idempotency;
+mod overview;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,13 +32,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::lab::bring_up_log::LogReader;
 use crate::lab::upload::Upload;
 use crate::lab::{LabChange, LabError, LabObserver, LabSlot, LabView};
 use crate::queue::{DeadlineKind, Queue, SessionStatus, Standing, Timeouts};
 use crate::session_id::SessionId;
 use deadlines::Deadlines;
-use events::{EndReason, Event, EventBus, EventKind};
+use events::{EndReason, Event, EventBus, EventKind, Resume};
 use idempotency::{Keys, LabKey, LabOutcome};
+pub use overview::{ClientInfo, Overview, SessionView, SlotView};
 
 /// What a slot's lab is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +58,21 @@ pub enum Phase {
     Dirty,
     /// The last bring-up failed (and was cleaned up).
     Failed,
+}
+
+impl Phase {
+    /// The phase as a `snake_case` word, for the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Starting => "starting",
+            Phase::Up => "up",
+            Phase::Releasing => "releasing",
+            Phase::TearingDown => "tearing_down",
+            Phase::Dirty => "dirty",
+            Phase::Failed => "failed",
+        }
+    }
 }
 
 /// Why a session may not use the lab routes.
@@ -86,6 +108,8 @@ struct State {
     deadlines: Deadlines<DeadlineKind, SessionId>,
     events: EventBus,
     keys: Keys,
+    /// Client info of the sessions that gave one.
+    clients: HashMap<SessionId, Arc<ClientInfo>>,
 }
 
 impl State {
@@ -115,10 +139,14 @@ impl State {
             let slot = &mut self.slots[index];
             slot.holder = Some(id);
             slot.holder_token = shutdown.child_token();
+            let waited = self.line.joined(&id).map_or(Duration::ZERO, |joined| {
+                now.saturating_duration_since(joined)
+            });
             tracing::info!(session = %id, slot = index + 1, "session promoted to active");
             self.events.publish(EventKind::SessionPromoted {
                 session: id,
                 slot: index + 1,
+                waited,
             });
             self.refresh(id);
         }
@@ -131,6 +159,7 @@ impl State {
         let departed = self.line.leave(&id)?;
         self.deadlines.set(id, None);
         self.keys.forget(&id);
+        self.clients.remove(&id);
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -257,6 +286,7 @@ impl Coordinator {
                 deadlines: Deadlines::default(),
                 events: EventBus::default(),
                 keys: Keys::default(),
+                clients: HashMap::new(),
             }),
             timer: Notify::new(),
             shutdown,
@@ -276,16 +306,29 @@ impl Coordinator {
         self.shared.lock().events.subscribe()
     }
 
+    /// The event stream picked up after event `after`, or with the last
+    /// `replay` events (see [`EventBus::resume`]).
+    pub fn resume_events(&self, after: Option<u64>, replay: usize) -> Resume {
+        self.shared.lock().events.resume(after, replay)
+    }
+
     /// Whether the server is stopping.
     pub fn is_stopping(&self) -> bool {
         self.shared.shutdown.is_cancelled()
     }
 
+    /// Completes when the server starts stopping.
+    pub async fn stopping(&self) {
+        self.shared.shutdown.cancelled().await
+    }
+
     /// Opens a session at the tail of the line; it is promoted at once when
-    /// a slot is free. With an idempotency `key` that already created a
-    /// live session, that session is returned (and counts as seen) instead.
-    pub fn create(&self, key: Option<String>) -> (SessionId, Standing) {
+    /// a slot is free. `client` is what the client said about itself. With
+    /// an idempotency `key` that already created a live session, that
+    /// session is returned (and counts as seen) instead.
+    pub fn create(&self, key: Option<String>, client: Option<ClientInfo>) -> (SessionId, Standing) {
         let now = Instant::now();
+        let client = client.map(Arc::new);
         let mut state = self.shared.lock();
         if let Some(id) = key.as_deref().and_then(|key| state.keys.session(key))
             && let Some(standing) = state.line.touch(&id, now)
@@ -298,6 +341,9 @@ impl Coordinator {
             state.keys.remember_session(key, id);
         }
         state.line.join(id, now);
+        if let Some(client) = &client {
+            state.clients.insert(id, Arc::clone(client));
+        }
         let position = state
             .line
             .standing(&id)
@@ -305,6 +351,7 @@ impl Coordinator {
         state.events.publish(EventKind::SessionJoined {
             session: id,
             position,
+            client,
         });
         state.fill_free_slots(now, &self.shared.shutdown, Some(id));
         state.refresh(id);
@@ -380,6 +427,65 @@ impl Coordinator {
     /// Number of sessions, ACTIVE ones included.
     pub fn count(&self) -> usize {
         self.shared.lock().line.count()
+    }
+
+    /// The line and the slots as they are now, for watchers: not a sign of
+    /// life for anyone.
+    pub fn overview(&self) -> Overview {
+        let now = Instant::now();
+        let state = self.shared.lock();
+        let sessions = state
+            .line
+            .list()
+            .map(|listed| SessionView {
+                id: listed.id,
+                standing: listed.standing,
+                slot: state
+                    .slots
+                    .iter()
+                    .position(|slot| slot.holder == Some(listed.id))
+                    .map(|index| index + 1),
+                client: state.clients.get(&listed.id).cloned(),
+                waiting: listed
+                    .promoted
+                    .unwrap_or(now)
+                    .saturating_duration_since(listed.joined),
+                holding: listed.promoted.map(|at| now.saturating_duration_since(at)),
+            })
+            .collect();
+        let phases: Vec<(Phase, Option<SessionId>)> = state
+            .slots
+            .iter()
+            .map(|slot| (slot.phase, slot.holder))
+            .collect();
+        drop(state);
+        // Each lab view has its own small lock: read outside ours.
+        let slots = phases
+            .into_iter()
+            .zip(&self.slots)
+            .map(|((phase, holder), slot)| SlotView {
+                number: slot.number(),
+                phase,
+                holder,
+                lab: slot.view(),
+            })
+            .collect();
+        Overview { sessions, slots }
+    }
+
+    /// Sessions ACTIVE and WAITING now.
+    pub fn counts(&self) -> (usize, usize) {
+        let state = self.shared.lock();
+        let active = state.line.active_count();
+        (active, state.line.count() - active)
+    }
+
+    /// The holder's slot's current (or last) bring-up output, from its
+    /// first line; it ends when that bring-up ends or the holder leaves.
+    pub fn lab_log(&self, hold: &Hold<'_>) -> LogReader {
+        self.slots[hold.slot]
+            .bring_up_log()
+            .reader(hold.token.clone())
     }
 
     /// Each slot's phase, slot 1 first.

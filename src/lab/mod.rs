@@ -15,6 +15,7 @@
 //! cancels the moment that holder is gone; every change is reported to a
 //! [`LabObserver`] so the coordinator can publish it.
 
+pub mod bring_up_log;
 pub mod lock;
 pub mod netlab;
 pub mod orphans;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use bring_up_log::BringUpLog;
 use lock::LabLock;
 use netlab::NetlabError;
 use upload::{Identity, Upload};
@@ -154,6 +156,8 @@ pub struct Acquired {
 pub struct LabView {
     /// The running topology's file name; `None` when no lab runs.
     pub topology: Option<String>,
+    /// The running lab's identity (SHA-256, hex).
+    pub identity: Option<String>,
     pub ref_count: u32,
     pub devices: Arc<Vec<Device>>,
 }
@@ -229,6 +233,8 @@ pub struct LabSlot {
     lab: tokio::sync::Mutex<SlotLab>,
     view: Mutex<LabView>,
     next_dir: AtomicU64,
+    /// netlab's output of the current or last bring-up.
+    log: Arc<BringUpLog>,
 }
 
 /// Directory names under the work root start with this; only such entries
@@ -252,6 +258,7 @@ impl LabSlot {
             lab: tokio::sync::Mutex::new(SlotLab::default()),
             view: Mutex::new(LabView::default()),
             next_dir: AtomicU64::new(0),
+            log: Arc::default(),
         }
     }
 
@@ -266,6 +273,11 @@ impl LabSlot {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone()
+    }
+
+    /// The output of the current or last bring-up.
+    pub fn bring_up_log(&self) -> &Arc<BringUpLog> {
+        &self.log
     }
 
     /// The lab tool's own status report (may take a moment).
@@ -401,7 +413,12 @@ impl LabSlot {
             },
         );
         let started = Instant::now();
-        match self.driver.up(&netlab_dir, &topology, holder).await {
+        self.log.begin();
+        let sink = Arc::clone(&self.log) as Arc<dyn process::LineSink>;
+        let outcome =
+            process::with_line_sink(sink, self.driver.up(&netlab_dir, &topology, holder)).await;
+        self.log.end();
+        match outcome {
             Ok(devices) => {
                 let took = started.elapsed();
                 tracing::info!(
@@ -492,6 +509,7 @@ impl LabSlot {
             None => LabView::default(),
             Some(running) => LabView {
                 topology: Some(running.topology_name.clone()),
+                identity: Some(running.identity.to_string()),
                 ref_count: running.ref_count,
                 devices: Arc::clone(&running.devices),
             },

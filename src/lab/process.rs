@@ -2,7 +2,9 @@
 //! in its own process group, output streamed into the log line by line, and
 //! the whole group stopped when the time limit passes or the run is
 //! cancelled (SIGTERM, a grace period, then SIGKILL), and killed at once
-//! when the caller drops the run.
+//! when the caller drops the run. Inside [`with_line_sink`] the lines also
+//! go to that sink (a slot's bring-up log), without the callers in between
+//! having to carry it.
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
@@ -15,6 +17,22 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// Receives every output line of the commands run inside [`with_line_sink`].
+/// Called from the pipe readers; must not block.
+pub trait LineSink: Send + Sync {
+    fn line(&self, line: &str);
+}
+
+tokio::task_local! {
+    static LINE_SINK: Arc<dyn LineSink>;
+}
+
+/// Runs `work` with every command it runs (in this task) also sending its
+/// output lines, stdout and stderr as they arrive, to `sink`.
+pub async fn with_line_sink<F: Future>(sink: Arc<dyn LineSink>, work: F) -> F::Output {
+    LINE_SINK.scope(sink, work).await
+}
 
 /// How many of the last output lines are kept for error replies.
 const TAIL_LINES: usize = 20;
@@ -93,8 +111,15 @@ impl Run<'_> {
         let group = GroupKiller(child.id());
 
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
-        let stdout = child.stdout.take().map(|out| stream(out, &tail, true));
-        let stderr = child.stderr.take().map(|err| stream(err, &tail, false));
+        let sink = LINE_SINK.try_with(Arc::clone).ok();
+        let stdout = child
+            .stdout
+            .take()
+            .map(|out| stream(out, &tail, sink.clone(), true));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|err| stream(err, &tail, sink, false));
 
         let never = CancellationToken::new();
         let cancel = self.cancel.unwrap_or(&never);
@@ -145,11 +170,12 @@ impl Run<'_> {
 
 type Tail = Arc<Mutex<VecDeque<String>>>;
 
-/// Reads a pipe line by line into the log and the shared tail; collects the
-/// whole text when asked (stdout carries the JSON we parse).
+/// Reads a pipe line by line into the log, the shared tail and the sink;
+/// collects the whole text when asked (stdout carries the JSON we parse).
 fn stream(
     pipe: impl AsyncRead + Unpin + Send + 'static,
     tail: &Tail,
+    sink: Option<Arc<dyn LineSink>>,
     collect: bool,
 ) -> JoinHandle<String> {
     let tail = Arc::clone(tail);
@@ -168,6 +194,9 @@ fn stream(
             let line = text.trim_end_matches(['\n', '\r']).to_string();
             buffer.clear();
             tracing::debug!(target: "netlab", "{line}");
+            if let Some(sink) = &sink {
+                sink.line(&line);
+            }
             if collect {
                 collected.push_str(&line);
                 collected.push('\n');
@@ -271,6 +300,29 @@ mod tests {
         assert_eq!(finished.code, Some(0));
         assert!(finished.stdout.starts_with("caf\u{fffd}\nline1\n"));
         assert!(finished.stdout.ends_with("line2000\n"));
+    }
+
+    #[tokio::test]
+    async fn inside_with_line_sink_every_line_reaches_the_sink() {
+        #[derive(Default)]
+        struct Collect(Mutex<Vec<String>>);
+        impl LineSink for Collect {
+            fn line(&self, line: &str) {
+                self.0.lock().unwrap().push(line.to_string());
+            }
+        }
+        let sink = Arc::new(Collect::default());
+        let run = sh("echo out; echo err >&2", Duration::from_secs(10)).execute();
+        with_line_sink(sink.clone(), run).await.unwrap();
+        let mut lines = sink.0.lock().unwrap().clone();
+        lines.sort();
+        assert_eq!(lines, ["err", "out"]);
+        // Outside the scope nothing goes there.
+        sh("echo later", Duration::from_secs(10))
+            .execute()
+            .await
+            .unwrap();
+        assert_eq!(sink.0.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]

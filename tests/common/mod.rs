@@ -3,6 +3,9 @@
 //! HOME and TMPDIR, and talks to it over HTTP.
 #![allow(dead_code)] // Each test binary uses its own share of these helpers.
 
+pub mod in_process;
+pub mod sse;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};

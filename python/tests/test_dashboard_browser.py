@@ -1,0 +1,118 @@
+"""The dashboard in a real browser (headless Chromium): it loads from the server alone, shows a
+session created through the API without a reload, follows a real bring-up's phases live and shows
+a failed bring-up with netlab's last lines.
+
+netlab runs through `tests/fixtures/faulty-netlab-standin`, the project's fault-injection stand-in:
+it holds `netlab up` until the test lets it go, so the "starting" phase can be seen, then hands
+over to the real netlab; later it makes `netlab up` fail.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from browser import chromium
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+from server_process import REPO, TOPOLOGIES, LabServer
+
+STANDIN = REPO / "tests" / "fixtures" / "faulty-netlab-standin"
+WAIT = 60
+
+
+@pytest.fixture
+def faults(tmp_path: Path, netlab_bin: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "faults"
+    folder.mkdir()
+    monkeypatch.setenv("FAULTY_NETLAB_REAL", str(netlab_bin))
+    monkeypatch.setenv("FAULTY_NETLAB_FAULTS", str(folder))
+    return folder
+
+
+@pytest.fixture
+def server(server_bin: Path, faults: Path, tmp_path: Path) -> Iterator[LabServer]:
+    lab_server = LabServer(server_bin, STANDIN, tmp_path / "server")
+    yield lab_server
+    lab_server.stop()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    driver = chromium(tmp_path / "profile")
+    yield driver
+    driver.quit()
+
+
+def text_of(browser: webdriver.Chrome, selector: str) -> str:
+    found = browser.find_elements(By.CSS_SELECTOR, selector)
+    return found[0].text if found else ""
+
+
+def wait_for(browser: webdriver.Chrome, selector: str, containing: str = "") -> None:
+    WebDriverWait(browser, WAIT).until(
+        lambda b: bool(b.find_elements(By.CSS_SELECTOR, selector)) and containing in text_of(b, selector),
+        f"{selector} showing {containing!r}",
+    )
+
+
+def test_the_dashboard_shows_the_queue_and_a_bring_up_live(
+    server: LabServer, browser: webdriver.Chrome, faults: Path
+) -> None:
+    browser.get(f"{server.url}/")
+    WebDriverWait(browser, WAIT).until(
+        lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live", "the event stream"
+    )
+    assert "Nobody is queued" in browser.page_source
+
+    body = {"client": {"user": "ada", "host": "ci-runner-7", "label": "pytest -m lab"}}
+    created = requests.post(f"{server.url}/session", json=body, timeout=10)
+    session = created.json()["session_id"]
+    row = f'#queue tr[data-session="{session[:8]}"]'
+    wait_for(browser, row, "ada@ci-runner-7")
+    assert "active" in text_of(browser, row)
+
+    # Hold `netlab up` until the page has shown the bring-up starting.
+    (faults / "up-hangs").touch()
+    topology = (TOPOLOGIES / "two_routers.yml").read_bytes()
+    answers: list[requests.Response] = []
+
+    def acquire() -> None:
+        files = {"topology": ("two_routers.yml", topology)}
+        answers.append(requests.post(f"{server.url}/lab", headers={"X-Session-ID": session}, files=files, timeout=120))
+
+    bring_up = threading.Thread(target=acquire)
+    bring_up.start()
+    wait_for(browser, '[data-slot="1"] .phase', "STARTING")
+    wait_for(browser, '#events li[data-type="lab_starting"]', "two_routers.yml")
+    # Let it go: without the fault file, killing the sleeper hands over to the real `netlab up`.
+    (faults / "up-hangs").unlink()
+    os.kill(int((faults / "up-hangs.pid").read_text()), 9)
+    bring_up.join(timeout=WAIT)
+    assert answers, "POST /lab answered"
+    assert answers[0].status_code == 200, answers[0].text
+
+    wait_for(browser, '[data-slot="1"] .phase', "UP")
+    wait_for(browser, '#events li[data-type="lab_up"]', "devices in")
+    wait_for(browser, '[data-slot="1"] li[data-device="r1"]', "192.168.121.101")
+    assert "two_routers.yml" in text_of(browser, '[data-slot="1"]')
+
+    # A failed bring-up shows netlab's last lines.
+    assert requests.post(f"{server.url}/lab/release", headers={"X-Session-ID": session}, timeout=10).status_code == 204
+    (faults / "up-fails").touch()
+    other = {"topology": ("three_routers.yml", (TOPOLOGIES / "three_routers.yml").read_bytes())}
+    failed = requests.post(f"{server.url}/lab", headers={"X-Session-ID": session}, files=other, timeout=120)
+    assert failed.status_code == 502, failed.text
+    wait_for(browser, '[data-slot="1"] .phase', "FAILED")
+    wait_for(browser, '#events li[data-type="lab_failed"] pre.tail', "provider failed to start the lab")
+    assert "exit code 3" in text_of(browser, '#events li[data-type="lab_failed"]')
+
+    # Everything came from the server itself: no CDN, no external fonts.
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert resources, "the page loaded its script and stylesheet"
+    assert all(name.startswith(server.url) for name in resources), resources

@@ -1,0 +1,36 @@
+//! The dashboard at `GET /`: one HTML page with its stylesheet and script,
+//! compiled into the binary (no CDN, no external fonts: it works on an
+//! isolated lab network). The script reads `GET /sessions` and follows
+//! `GET /events`; neither keeps any session alive.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+
+const PAGE: &str = include_str!("dashboard/index.html");
+const STYLE: &str = include_str!("dashboard/dashboard.css");
+const SCRIPT: &str = include_str!("dashboard/dashboard.js");
+
+/// A static file with its content type; always revalidated, so an upgraded
+/// server never runs an old script.
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}
+
+/// The dashboard page.
+pub async fn page() -> impl IntoResponse {
+    asset("text/html; charset=utf-8", PAGE)
+}
+
+pub async fn style() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+pub async fn script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}

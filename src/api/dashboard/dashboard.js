@@ -1,0 +1,182 @@
+// neops-remote-lab dashboard: reads GET /sessions, follows GET /events.
+// Everything shown comes from those two; neither keeps a session alive.
+// Text from clients is only ever set as text, never parsed as HTML.
+"use strict";
+
+const MAX_EVENTS = 50;
+const events = [];
+let snapshot = { sessions: [], slots: [] };
+let fetchedAt = performance.now();
+let refreshTimer = null;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value !== null && value !== undefined) node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+function precise(seconds) {
+  return seconds < 10 ? `${seconds.toFixed(1)}s` : duration(seconds);
+}
+
+function who(client) {
+  if (!client) return el("span", { class: "muted" }, "unknown");
+  const parts = [];
+  const name = [client.user, client.host].filter(Boolean).join("@");
+  if (name) parts.push(el("span", {}, name));
+  if (client.label) parts.push(el("span", { class: "muted" }, " ", client.label));
+  if (client.ci_job_url) parts.push(" ", el("a", { href: client.ci_job_url, rel: "noopener" }, "CI job"));
+  return el("span", {}, ...parts);
+}
+
+/** Seconds elapsed since the snapshot was taken, so timers tick between refreshes. */
+function since() {
+  return (performance.now() - fetchedAt) / 1000;
+}
+
+function renderQueue() {
+  const body = document.querySelector("#queue tbody");
+  const rows = snapshot.sessions.map((s) => {
+    const waited = s.status === "waiting" ? s.waiting_seconds + since() : s.waiting_seconds;
+    const holding = s.holding_seconds === null ? null : s.holding_seconds + since();
+    const status = s.status === "active" ? `active · slot ${s.slot}` : `waiting · #${s.position}`;
+    return el("tr", { "data-session": s.id, "data-status": s.status },
+      el("td", {}, s.position),
+      el("td", { class: "mono" }, s.id),
+      el("td", { class: `status-${s.status}` }, status),
+      el("td", { class: "who" }, who(s.client)),
+      el("td", {}, duration(waited)),
+      el("td", {}, duration(holding)));
+  });
+  body.replaceChildren(...rows);
+  document.getElementById("queue-count").textContent = `(${snapshot.sessions.length})`;
+  document.getElementById("queue-empty").hidden = snapshot.sessions.length > 0;
+}
+
+function renderSlots() {
+  const holders = new Map(snapshot.sessions.map((s) => [s.id, s]));
+  const cards = snapshot.slots.map((slot) => {
+    const holder = slot.holder ? holders.get(slot.holder) : null;
+    const facts = el("dl", {});
+    const fact = (name, value) => facts.append(el("dt", {}, name), el("dd", {}, value));
+    if (holder) {
+      fact("holder", el("span", {}, el("span", { class: "mono" }, holder.id), " ", who(holder.client)));
+      fact("holding", duration((holder.holding_seconds || 0) + since()));
+    } else {
+      fact("holder", el("span", { class: "muted" }, "free"));
+    }
+    const card = el("article", { class: "card", "data-slot": slot.slot },
+      el("h3", {}, `Slot ${slot.slot}`, el("span", { class: "phase", "data-phase": slot.phase }, slot.phase.replace("_", " "))),
+      facts);
+    if (slot.lab) {
+      fact("topology", el("span", { class: "topology" }, slot.lab.topology));
+      fact("identity", el("span", { class: "mono" }, slot.lab.identity));
+      fact("ref-count", slot.lab.ref_count);
+      const devices = slot.lab.devices.map((d) =>
+        el("li", { "data-device": d.name }, el("strong", {}, d.name), " ", el("span", { class: "mono" }, d.mgmt || "–")));
+      card.append(el("ul", { class: "devices" }, ...devices));
+    } else {
+      fact("lab", el("span", { class: "muted" }, "none"));
+    }
+    return card;
+  });
+  document.getElementById("slots").replaceChildren(...cards);
+}
+
+function describe(e) {
+  const slot = e.slot ? `slot ${e.slot}: ` : "";
+  switch (e.type) {
+    case "session_joined": {
+      const name = e.client ? [e.client.user, e.client.host].filter(Boolean).join("@") || e.client.label || "" : "";
+      return `${e.session} joined at position ${e.position}${name ? ` (${name})` : ""}`;
+    }
+    case "session_promoted": return `${e.session} holds slot ${e.slot} after ${precise(e.waited_seconds)} in the queue`;
+    case "session_ended": return `${e.session} ${e.reason.replace("_", " ")}` +
+      (e.held_seconds !== null ? ` after holding ${precise(e.held_seconds)}` : ` after waiting ${precise(e.waited_seconds)}`);
+    case "lab_starting": return `${slot}bringing up ${e.topology} (${e.identity})`;
+    case "lab_up": return `${slot}lab up: ${e.devices} devices in ${precise(e.seconds)}`;
+    case "lab_attached": return `${slot}attached to the running lab (ref-count ${e.ref_count})`;
+    case "lab_failed": return `${slot}bring-up failed${e.exit_code !== null ? ` (exit code ${e.exit_code})` : ""}`;
+    case "lab_released": return `${slot}released (ref-count ${e.ref_count})`;
+    case "lab_idle": return `${slot}lab idle, kept for reuse`;
+    case "lab_tearing_down": return `${slot}tearing the lab down`;
+    case "lab_down": return `${slot}lab down in ${precise(e.seconds)}`;
+    case "lab_dirty": return `${slot}teardown failed`;
+    case "dropped": return `${e.count} events were missed`;
+    default: return e.type;
+  }
+}
+
+function renderEvents() {
+  const items = events.map((e) => {
+    const at = e.at ? new Date(e.at) : null;
+    const bad = ["lab_failed", "lab_dirty", "dropped"].includes(e.type) || e.reason === "evicted" || e.reason === "claim_expired";
+    const text = el("div", {}, describe(e));
+    if (e.error) text.append(el("pre", { class: "tail" }, e.error));
+    return el("li", { "data-type": e.type, "data-id": e.id ?? null, class: bad ? "bad" : null },
+      el("time", { datetime: e.at ?? null }, at ? at.toLocaleTimeString() : ""), text);
+  });
+  document.getElementById("events").replaceChildren(...items.reverse());
+}
+
+function render() {
+  renderSlots();
+  renderQueue();
+}
+
+async function refresh() {
+  refreshTimer = null;
+  try {
+    const response = await fetch("sessions", { cache: "no-store" });
+    if (!response.ok) return;
+    snapshot = await response.json();
+    fetchedAt = performance.now();
+    render();
+  } catch (error) {
+    // The server is away; the event stream's reconnect brings us back.
+  }
+}
+
+function scheduleRefresh() {
+  if (refreshTimer === null) refreshTimer = setTimeout(refresh, 100);
+}
+
+function setConnection(state, text) {
+  const badge = document.getElementById("connection");
+  badge.dataset.state = state;
+  badge.textContent = text;
+}
+
+function follow() {
+  // EventSource reconnects by itself and sends Last-Event-ID, so nothing
+  // is lost across a short outage; replay fills the list on first load.
+  const source = new EventSource(`events?replay=${MAX_EVENTS}`);
+  source.onopen = () => { setConnection("live", "live"); scheduleRefresh(); };
+  source.onerror = () => setConnection("reconnecting", "reconnecting…");
+  source.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    events.push(event);
+    if (events.length > MAX_EVENTS) events.splice(0, events.length - MAX_EVENTS);
+    renderEvents();
+    scheduleRefresh();
+  };
+}
+
+setInterval(render, 1000);
+refresh();
+follow();

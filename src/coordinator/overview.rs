@@ -1,0 +1,55 @@
+//! Read-only pictures of the coordinator for watchers (`GET /sessions`, the
+//! dashboard, metrics). Taking one never counts as a sign of life.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Phase;
+use crate::lab::LabView;
+use crate::queue::Standing;
+use crate::session_id::SessionId;
+
+/// Who a session's client says it is (`POST /session` body). Free text the
+/// API has checked for length and characters; nothing here is trusted for
+/// access decisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub user: Option<String>,
+    pub host: Option<String>,
+    /// Link to the CI job that runs the suite (`http://` or `https://`).
+    pub ci_job_url: Option<String>,
+    /// Free-form, e.g. the pytest invocation.
+    pub label: Option<String>,
+}
+
+/// One session of the line.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub id: SessionId,
+    pub standing: Standing,
+    /// The slot it holds (from 1), when ACTIVE.
+    pub slot: Option<usize>,
+    pub client: Option<Arc<ClientInfo>>,
+    /// Time in the line before its promotion (up to now while waiting).
+    pub waiting: Duration,
+    /// Time since its promotion, when ACTIVE.
+    pub holding: Option<Duration>,
+}
+
+/// One lab slot.
+#[derive(Debug, Clone)]
+pub struct SlotView {
+    /// From 1.
+    pub number: usize,
+    pub phase: Phase,
+    pub holder: Option<SessionId>,
+    /// Its lab as of the last finished change.
+    pub lab: LabView,
+}
+
+/// The line, in order, and every slot, slot 1 first.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub sessions: Vec<SessionView>,
+    pub slots: Vec<SlotView>,
+}

@@ -1,0 +1,196 @@
+//! Prometheus metrics, through the `metrics` facade: the recorder (one per
+//! process, rendered by `GET /metrics`, no listener of its own) and the
+//! task that turns the coordinator's events into counters, gauges and
+//! histograms. HTTP requests are counted by `api::http_metrics`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `neops_remote_lab_sessions_waiting`, `…_sessions_active` | gauge | |
+//! | `neops_remote_lab_queue_wait_seconds` (join → promotion) | histogram | |
+//! | `neops_remote_lab_session_hold_seconds` (promotion → end) | histogram | |
+//! | `neops_remote_lab_lab_bringup_seconds`, `…_lab_teardown_seconds` | histogram | `slot` |
+//! | `neops_remote_lab_netlab_failures_total` | counter | `command` (`up`, `down`, `inspect`, …) |
+//! | `neops_remote_lab_evictions_total` | counter | `reason` (`evicted`, `claim_expired`) |
+//! | `neops_remote_lab_http_requests_total` | counter | `method`, `route`, `status` |
+//! | `neops_remote_lab_build_info` (always 1) | gauge | `version` |
+
+use std::sync::{Arc, OnceLock};
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::broadcast;
+
+use crate::coordinator::Coordinator;
+use crate::coordinator::events::{EndReason, Event, EventKind};
+use crate::lab::LabChange;
+
+pub const SESSIONS_WAITING: &str = "neops_remote_lab_sessions_waiting";
+pub const SESSIONS_ACTIVE: &str = "neops_remote_lab_sessions_active";
+pub const QUEUE_WAIT: &str = "neops_remote_lab_queue_wait_seconds";
+pub const HOLD: &str = "neops_remote_lab_session_hold_seconds";
+pub const BRING_UP: &str = "neops_remote_lab_lab_bringup_seconds";
+pub const TEARDOWN: &str = "neops_remote_lab_lab_teardown_seconds";
+pub const NETLAB_FAILURES: &str = "neops_remote_lab_netlab_failures_total";
+pub const EVICTIONS: &str = "neops_remote_lab_evictions_total";
+pub const HTTP_REQUESTS: &str = "neops_remote_lab_http_requests_total";
+pub const BUILD_INFO: &str = "neops_remote_lab_build_info";
+
+/// Bucket bounds (seconds) for time spent in the line or holding a slot.
+const SESSION_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+];
+/// Bucket bounds (seconds) for netlab bring-ups and teardowns.
+const LAB_BUCKETS: &[f64] = &[
+    0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0,
+];
+
+/// The process's recorder, installed globally on first use; every caller
+/// gets a handle to the same one (the `metrics` macros have one global).
+pub fn recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(install).clone()
+}
+
+fn install() -> PrometheusHandle {
+    let buckets = [
+        (QUEUE_WAIT, SESSION_BUCKETS),
+        (HOLD, SESSION_BUCKETS),
+        (BRING_UP, LAB_BUCKETS),
+        (TEARDOWN, LAB_BUCKETS),
+    ];
+    let builder = buckets
+        .into_iter()
+        .fold(PrometheusBuilder::new(), |builder, (name, bounds)| {
+            builder
+                .set_buckets_for_metric(Matcher::Full(name.into()), bounds)
+                .expect("bucket bounds are not empty")
+        });
+    let handle = builder
+        .install_recorder()
+        .expect("the only metrics recorder of this process");
+    describe();
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    gauge!(SESSIONS_WAITING).set(0.0);
+    gauge!(SESSIONS_ACTIVE).set(0.0);
+    handle
+}
+
+fn describe() {
+    describe_gauge!(SESSIONS_WAITING, "Sessions waiting in the queue");
+    describe_gauge!(SESSIONS_ACTIVE, "Sessions holding a lab slot");
+    describe_histogram!(
+        QUEUE_WAIT,
+        metrics::Unit::Seconds,
+        "Time from joining the queue to holding a slot"
+    );
+    describe_histogram!(HOLD, metrics::Unit::Seconds, "Time a session held its slot");
+    describe_histogram!(
+        BRING_UP,
+        metrics::Unit::Seconds,
+        "netlab bring-up time (up and inspect), per slot"
+    );
+    describe_histogram!(
+        TEARDOWN,
+        metrics::Unit::Seconds,
+        "netlab teardown time, per slot"
+    );
+    describe_counter!(
+        NETLAB_FAILURES,
+        "Failed netlab commands of bring-ups and teardowns, by command"
+    );
+    describe_counter!(EVICTIONS, "Sessions evicted, by reason");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by method, matched route and status"
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; the version is a label");
+}
+
+/// Turns every coordinator event into metrics until the event stream
+/// closes or the server stops. Subscribes at once (before it is polled), so
+/// no event after this call is missed.
+pub fn record_events(coordinator: Arc<Coordinator>) -> impl Future<Output = ()> + Send {
+    let mut events = coordinator.subscribe();
+    async move {
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = coordinator.stopping() => return,
+            };
+            match event {
+                Ok(event) => record(&event),
+                Err(broadcast::error::RecvError::Lagged(count)) => {
+                    tracing::warn!(
+                        count,
+                        "metrics fell behind the events; some samples are lost"
+                    );
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+            let (active, waiting) = coordinator.counts();
+            gauge!(SESSIONS_ACTIVE).set(active as f64);
+            gauge!(SESSIONS_WAITING).set(waiting as f64);
+        }
+    }
+}
+
+fn record(event: &Event) {
+    match &event.kind {
+        EventKind::SessionJoined { .. } => {}
+        EventKind::SessionPromoted { waited, .. } => {
+            histogram!(QUEUE_WAIT).record(waited.as_secs_f64());
+        }
+        EventKind::SessionEnded { reason, held, .. } => {
+            if let Some(held) = held {
+                histogram!(HOLD).record(held.as_secs_f64());
+            }
+            if *reason != EndReason::Closed {
+                counter!(EVICTIONS, "reason" => reason.as_str()).increment(1);
+            }
+        }
+        EventKind::Lab { slot, change } => {
+            let slot = slot.to_string();
+            match change {
+                LabChange::Up { took, .. } => {
+                    histogram!(BRING_UP, "slot" => slot).record(took.as_secs_f64());
+                }
+                LabChange::Down { took } => {
+                    histogram!(TEARDOWN, "slot" => slot).record(took.as_secs_f64());
+                }
+                LabChange::Failed {
+                    command: Some(command),
+                    ..
+                } => {
+                    counter!(NETLAB_FAILURES, "command" => netlab_verb(command)).increment(1);
+                }
+                LabChange::Dirty { .. } => {
+                    counter!(NETLAB_FAILURES, "command" => "down").increment(1);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The netlab subcommand of a command line (`/x/netlab up t.yml -q` →
+/// `up`), so the label stays one of a few values whatever the paths.
+fn netlab_verb(command: &str) -> &'static str {
+    const VERBS: [&str; 5] = ["up", "down", "inspect", "status", "version"];
+    command
+        .split_whitespace()
+        .skip(1)
+        .find_map(|word| VERBS.into_iter().find(|verb| *verb == word))
+        .unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_failure_label_is_the_netlab_subcommand() {
+        assert_eq!(netlab_verb("/v/bin/netlab up /tmp/lab/t.yml -q"), "up");
+        assert_eq!(netlab_verb("netlab inspect …all hosts…"), "inspect");
+        assert_eq!(netlab_verb("/srv/up/netlab"), "other");
+    }
+}
