@@ -140,7 +140,7 @@ pub async fn devices(
 #[utoipa::path(get, path = "/lab/log", tag = "lab",
     params(("X-Session-ID" = String, Header)),
     responses((status = 200, content_type = "text/plain", description = "netlab output lines"),
-        (status = 404, body = ErrorDto), (status = 422, body = ErrorDto), (status = 423, body = ErrorDto)))]
+        (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
 pub async fn log(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,

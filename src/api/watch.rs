@@ -12,6 +12,7 @@ use axum::response::sse::{self, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt, stream};
 use tokio::sync::broadcast;
 
+use super::dto::ErrorDto;
 use super::error::ApiError;
 use super::live_dto::{EventDto, EventKindDto, SessionsDto};
 use super::{AppState, QueryParams};
@@ -21,7 +22,7 @@ use crate::coordinator::events::{Event, HISTORY};
 /// The line (short ids, status, position, slot, client info, waiting and
 /// holding seconds) and every slot's lab. Not a sign of life.
 #[utoipa::path(get, path = "/sessions", tag = "watch",
-    responses((status = 200, body = SessionsDto)))]
+    responses((status = 200, body = SessionsDto, description = "OK")))]
 pub async fn sessions(State(state): State<AppState>) -> Json<SessionsDto> {
     Json((&state.coordinator.overview()).into())
 }
@@ -34,7 +35,8 @@ pub async fn sessions(State(state): State<AppState>) -> Json<SessionsDto> {
 #[utoipa::path(get, path = "/events", tag = "watch",
     params(("Last-Event-ID" = Option<u64>, Header, description = "resume after this event"),
         ("replay" = Option<usize>, Query, description = "without Last-Event-ID: start with the last N events (max 1024)")),
-    responses((status = 200, content_type = "text/event-stream", description = "one JSON object per message")))]
+    responses((status = 200, content_type = "text/event-stream", description = "one JSON object per message"),
+        (status = 422, body = ErrorDto, description = "A malformed Last-Event-ID or replay")))]
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
