@@ -369,3 +369,45 @@ async fn a_failed_teardown_keeps_the_lab_dirty_and_the_next_bring_up_cleans_it()
     assert!(!dirs[0].exists(), "the dirty lab's directory is gone");
     assert_eq!(s.dirs.lab_dirs().len(), 1);
 }
+
+#[tokio::test]
+async fn output_that_is_not_utf8_does_not_break_a_healthy_bring_up() {
+    let real = require_netlab!();
+    let f = faulty_server(&real, &[]).await;
+    let (id, _) = f.server.create_session().await;
+    f.inject("up-not-utf8");
+    let (status, body) = f.server.acquire(&id, Upload::new("t.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["devices"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn sigterm_during_start_up_leaves_no_netlab_process() {
+    let real = require_netlab!();
+    let faults = tempfile::tempdir().unwrap();
+    std::fs::write(faults.path().join("version-hangs"), "").unwrap();
+    let (mut server, _dirs) = common::spawn(faulty_options(&real, faults.path()));
+    // The server is starting: `netlab version` hangs.
+    let pid_file = faults.path().join("version-hangs.pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pid_file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "netlab version never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let exit = server.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        process_gone(child),
+        "netlab's child {child} outlived the server"
+    );
+}

@@ -170,18 +170,25 @@ impl Run<'_> {
 
 type Tail = Arc<Mutex<VecDeque<String>>>;
 
-/// Reads a pipe line by line into the log, the shared tail and the sink;
+/// A pipe being read in the background, and what it collected so far.
+struct PipeReader {
+    task: JoinHandle<()>,
+    collected: Arc<Mutex<String>>,
+}
+
+/// Reads a pipe line by line into the log, the sink and the shared tail;
 /// collects the whole text when asked (stdout carries the JSON we parse).
 fn stream(
     pipe: impl AsyncRead + Unpin + Send + 'static,
     tail: &Tail,
     sink: Option<Arc<dyn LineSink>>,
     collect: bool,
-) -> JoinHandle<String> {
+) -> PipeReader {
     let tail = Arc::clone(tail);
-    tokio::spawn(async move {
+    let collected = Arc::new(Mutex::new(String::new()));
+    let into = Arc::clone(&collected);
+    let task = tokio::spawn(async move {
         let mut reader = BufReader::new(pipe);
-        let mut collected = String::new();
         let mut buffer = Vec::new();
         // Read to EOF whatever the bytes are: a reader that stopped at a
         // non-UTF-8 line would close the pipe and kill the writer (SIGPIPE).
@@ -198,8 +205,9 @@ fn stream(
                 sink.line(&line);
             }
             if collect {
-                collected.push_str(&line);
-                collected.push('\n');
+                let mut into = into.lock().unwrap_or_else(|poison| poison.into_inner());
+                into.push_str(&line);
+                into.push('\n');
             }
             let mut tail = tail.lock().unwrap_or_else(|poison| poison.into_inner());
             if tail.len() == TAIL_LINES {
@@ -207,21 +215,32 @@ fn stream(
             }
             tail.push_back(line);
         }
-        collected
-    })
+    });
+    PipeReader { task, collected }
 }
 
-async fn drain(reader: Option<JoinHandle<String>>) -> String {
+/// What the pipe gave, once it closes. A process the command started (a
+/// daemon) may keep the pipe open after the command exited: after
+/// [`PIPE_GRACE`] reading stops, and what was read so far is kept.
+async fn drain(reader: Option<PipeReader>) -> String {
     let Some(mut reader) = reader else {
         return String::new();
     };
-    match tokio::time::timeout(PIPE_GRACE, &mut reader).await {
-        Ok(text) => text.unwrap_or_default(),
-        Err(_) => {
-            reader.abort();
-            String::new()
-        }
+    if tokio::time::timeout(PIPE_GRACE, &mut reader.task)
+        .await
+        .is_err()
+    {
+        reader.task.abort();
+        tracing::warn!(
+            grace = PIPE_GRACE.as_secs(),
+            "a process netlab started still holds its output pipe open; keeping the output read so far"
+        );
     }
+    let collected = reader
+        .collected
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    collected.clone()
 }
 
 fn snapshot(tail: &Tail) -> Vec<String> {
@@ -323,6 +342,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sink.0.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn output_read_before_a_daemon_kept_the_pipe_is_kept() {
+        // The command exits, but the process it left behind holds stdout.
+        let script = "echo '{\"r1\": {}}'; (sleep 5 &) ; exit 0";
+        let finished = sh(script, Duration::from_secs(10)).execute().await.unwrap();
+        assert_eq!(finished.code, Some(0));
+        assert_eq!(finished.stdout, "{\"r1\": {}}\n");
     }
 
     #[tokio::test]

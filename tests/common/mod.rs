@@ -448,7 +448,8 @@ impl<'a> Upload<'a> {
     }
 }
 
-fn spawn(options: Options) -> (Child, ServerDirs) {
+/// Starts the server process without waiting for it to serve.
+pub fn spawn(options: Options) -> (Child, ServerDirs) {
     let dirs = options.dirs.unwrap_or_else(ServerDirs::new);
     let log = std::fs::OpenOptions::new()
         .create(true)
