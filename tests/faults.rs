@@ -357,6 +357,10 @@ async fn a_failed_teardown_keeps_the_lab_dirty_and_the_next_bring_up_cleans_it()
     assert!(registry.contains("default:"), "{registry}");
     let dirs = s.dirs.lab_dirs();
     assert_eq!(dirs.len(), 1);
+    assert_eq!(
+        s.get_json("/debug/health").await["dirty_slots"],
+        serde_json::json!([1])
+    );
     // The next bring-up tears the old lab down first, then starts its own.
     let (status, body) = s
         .acquire(
@@ -367,6 +371,10 @@ async fn a_failed_teardown_keeps_the_lab_dirty_and_the_next_bring_up_cleans_it()
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["devices"][0]["name"], "x1");
     assert!(!dirs[0].exists(), "the dirty lab's directory is gone");
+    assert_eq!(
+        s.get_json("/debug/health").await["dirty_slots"],
+        serde_json::json!([])
+    );
     assert_eq!(s.dirs.lab_dirs().len(), 1);
 }
 

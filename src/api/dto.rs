@@ -124,6 +124,9 @@ pub struct HealthDto {
     pub uptime: f64,
     pub sessions: usize,
     pub queue_length: usize,
+    /// Lab slots (numbered from 1) whose last teardown failed: netlab may
+    /// still have their lab registered; their next bring-up tries again.
+    pub dirty_slots: Vec<usize>,
 }
 
 /// Every error: `{"detail": "<message>"}`.

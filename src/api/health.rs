@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use super::dto::HealthDto;
+use crate::coordinator::Phase;
 
 /// Liveness probe: 204, empty body.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 204, description = "No Content")))]
@@ -15,7 +16,7 @@ pub async fn healthz() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Uptime and queue size.
+/// Uptime, queue size, and the slots left dirty by a failed teardown.
 #[utoipa::path(get, path = "/debug/health", tag = "health", responses((status = 200, body = HealthDto, description = "OK")))]
 pub async fn debug_health(State(state): State<AppState>) -> Json<HealthDto> {
     let timestamp = SystemTime::now()
@@ -28,5 +29,13 @@ pub async fn debug_health(State(state): State<AppState>) -> Json<HealthDto> {
         uptime: state.started.elapsed().as_secs_f64(),
         sessions,
         queue_length: sessions,
+        dirty_slots: state
+            .coordinator
+            .phases()
+            .iter()
+            .enumerate()
+            .filter(|(_, phase)| **phase == Phase::Dirty)
+            .map(|(index, _)| index + 1)
+            .collect(),
     })
 }
