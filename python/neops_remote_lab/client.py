@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -17,6 +17,7 @@ from ._heartbeat import Heartbeat
 from ._http import Transport
 from ._lab_files import LabFiles
 from ._sigterm import SigtermRaises
+from .client_info import client_info_from_environment, fit_client_info
 from .errors import LabBringUpError, detail_of
 from .models import (
     AcquireResponseDto,
@@ -72,6 +73,7 @@ class RemoteLabClient:
         heartbeat_interval: float | None = None,
         progress: ProgressListener | None = None,
         close_on_sigterm: bool = True,
+        client_info: Mapping[str, object] | None = None,
     ) -> None:
         """Join the queue and wait, at most `session_timeout` seconds, until this session is ACTIVE.
 
@@ -80,6 +82,11 @@ class RemoteLabClient:
         `acquire` may take. `heartbeat_interval` (seconds, 0 disables) falls back to
         `REMOTE_LAB_HEARTBEAT_INTERVAL`, then to 30. `progress` hears about the queue position
         and the lab bring-up.
+
+        `client_info` tells the server who is asking (`POST /session`'s body
+        `{"client": {"user", "host", "ci_job_url", "label"}}`, shown by `GET /sessions` and the
+        dashboard): None takes it from the environment (`client_info_from_environment()`),
+        `{}` sends none; whatever is sent is fitted to the server's limits (`fit_client_info`).
 
         `close_on_sigterm`: while the session is open, SIGTERM raises `SystemExit(143)` in the
         main thread, so `with` blocks and `close()` end the session before the process exits.
@@ -99,6 +106,7 @@ class RemoteLabClient:
         self.lab_acquisition_timeout = lab_acquisition_timeout
         self.session_id = ""
         self._progress = progress or ProgressListener()
+        self._client_info = client_info_from_environment() if client_info is None else fit_client_info(client_info)
         self._transport = Transport(url, request_timeout)
         self._heartbeat: Heartbeat | None = None
         self._holds_sigterm = False
@@ -129,7 +137,9 @@ class RemoteLabClient:
     def _create_session(self) -> CreateSessionResponseDto:
         # Sent again after a lost answer only with an Idempotency-Key the server honours:
         # otherwise a second, orphaned session would block everyone queued behind it.
-        response = self._transport.post_once("/session")
+        # A server that does not know the body (the original 1.4.0) ignores it.
+        body = {"client": self._client_info} if self._client_info else None
+        response = self._transport.post_once("/session", json=body)
         created = CreateSessionResponseDto.model_validate(response.json())
         _log.info("Session %s created at queue position %d", created.session_id[:8], created.position)
         return created
