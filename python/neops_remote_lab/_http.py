@@ -94,6 +94,7 @@ class Transport:
         files: Sequence[Upload] | None = None,
         json: Mapping[str, object] | None = None,
         headers: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> requests.Response:
         """Send one request (with the retries above); return 2xx answers and the statuses in `tolerate`.
 
@@ -101,7 +102,8 @@ class Transport:
         `ConnectionError` or `Timeout` once the retries are spent. Timeouts are seconds: the
         connect timeout is `request_timeout`, the read timeout `read_timeout` (default
         `request_timeout`), or with a `deadline` (a `time.monotonic()` value) the time left until then.
-        `json` is sent as a JSON body.
+        `json` is sent as a JSON body; `stream=True` leaves the body unread (then the read timeout
+        applies to each read, and the caller closes the response).
         """
         timeout = (self.request_timeout, self._read_timeout(read_timeout, deadline))
         response = self._http.request(
@@ -113,6 +115,7 @@ class Transport:
             json=json,
             headers=headers,
             timeout=timeout,
+            stream=stream,
         )
         if response.ok or response.status_code in tolerate:
             return response
