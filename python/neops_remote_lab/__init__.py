@@ -10,12 +10,16 @@ from importlib.metadata import PackageNotFoundError, version
 from .models import (
     AcquireResponseDto,
     ActiveSessionResponseDto,
+    ClientInfoDto,
     CreateSessionResponseDto,
     DeviceInfoDto,
     LabStatusDto,
+    QueuedSessionDto,
     SessionInfoDto,
+    SessionsDto,
     SessionState,
     SessionStatusResponseDto,
+    SlotDto,
 )
 
 try:
@@ -26,11 +30,15 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 __all__ = [
     "AcquireResponseDto",
     "ActiveSessionResponseDto",
+    "ClientInfoDto",
     "CreateSessionResponseDto",
     "DeviceInfoDto",
     "LabStatusDto",
+    "QueuedSessionDto",
     "SessionInfoDto",
     "SessionState",
     "SessionStatusResponseDto",
+    "SessionsDto",
+    "SlotDto",
     "__version__",
 ]

@@ -92,7 +92,9 @@ class Transport:
         params: Mapping[str, str | int] | None = None,
         data: Mapping[str, str] | None = None,
         files: Sequence[Upload] | None = None,
+        json: Mapping[str, object] | None = None,
         headers: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> requests.Response:
         """Send one request (with the retries above); return 2xx answers and the statuses in `tolerate`.
 
@@ -100,10 +102,20 @@ class Transport:
         `ConnectionError` or `Timeout` once the retries are spent. Timeouts are seconds: the
         connect timeout is `request_timeout`, the read timeout `read_timeout` (default
         `request_timeout`), or with a `deadline` (a `time.monotonic()` value) the time left until then.
+        `json` is sent as a JSON body; `stream=True` leaves the body unread (then the read timeout
+        applies to each read, and the caller closes the response).
         """
         timeout = (self.request_timeout, self._read_timeout(read_timeout, deadline))
         response = self._http.request(
-            method, self.base_url + path, params=params, data=data, files=files, headers=headers, timeout=timeout
+            method,
+            self.base_url + path,
+            params=params,
+            data=data,
+            files=files,
+            json=json,
+            headers=headers,
+            timeout=timeout,
+            stream=stream,
         )
         if response.ok or response.status_code in tolerate:
             return response
@@ -117,6 +129,7 @@ class Transport:
         deadline: float | None = None,
         data: Mapping[str, str] | None = None,
         files: Sequence[Upload] | None = None,
+        json: Mapping[str, object] | None = None,
     ) -> requests.Response:
         """`POST path` that the server acts on once, even when its answer is lost.
 
@@ -131,7 +144,14 @@ class Transport:
         while True:
             try:
                 return self.request(
-                    "POST", path, tolerate=tolerate, deadline=deadline, data=data, files=files, headers=headers
+                    "POST",
+                    path,
+                    tolerate=tolerate,
+                    deadline=deadline,
+                    data=data,
+                    files=files,
+                    json=json,
+                    headers=headers,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if not _maybe_delivered(exc):

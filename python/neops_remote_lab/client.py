@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -16,7 +16,9 @@ import requests
 from ._heartbeat import Heartbeat
 from ._http import Transport
 from ._lab_files import LabFiles
+from ._live import BringUpFollower, list_sessions
 from ._sigterm import SigtermRaises
+from .client_info import client_info_from_environment, fit_client_info
 from .errors import LabBringUpError, detail_of
 from .models import (
     AcquireResponseDto,
@@ -72,6 +74,7 @@ class RemoteLabClient:
         heartbeat_interval: float | None = None,
         progress: ProgressListener | None = None,
         close_on_sigterm: bool = True,
+        client_info: Mapping[str, object] | None = None,
     ) -> None:
         """Join the queue and wait, at most `session_timeout` seconds, until this session is ACTIVE.
 
@@ -79,7 +82,13 @@ class RemoteLabClient:
         request may take to connect and to answer; `lab_acquisition_timeout` the seconds one
         `acquire` may take. `heartbeat_interval` (seconds, 0 disables) falls back to
         `REMOTE_LAB_HEARTBEAT_INTERVAL`, then to 30. `progress` hears about the queue position
-        and the lab bring-up.
+        and the lab bring-up; given one, the client also reports the holders while it waits
+        and netlab's output lines while the server brings a lab up (`held_by`, `lab_log`).
+
+        `client_info` tells the server who is asking (`POST /session`'s body
+        `{"client": {"user", "host", "ci_job_url", "label"}}`, shown by `GET /sessions` and the
+        dashboard): None takes it from the environment (`client_info_from_environment()`),
+        `{}` sends none; whatever is sent is fitted to the server's limits (`fit_client_info`).
 
         `close_on_sigterm`: while the session is open, SIGTERM raises `SystemExit(143)` in the
         main thread, so `with` blocks and `close()` end the session before the process exits.
@@ -99,6 +108,9 @@ class RemoteLabClient:
         self.lab_acquisition_timeout = lab_acquisition_timeout
         self.session_id = ""
         self._progress = progress or ProgressListener()
+        # Watching the server for the listener costs requests: only for one that listens.
+        self._watch_server = progress is not None
+        self._client_info = client_info_from_environment() if client_info is None else fit_client_info(client_info)
         self._transport = Transport(url, request_timeout)
         self._heartbeat: Heartbeat | None = None
         self._holds_sigterm = False
@@ -129,7 +141,9 @@ class RemoteLabClient:
     def _create_session(self) -> CreateSessionResponseDto:
         # Sent again after a lost answer only with an Idempotency-Key the server honours:
         # otherwise a second, orphaned session would block everyone queued behind it.
-        response = self._transport.post_once("/session")
+        # A server that does not know the body (the original 1.4.0) ignores it.
+        body = {"client": self._client_info} if self._client_info else None
+        response = self._transport.post_once("/session", json=body)
         created = CreateSessionResponseDto.model_validate(response.json())
         _log.info("Session %s created at queue position %d", created.session_id[:8], created.position)
         return created
@@ -138,6 +152,7 @@ class RemoteLabClient:
         started = time.monotonic()
         deadline = started + self.session_timeout
         previous: SessionStatusResponseDto | None = None
+        lists_sessions = self._watch_server  # until the server answers 404
         while True:
             asked = time.monotonic()
             # The first poll must answer at once: the session may already be ACTIVE, and a long
@@ -149,6 +164,8 @@ class RemoteLabClient:
                 _log.info("Session %s is active after %.1f s", self.session_id[:8], now - started)
                 self._progress.session_active(self.base_url, self.session_id, now - started)
                 return
+            if lists_sessions:
+                lists_sessions = self._report_holders()
             self._progress.queued(status.position, now - started)
             if now >= deadline:
                 raise TimeoutError(
@@ -159,6 +176,18 @@ class RemoteLabClient:
             if status == previous and now - asked < _QUEUE_POLL_INTERVAL:
                 time.sleep(min(_QUEUE_POLL_INTERVAL - (now - asked), deadline - now))
             previous = status
+
+    def _report_holders(self) -> bool:
+        """Tell the listener who holds the lab host; False when the server does not list sessions."""
+        try:
+            overview = list_sessions(self._transport)
+        except (requests.RequestException, ValueError) as exc:
+            _log.debug("Could not list the server's sessions: %s", exc)
+            return True
+        if overview is None:
+            return False
+        self._progress.held_by([entry for entry in overview.sessions if entry.status is SessionState.ACTIVE])
+        return True
 
     def _session_status(self, wait: int) -> SessionStatusResponseDto:
         response = self._transport.request(
@@ -201,9 +230,33 @@ class RemoteLabClient:
         shown = lab.topology.name
         started = time.monotonic()
         deadline = started + self.lab_acquisition_timeout
-        refusals = 0
         _log.info("Acquiring lab %s (reuse=%s) for session %s", lab.topology_name, reuse, self.session_id[:8])
         self._progress.acquiring(shown)
+        follower = (
+            BringUpFollower(
+                self.base_url,
+                self.session_id,
+                self.request_timeout,
+                deadline,
+                lambda line: self._progress.lab_log(line, time.monotonic() - started),
+            )
+            if self._watch_server
+            else None
+        )
+        try:
+            result = self._post_lab(lab, reuse, started, deadline)
+        finally:
+            if follower is not None:
+                follower.stop()  # no netlab line may follow what comes next
+        took = time.monotonic() - started
+        _log.info("Lab %s ready with %d devices (reused=%s)", shown, len(result.devices), result.reused)
+        self._progress.lab_ready(shown, len(result.devices), result.reused, took)
+        return result.devices
+
+    def _post_lab(self, lab: LabFiles, reuse: bool, started: float, deadline: float) -> AcquireResponseDto:
+        """`POST /lab` until it is not answered 423 (see `acquire`)."""
+        shown = lab.topology.name
+        refusals = 0
         while True:
             try:
                 response = self._transport.post_once(
@@ -222,10 +275,7 @@ class RemoteLabClient:
                 raise LabBringUpError("POST", "/lab", response)
             now = time.monotonic()
             if response.status_code != 423:
-                result = AcquireResponseDto.model_validate(response.json())
-                _log.info("Lab %s ready with %d devices (reused=%s)", shown, len(result.devices), result.reused)
-                self._progress.lab_ready(shown, len(result.devices), result.reused, now - started)
-                return result.devices
+                return AcquireResponseDto.model_validate(response.json())
             refusals += 1
             detail = detail_of(response)
             self._progress.lab_busy(detail, now - started)

@@ -136,9 +136,9 @@ class LabServer:
         response = requests.get(f"{self.url}/active-session", timeout=10)
         return str(response.json()["session_id"]) if response.status_code == 200 else None
 
-    def create_session(self) -> str:
-        """A raw queue entry that nobody polls."""
-        response = requests.post(f"{self.url}/session", timeout=10)
+    def create_session(self, client: dict[str, str] | None = None) -> str:
+        """A raw queue entry that nobody polls, with `client` info if given."""
+        response = requests.post(f"{self.url}/session", json={"client": client} if client else None, timeout=10)
         response.raise_for_status()
         return str(response.json()["session_id"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from server_process import TOPOLOGIES, LabServer, wait_until
 
 from neops_remote_lab.client import RemoteLabClient
 from neops_remote_lab.errors import RemoteLabHTTPError
-from neops_remote_lab.models import LabStatusDto
+from neops_remote_lab.models import LabStatusDto, QueuedSessionDto
 from neops_remote_lab.progress import ProgressListener
 
 TWO_ROUTERS = TOPOLOGIES / "two_routers.yml"
@@ -26,8 +27,16 @@ class Recorder(ProgressListener):
     def __init__(self) -> None:
         self.positions: list[int] = []
         self.refusals: list[str] = []
+        self.holders: list[list[QueuedSessionDto]] = []
+        self.netlab_lines: list[str] = []
         self.busy = threading.Event()
         self.queued_event = threading.Event()
+
+    def held_by(self, holders: Sequence[QueuedSessionDto]) -> None:
+        self.holders.append(list(holders))
+
+    def lab_log(self, line: str, elapsed: float) -> None:
+        self.netlab_lines.append(line)
 
     def queued(self, position: int, waited: float) -> None:
         self.positions.append(position)
@@ -57,12 +66,13 @@ def test_close_is_idempotent_and_hands_the_queue_on(lab_server: LabServer):
     client.close()
 
 
-def test_waiting_client_reports_its_position_and_becomes_active(lab_server: LabServer):
-    holder = RemoteLabClient(lab_server.url)
+def test_waiting_client_reports_its_position_and_the_holder_and_becomes_active(lab_server: LabServer):
+    holder = RemoteLabClient(lab_server.url, client_info={"user": "ada", "label": "nightly regression"})
     recorder = Recorder()
     waiting: list[RemoteLabClient] = []
     thread = threading.Thread(target=lambda: waiting.append(RemoteLabClient(lab_server.url, progress=recorder)))
     thread.start()
+    holder_id = holder.session_id
     try:
         assert recorder.queued_event.wait(60), "the second client never reported a queue position"
         holder.close()
@@ -70,11 +80,30 @@ def test_waiting_client_reports_its_position_and_becomes_active(lab_server: LabS
         assert waiting, "the second client never became active"
         assert lab_server.active_session() == waiting[0].session_id
         assert recorder.positions[0] == 1
+        (first_holder,) = recorder.holders[0]
+        assert first_holder.id == holder_id[:8]
+        assert first_holder.client is not None
+        assert (first_holder.client.user, first_holder.client.label) == ("ada", "nightly regression")
     finally:
         holder.close()
         thread.join(60)
         for client in waiting:
             client.close()
+
+
+def test_acquire_reports_netlabs_lines_of_a_bring_up_and_none_after(lab_server: LabServer):
+    recorder = Recorder()
+    with RemoteLabClient(lab_server.url, progress=recorder) as client:
+        client.acquire(TWO_ROUTERS, reuse=False)
+        reported = list(recorder.netlab_lines)
+        assert "Starting external nodes" in reported
+        # netlab inspect's JSON (the devices' host views) is not progress.
+        assert "[" not in reported
+        assert not any(line.startswith('"') for line in reported)
+        client.release()
+        client.acquire(TWO_ROUTERS, reuse=True)  # attached: netlab does not run
+        client.release()
+    assert recorder.netlab_lines == reported
 
 
 def test_heartbeat_keeps_an_active_session_past_the_active_timeout(start_server: StartServer):

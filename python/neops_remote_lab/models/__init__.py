@@ -3,19 +3,27 @@
 from .lab import AcquireResponseDto, DeviceInfoDto, LabStatusDto
 from .session import (
     ActiveSessionResponseDto,
+    ClientInfoDto,
     CreateSessionResponseDto,
+    QueuedSessionDto,
     SessionInfoDto,
+    SessionsDto,
     SessionState,
     SessionStatusResponseDto,
+    SlotDto,
 )
 
 __all__ = [
     "AcquireResponseDto",
     "ActiveSessionResponseDto",
+    "ClientInfoDto",
     "CreateSessionResponseDto",
     "DeviceInfoDto",
     "LabStatusDto",
+    "QueuedSessionDto",
     "SessionInfoDto",
     "SessionState",
     "SessionStatusResponseDto",
+    "SessionsDto",
+    "SlotDto",
 ]

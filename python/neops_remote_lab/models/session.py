@@ -43,3 +43,43 @@ class ActiveSessionResponseDto(SessionStatusResponseDto):
     """Answer of `GET /active-session`."""
 
     session_id: str
+
+
+class ClientInfoDto(BaseModel):
+    """Who opened a session: the `client` object of `POST /session`'s body, shown by `GET /sessions`.
+
+    Every field is optional text without control characters: `user` at most 64 characters,
+    `host` 255, `ci_job_url` 2048 (an `http://` or `https://` link), `label` 512.
+    """
+
+    user: str | None = None
+    host: str | None = None
+    ci_job_url: str | None = None
+    label: str | None = None
+
+
+class QueuedSessionDto(BaseModel):
+    """One session of `GET /sessions`, in line order."""
+
+    id: str = Field(description="The session id's first 8 hex digits (never the full id)")
+    status: SessionState
+    position: int = Field(description="As `GET /session/{id}` reports it; 0 is ACTIVE")
+    slot: int | None = Field(default=None, description="The lab slot it holds (from 1), when ACTIVE")
+    client: ClientInfoDto | None = None
+    waiting_seconds: float = Field(description="Seconds in the line before its promotion (up to now while waiting)")
+    holding_seconds: float | None = Field(default=None, description="Seconds since its promotion, when ACTIVE")
+
+
+class SlotDto(BaseModel):
+    """One lab slot of `GET /sessions` (its `lab` summary is not modelled here)."""
+
+    slot: int = Field(description="From 1")
+    phase: str = Field(description="`idle`, `starting`, `up`, `releasing`, `tearing_down`, `dirty` or `failed`")
+    holder: str | None = Field(default=None, description="The holder's 8-hex-digit id prefix")
+
+
+class SessionsDto(BaseModel):
+    """Answer of `GET /sessions`: the line and the slots, taken at one instant. Not a sign of life."""
+
+    sessions: list[QueuedSessionDto]
+    slots: list[SlotDto]

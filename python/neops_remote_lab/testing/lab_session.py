@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Any
 
 import pytest
 
 from neops_remote_lab.client import RemoteLabClient
+from neops_remote_lab.client_info import client_info_from_environment
 from neops_remote_lab.local_server import LocalModeError, LocalServer
 
 from .terminal_progress import TerminalProgress
@@ -46,7 +48,10 @@ class LabSession:
     def open_client(self) -> RemoteLabClient:
         if self._client is None:
             self._client = RemoteLabClient(
-                self._server_url(), **_timeouts_from_env(), progress=TerminalProgress.for_config(self._config)
+                self._server_url(),
+                **_timeouts_from_env(),
+                progress=TerminalProgress.for_config(self._config),
+                client_info=client_info_from_environment(label=self._invocation()),
             )
         return self._client
 
@@ -60,6 +65,10 @@ class LabSession:
         self.close_client()
         if self._local is not None:
             self._local.stop()
+
+    def _invocation(self) -> str:
+        """How pytest was called, e.g. `pytest -m lab`: the label other users see for this run."""
+        return shlex.join(["pytest", *self._config.invocation_params.args])
 
     def _server_url(self) -> str:
         url = os.environ.get("REMOTE_LAB_URL")

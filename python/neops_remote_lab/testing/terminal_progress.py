@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import pytest
 
+from neops_remote_lab._text import shortened
+from neops_remote_lab.models import QueuedSessionDto
 from neops_remote_lab.progress import ProgressListener
 
 __all__ = ["TerminalProgress"]
@@ -17,6 +20,8 @@ _PREFIX = "neops-remote-lab: "
 # The reporter's marker for "a line is open and is not a test path" (it sets it itself after
 # writing a result word): whatever pytest writes next starts on a fresh line.
 _LINE_OPEN = -2
+# Characters of a holder's label shown on the waiting line.
+_LABEL_SHOWN = 60
 
 
 class _CaptureManager(Protocol):
@@ -29,6 +34,9 @@ class _Writer(Protocol):
     @property
     def width_of_current_line(self) -> int: ...
 
+    @property
+    def fullwidth(self) -> int: ...
+
 
 class TerminalProgress(ProgressListener):
     """Status lines that change in place on a TTY; elsewhere a plain line per change.
@@ -37,6 +45,8 @@ class TerminalProgress(ProgressListener):
     suspends capturing. Each line is left open, as pytest leaves its own; when the lab is
     ready the test's line is started again the way pytest started it, so the test's "." or
     "PASSED" lands where it belongs.
+
+    netlab's lines during a bring-up arrive from a background thread: writes are serialised.
     """
 
     def __init__(self, reporter: pytest.TerminalReporter, writer: _Writer, capture: _CaptureManager | None) -> None:
@@ -47,6 +57,9 @@ class TerminalProgress(ProgressListener):
         # calling it is not.
         self._tty = bool(reporter.isatty)
         self._status_key: object = None  # what the status line currently shows
+        self._holders = ""  # who holds the lab host, for the waiting line
+        self._netlab_lines = 0
+        self._writing = threading.Lock()
 
     @classmethod
     def for_config(cls, config: pytest.Config) -> ProgressListener:
@@ -55,15 +68,24 @@ class TerminalProgress(ProgressListener):
             return ProgressListener()
         return cls(reporter, config.get_terminal_writer(), config.pluginmanager.get_plugin("capturemanager"))
 
+    def held_by(self, holders: Sequence[QueuedSessionDto]) -> None:
+        self._holders = ", ".join(map(_who, holders))
+
     def queued(self, position: int, waited: float) -> None:
         text = f"waiting for the lab host: position {position} in the queue ({_age(waited)})"
-        self._status(("queued", position), text)
+        if self._holders:
+            text += f", held by {self._holders}"
+        self._status(("queued", position, self._holders), text)
 
     def session_active(self, server: str, session_id: str, waited: float) -> None:
         self._line(f"session {session_id[:8]} on {server} is active after {_age(waited)} in the queue")
 
     def acquiring(self, topology: str) -> None:
         self._status(("acquiring", topology), f"acquiring lab {topology} ...")
+
+    def lab_log(self, line: str, elapsed: float) -> None:
+        self._netlab_lines += 1
+        self._status(("netlab", self._netlab_lines), f"netlab ({_age(elapsed)}): {line}")
 
     def lab_busy(self, detail: str, waited: float) -> None:
         self._status(("busy", detail), f"lab host busy ({detail}); retrying ({_age(waited)})")
@@ -75,16 +97,20 @@ class TerminalProgress(ProgressListener):
 
     def _status(self, key: object, text: str) -> None:
         """A line the next message replaces: rewritten in place on a TTY, else printed when `key` changes."""
-        if self._tty:
-            self._write(text, in_place=self._status_key is not None)
-        elif key != self._status_key:
-            self._write(text, in_place=False)
-        self._status_key = key
+        with self._writing:
+            if self._tty:
+                # A line wider than the terminal would wrap, and only its last row be rewritten.
+                text = shortened(text, max(20, self._writer.fullwidth - 1 - len(_PREFIX)))
+                self._write(text, in_place=self._status_key is not None)
+            elif key != self._status_key:
+                self._write(text, in_place=False)
+            self._status_key = key
 
     def _line(self, text: str) -> None:
         """A line that stays; on a TTY it replaces the status line."""
-        self._write(text, in_place=self._tty and self._status_key is not None)
-        self._status_key = None
+        with self._writing:
+            self._write(text, in_place=self._tty and self._status_key is not None)
+            self._status_key = None
 
     def _write(self, text: str, *, in_place: bool) -> None:
         with self._uncaptured():
@@ -118,6 +144,18 @@ class TerminalProgress(ProgressListener):
         else:
             with self._capture.global_and_fixture_disabled():
                 yield
+
+
+def _who(holder: QueuedSessionDto) -> str:
+    """`user@host (label)` from what the holder's client sent, else its session's short id."""
+    client = holder.client
+    if client is None:
+        return f"session {holder.id}"
+    who = "@".join(part for part in (client.user, client.host) if part)
+    label = shortened(client.label, _LABEL_SHOWN) if client.label else ""
+    if who and label:
+        return f"{who} ({label})"
+    return who or label or f"session {holder.id}"
 
 
 def _age(seconds: float) -> str:
