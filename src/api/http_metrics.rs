@@ -39,9 +39,11 @@ thread_local! {
     /// Counter handles by route, then (method, status): a status poll at
     /// 100,000 requests a second finds its handle without allocating and
     /// without the registry's shared lookup.
-    static COUNTERS: RefCell<HashMap<Box<str>, HashMap<(&'static str, u16), Counter>>> =
-        RefCell::default();
+    static COUNTERS: RefCell<HashMap<Box<str>, CountersOfRoute>> = RefCell::default();
 }
+
+/// One route's counters by method and status.
+type CountersOfRoute = HashMap<(&'static str, u16), Counter>;
 
 fn count_one(route: &str, method: &'static str, status: u16) {
     COUNTERS.with_borrow_mut(|counters| {
