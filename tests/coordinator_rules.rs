@@ -103,6 +103,15 @@ async fn until<T>(
     }
 }
 
+/// Waits for a slot's lab change that `wanted` accepts.
+async fn lab_changed(events: &mut broadcast::Receiver<Event>, wanted: impl Fn(&LabChange) -> bool) {
+    until(events, |kind| match kind {
+        EventKind::Lab { change, .. } if wanted(change) => Some(()),
+        _ => None,
+    })
+    .await
+}
+
 /// Waits for the session `id` to end and returns why.
 async fn ended(events: &mut broadcast::Receiver<Event>, id: &str) -> EndReason {
     until(events, |kind| match kind {
@@ -187,15 +196,8 @@ async fn a_slow_teardown_delays_no_other_deadline() {
     // The waiting session's own deadline (320 s) falls inside that teardown.
     assert_eq!(ended(&mut events, &waiter).await, EndReason::Evicted);
     assert_eq!(start.elapsed(), Duration::from_secs(320));
-    until(&mut events, |kind| {
-        matches!(
-            kind,
-            EventKind::Lab {
-                change: LabChange::Down { .. },
-                ..
-            }
-        )
-        .then_some(())
+    lab_changed(&mut events, |change| {
+        matches!(change, LabChange::Down { .. })
     })
     .await;
     assert_eq!(
@@ -357,15 +359,8 @@ async fn ending_a_session_cancels_its_bring_up_at_once() {
         );
         async move { router.oneshot(request).await.unwrap().status() }
     });
-    until(&mut events, |kind| {
-        matches!(
-            kind,
-            EventKind::Lab {
-                change: LabChange::Starting { .. },
-                ..
-            }
-        )
-        .then_some(())
+    lab_changed(&mut events, |change| {
+        matches!(change, LabChange::Starting { .. })
     })
     .await;
     let start = Instant::now();
