@@ -86,7 +86,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
     }
-    let tmp = std::env::temp_dir();
+    // Absolute: netlab runs in each lab's folder, so relative paths would
+    // point elsewhere from there.
+    let tmp = absolute(std::env::temp_dir())?;
     let guard = ServerGuard::acquire_all(&guarded_folders(&tmp)).map_err(ServerError::HostTaken)?;
     // This server's processes carry its owner tag; a killed predecessor's
     // are stopped before anything else runs.
@@ -122,10 +124,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .map_err(|error| ServerError::Bind(address.clone(), error))?;
     let bound = listener.local_addr().map_err(ServerError::Io)?;
 
-    let work_root = config
-        .work_dir
-        .clone()
-        .unwrap_or_else(|| tmp.join("neops_remote_lab_labs"));
+    let work_root = absolute(
+        config
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| tmp.join("neops_remote_lab_labs")),
+    )?;
     clear_stale_labs(&netlab, config.lab_slots, &work_root).await;
     guard
         .publish(&metadata(&config, bound))
@@ -189,6 +193,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     drop(guard);
     tracing::info!("shutdown complete");
     outcome
+}
+
+fn absolute(path: PathBuf) -> Result<PathBuf, ServerError> {
+    std::path::absolute(&path).map_err(ServerError::Io)
 }
 
 /// Where the server guard is taken: the temporary directory (where the

@@ -92,7 +92,10 @@ pub async fn release(
 /// while the lab is held (409).
 #[utoipa::path(delete, path = "/lab", tag = "lab",
     params(("X-Session-ID" = String, Header), ("force" = Option<bool>, Query, description = "default true")),
-    responses((status = 202, description = "Accepted: the lab was torn down"), (status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 409, body = ErrorDto, description = "Conflict"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
+    responses((status = 202, description = "Accepted: the lab was torn down"), (status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 409, body = ErrorDto, description = "Conflict"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy"),
+        (status = 502, body = ErrorDto, description = "netlab failed to tear the lab down (the slot stays dirty)"),
+        (status = 503, body = ErrorDto, description = "The server is stopping, or a dirty slot's teardown failed again"),
+        (status = 504, body = ErrorDto, description = "netlab hung")))]
 pub async fn destroy(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,

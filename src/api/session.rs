@@ -50,7 +50,7 @@ pub async fn create(
 /// (at most 60) the answer comes as soon as status or position changes, or
 /// when the wait ends; an active session is answered at once.
 #[utoipa::path(get, path = "/session/{session_id}", tag = "sessions", operation_id = "session_status",
-    params(("session_id" = String, Path), ("wait" = Option<f64>, Query, minimum = 0, maximum = 60, description = "long-poll up to this many seconds")),
+    params(("session_id" = String, Path), ("wait" = Option<f64>, Query, minimum = 0, description = "long-poll up to this many seconds; more than 60 counts as 60")),
     responses((status = 200, body = SessionStatusResponseDto, description = "OK"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed")))]
 pub async fn status(
     State(state): State<AppState>,

@@ -425,6 +425,35 @@ fn deep_nesting_is_refused_before_parsing() {
 }
 
 #[test]
+fn brackets_and_indentation_inside_strings_are_not_nesting() {
+    // Each is a topology netlab accepts (checked with `netlab create` on
+    // netlab 26.10): the brackets are text, not collections.
+    let many = "[".repeat(80);
+    let indented: String = (1..80)
+        .map(|level| format!("  {}x{level}\n", " ".repeat(2 * level)))
+        .collect();
+    for text in [
+        format!("nodes: [r1]\nmessage: |\n  {many}\n"),
+        format!("nodes: [r1]\nmessage: '{many}'\n"),
+        format!("nodes: [r1]\nmessage: \"{many}\"\n"),
+        format!("nodes: [r1]\nmessage: a{many}\n"),
+        format!("nodes: [r1]\nmessage: >-\n{indented}"),
+        format!("nodes: [r1]\nitems:\n  - |\n    {many}\nother: [a, '{many}']\n"),
+    ] {
+        Upload::validate(with_topology(text.as_bytes()))
+            .unwrap_or_else(|error| panic!("{text:?}: {error:?}"));
+    }
+    // A flow collection inside a flow collection still counts.
+    let deep = format!(
+        "nodes: [r1]\nx: {{a: {}1{}}}\n",
+        "[".repeat(MAX_NESTING),
+        "]".repeat(MAX_NESTING)
+    );
+    let message = invalid(Upload::validate(with_topology(deep.as_bytes())));
+    assert!(message.contains("levels deep"), "{message}");
+}
+
+#[test]
 fn a_huge_bracket_bomb_is_refused_by_the_nesting_check() {
     let bomb = "[".repeat(160 * 1024);
     let message = invalid(Upload::validate(with_topology(bomb.as_bytes())));

@@ -55,42 +55,121 @@ pub(super) fn check_topology(bytes: &[u8]) -> Result<(), UploadError> {
     }
 }
 
-/// The deepest nesting of `text`, over-estimated rather than under: flow
-/// brackets are counted everywhere except after a comment's `#`, block
-/// levels from the indentation of each content line.
+/// The deepest nesting of `text`: block levels from the indentation of
+/// each content line, flow levels from `[` and `{` where YAML reads them as
+/// brackets (where a value starts, or inside a flow collection). Text is
+/// not nesting: quoted scalars, block scalars (`|`, `>`), plain scalars
+/// (`a[b`) and comments are skipped, so a topology netlab accepts is not
+/// refused for the brackets in its strings.
 fn nesting(text: &str) -> usize {
-    let mut deepest = 0;
-    let mut flow: usize = 0;
-    let mut indents: Vec<usize> = Vec::new();
+    let mut scan = Scan::default();
     for line in text.lines() {
+        scan.line(line);
+    }
+    scan.deepest
+}
+
+/// The state of [`nesting`]'s scan, line by line.
+#[derive(Default)]
+struct Scan {
+    deepest: usize,
+    /// Open flow collections (`[`, `{`).
+    flow: usize,
+    /// Indentations of the open block levels.
+    indents: Vec<usize>,
+    /// Inside a block scalar whose indicator stood on a line of this indent.
+    block_scalar: Option<usize>,
+    /// Inside a quoted scalar that goes on past the line's end.
+    quote: Option<u8>,
+}
+
+impl Scan {
+    fn line(&mut self, line: &str) {
         let content = line.trim_start_matches(' ');
         let indent = line.len() - content.len();
-        let code = match content.find(" #") {
-            _ if content.starts_with('#') => "",
-            Some(at) => &content[..at],
-            None => content,
-        };
-        if !code.trim().is_empty() {
-            while indents.last().is_some_and(|&last| last > indent) {
-                indents.pop();
+        if let Some(parent) = self.block_scalar {
+            if content.trim().is_empty() || indent > parent {
+                return;
             }
-            if indents.last().is_none_or(|&last| last < indent) {
-                indents.push(indent);
-            }
-            let dashes = code
-                .split_inclusive(' ')
-                .take_while(|word| word.trim() == "-")
-                .count();
-            deepest = deepest.max(indents.len() + dashes);
+            self.block_scalar = None;
         }
-        for byte in code.bytes() {
-            match byte {
-                b'[' | b'{' => flow += 1,
-                b']' | b'}' => flow = flow.saturating_sub(1),
-                _ => continue,
-            }
-            deepest = deepest.max(flow);
+        let starts_in_quote = self.quote.is_some();
+        let code = &content[..self.scan_flow(content)];
+        if !starts_in_quote && self.flow == 0 && !code.trim().is_empty() {
+            self.block_level(indent, code);
+        }
+        if self.quote.is_none() && self.flow == 0 && ends_with_block_indicator(code) {
+            self.block_scalar = Some(indent);
         }
     }
-    deepest
+
+    /// Counts a content line's block level (its indentation, plus one per
+    /// leading `- `).
+    fn block_level(&mut self, indent: usize, code: &str) {
+        while self.indents.last().is_some_and(|&last| last > indent) {
+            self.indents.pop();
+        }
+        if self.indents.last().is_none_or(|&last| last < indent) {
+            self.indents.push(indent);
+        }
+        let dashes = code
+            .split_inclusive(' ')
+            .take_while(|word| word.trim() == "-")
+            .count();
+        self.deepest = self.deepest.max(self.indents.len() + dashes);
+    }
+
+    /// Scans `content` for flow brackets and quotes; returns where its
+    /// comment starts (its length when it has none).
+    fn scan_flow(&mut self, content: &str) -> usize {
+        let bytes = content.as_bytes();
+        // At the start of a line a key or a value may start.
+        let mut value_start = self.quote.is_none();
+        let mut at = 0;
+        while at < bytes.len() {
+            let byte = bytes[at];
+            if let Some(quote) = self.quote {
+                match byte {
+                    b'\\' if quote == b'"' => at += 1,
+                    b'\'' if quote == b'\'' && bytes.get(at + 1) == Some(&b'\'') => at += 1,
+                    _ if byte == quote => self.quote = None,
+                    _ => {}
+                }
+                at += 1;
+                continue;
+            }
+            let before_space = bytes.get(at + 1).is_none_or(|next| *next == b' ');
+            match byte {
+                b'#' if at == 0 || bytes[at - 1] == b' ' => return at,
+                b' ' | b'\t' => {}
+                b'\'' | b'"' if value_start => self.quote = Some(byte),
+                b'[' | b'{' if value_start || self.flow > 0 => {
+                    self.flow += 1;
+                    self.deepest = self.deepest.max(self.flow);
+                    value_start = true;
+                }
+                b']' | b'}' if self.flow > 0 => {
+                    self.flow -= 1;
+                    value_start = false;
+                }
+                b',' if self.flow > 0 => value_start = true,
+                b':' | b'-' | b'?' if before_space => value_start = true,
+                _ => value_start = false,
+            }
+            at += 1;
+        }
+        bytes.len()
+    }
+}
+
+/// Whether a line ends with a block scalar's indicator (`key: |`, `- >-`,
+/// `|2+`), after which the more indented lines are text.
+fn ends_with_block_indicator(code: &str) -> bool {
+    let code = code.trim_end();
+    let head = code.trim_end_matches(|c: char| c == '-' || c == '+' || c.is_ascii_digit());
+    (head.ends_with('|') || head.ends_with('>'))
+        && head[..head.len() - 1]
+            .chars()
+            .last()
+            .is_none_or(|before| before == ' ')
 }
