@@ -526,6 +526,18 @@ async fn a_repeated_acquire_with_the_same_key_shares_the_first_bring_up() {
     );
     let (_, lab) = send(&app, request("GET", "/lab", Some(&holder))).await;
     assert_eq!(lab["ref_count"], 1, "repeats take no extra reference");
+    // The same key with another upload is refused, and changes nothing.
+    let (code, body) = send(
+        &app,
+        keyed_upload_request(
+            &holder,
+            Body::from(form("nodes: [other]\n")),
+            Some("acquire-1"),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(app.driver.calls(), ["up"]);
     // A new key is a new request: it attaches.
     let (_, other) = send(
         &app,

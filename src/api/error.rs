@@ -57,6 +57,7 @@ impl From<&LabError> for ApiError {
             LabError::NotRunning => StatusCode::NOT_FOUND,
             LabError::InUse => StatusCode::CONFLICT,
             LabError::Cancelled | LabError::Dirty(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LabError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             LabError::Netlab(NetlabError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
             LabError::Netlab(_) => StatusCode::BAD_GATEWAY,
             LabError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,

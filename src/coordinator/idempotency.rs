@@ -32,12 +32,16 @@ pub enum LabKey {
     First(OutcomeSender),
     /// Wait for the first request's outcome.
     Repeat(watch::Receiver<Option<LabOutcome>>),
+    /// The key was used for another request (other content or `reuse`):
+    /// refused, as the IETF draft advises (HTTP 422).
+    Reused,
 }
 
 #[derive(Default)]
 struct LabKeys {
     order: VecDeque<String>,
-    outcomes: HashMap<String, OutcomeSender>,
+    /// Each key's request fingerprint and outcome.
+    outcomes: HashMap<String, (String, OutcomeSender)>,
 }
 
 /// All keys of all live sessions.
@@ -69,10 +73,14 @@ impl Keys {
         self.sessions.insert(key, id);
     }
 
-    /// The first `POST /lab` of session `id` with `key`, or a repeat.
-    pub fn lab(&mut self, id: SessionId, key: &str) -> LabKey {
+    /// The first `POST /lab` of session `id` with `key`, or a repeat of
+    /// the same request (same `fingerprint`), or a key reused for another.
+    pub fn lab(&mut self, id: SessionId, key: &str, fingerprint: &str) -> LabKey {
         let keys = self.labs.entry(id).or_default();
-        if let Some(sender) = keys.outcomes.get(key) {
+        if let Some((first, sender)) = keys.outcomes.get(key) {
+            if first != fingerprint {
+                return LabKey::Reused;
+            }
             return LabKey::Repeat(sender.subscribe());
         }
         if keys.order.len() == LAB_KEYS_PER_SESSION
@@ -82,7 +90,10 @@ impl Keys {
         }
         let sender = Arc::new(watch::Sender::new(None));
         keys.order.push_back(key.to_string());
-        keys.outcomes.insert(key.to_string(), Arc::clone(&sender));
+        keys.outcomes.insert(
+            key.to_string(),
+            (fingerprint.to_string(), Arc::clone(&sender)),
+        );
         LabKey::First(sender)
     }
 
@@ -113,11 +124,12 @@ mod tests {
     fn a_lab_key_is_first_once_then_a_repeat_and_per_session() {
         let mut keys = Keys::default();
         let (a, b) = (SessionId::new(), SessionId::new());
-        assert!(matches!(keys.lab(a, "k"), LabKey::First(_)));
-        assert!(matches!(keys.lab(a, "k"), LabKey::Repeat(_)));
-        assert!(matches!(keys.lab(b, "k"), LabKey::First(_)));
+        assert!(matches!(keys.lab(a, "k", "x"), LabKey::First(_)));
+        assert!(matches!(keys.lab(a, "k", "x"), LabKey::Repeat(_)));
+        assert!(matches!(keys.lab(a, "k", "y"), LabKey::Reused));
+        assert!(matches!(keys.lab(b, "k", "y"), LabKey::First(_)));
         keys.forget(&a);
-        assert!(matches!(keys.lab(a, "k"), LabKey::First(_)));
+        assert!(matches!(keys.lab(a, "k", "y"), LabKey::First(_)));
     }
 
     #[test]
@@ -125,12 +137,12 @@ mod tests {
         let mut keys = Keys::default();
         let id = SessionId::new();
         for n in 0..=LAB_KEYS_PER_SESSION {
-            assert!(matches!(keys.lab(id, &n.to_string()), LabKey::First(_)));
+            assert!(matches!(keys.lab(id, &n.to_string(), ""), LabKey::First(_)));
         }
         assert!(
-            matches!(keys.lab(id, "0"), LabKey::First(_)),
+            matches!(keys.lab(id, "0", ""), LabKey::First(_)),
             "the oldest was forgotten"
         );
-        assert!(matches!(keys.lab(id, "2"), LabKey::Repeat(_)));
+        assert!(matches!(keys.lab(id, "2", ""), LabKey::Repeat(_)));
     }
 }

@@ -524,9 +524,13 @@ impl Coordinator {
     /// With an idempotency `key` this session used before, nothing new
     /// runs: the answer is that first request's outcome, once it is known.
     pub async fn acquire(&self, hold: &Hold<'_>, upload: Upload, key: Option<&str>) -> LabOutcome {
+        // What makes a repeat the same request: the content and `reuse`.
+        let fingerprint = format!("{} reuse={}", upload.identity, upload.reuse);
         // The lock is taken and released inside the closure.
-        let recorder = match key.map(|key| self.shared.lock().keys.lab(hold.session, key)) {
+        let claim = key.map(|key| self.shared.lock().keys.lab(hold.session, key, &fingerprint));
+        let recorder = match claim {
             None => None,
+            Some(LabKey::Reused) => return Err(Arc::new(LabError::KeyReused)),
             Some(LabKey::First(sender)) => Some(sender),
             Some(LabKey::Repeat(mut first)) => {
                 return match first.wait_for(Option::is_some).await {

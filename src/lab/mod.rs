@@ -80,6 +80,8 @@ pub enum LabError {
     Cancelled,
     /// The slot's previous lab could not be torn down (HTTP 503).
     Dirty(String),
+    /// An `Idempotency-Key` was sent again with another upload (HTTP 422).
+    KeyReused,
     /// netlab failed (502) or hung (504).
     Netlab(NetlabError),
     /// The upload could not be written to disk.
@@ -103,6 +105,9 @@ impl std::fmt::Display for LabError {
             LabError::InUse => f.write_str("Lab still in use"),
             LabError::Cancelled => f.write_str("the lab request was cancelled"),
             LabError::Dirty(why) => f.write_str(why),
+            LabError::KeyReused => f.write_str(
+                "Idempotency-Key was already used for another upload (other files or reuse); send a fresh key",
+            ),
             LabError::Netlab(error) => error.fmt(f),
             LabError::Io(error) => write!(f, "could not write the lab files: {error}"),
         }
