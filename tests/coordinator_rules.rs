@@ -103,6 +103,36 @@ async fn until<T>(
     }
 }
 
+/// A request body that arrives as the returned sender sends it, and ends
+/// when the sender is dropped.
+fn streamed_body() -> (mpsc::Sender<Vec<u8>>, Body) {
+    let (chunks, receiver) = mpsc::channel::<Vec<u8>>(4);
+    let body = Body::from_stream(stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
+    }));
+    (chunks, body)
+}
+
+/// Sends `GET /session/{id}?wait=60` in its own task; the task yields when
+/// it was answered and the answer.
+fn spawn_long_poll(app: &InProcess, id: &str) -> tokio::task::JoinHandle<(Instant, Value)> {
+    let router = app.router.clone();
+    let uri = format!("/session/{id}?wait=60");
+    tokio::spawn(async move {
+        let response = router.oneshot(request("GET", &uri, None)).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            Instant::now(),
+            serde_json::from_slice::<Value>(&bytes).unwrap(),
+        )
+    })
+}
+
 /// Waits for a slot's lab change that `wanted` accepts.
 async fn lab_changed(events: &mut broadcast::Receiver<Event>, wanted: impl Fn(&LabChange) -> bool) {
     until(events, |kind| match kind {
@@ -263,20 +293,7 @@ async fn a_long_poll_is_answered_by_the_change_not_by_its_timeout() {
     let (holder, _) = create(&app).await;
     let (waiter, _) = create(&app).await;
     let start = Instant::now();
-    let poll = tokio::spawn({
-        let router = app.router.clone();
-        let uri = format!("/session/{waiter}?wait=60");
-        async move {
-            let response = router.oneshot(request("GET", &uri, None)).await.unwrap();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            (
-                Instant::now(),
-                serde_json::from_slice::<Value>(&bytes).unwrap(),
-            )
-        }
-    });
+    let poll = spawn_long_poll(&app, &waiter);
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(delete(&app, &holder).await, StatusCode::NO_CONTENT);
     // Answered when the holder left (the waiter moved up), not at 60 s.
@@ -311,13 +328,7 @@ async fn a_session_deleted_during_its_upload_brings_no_lab_up() {
     let (next, _) = create(&app).await;
     // The holder's upload arrives slowly: the first bytes now, the rest later.
     let body = form("nodes: [r1]\n");
-    let (chunks, receiver) = mpsc::channel::<Vec<u8>>(4);
-    let streamed = Body::from_stream(stream::unfold(receiver, |mut receiver| async move {
-        receiver
-            .recv()
-            .await
-            .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
-    }));
+    let (chunks, streamed) = streamed_body();
     let upload = tokio::spawn(
         app.router
             .clone()
@@ -554,21 +565,11 @@ async fn a_long_poll_that_delivers_the_promotion_claims_the_slot() {
     let (first, _) = create(&app).await;
     let (_second, _) = create(&app).await;
     let (waiter, _) = create(&app).await;
-    let poll = tokio::spawn({
-        let router = app.router.clone();
-        let uri = format!("/session/{waiter}?wait=60");
-        async move { router.oneshot(request("GET", &uri, None)).await.unwrap() }
-    });
+    let poll = spawn_long_poll(&app, &waiter);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(delete(&app, &first).await, StatusCode::NO_CONTENT);
-    let answered = Instant::now();
-    let body = axum::body::to_bytes(poll.await.unwrap().into_body(), usize::MAX)
-        .await
-        .unwrap();
-    assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap()["status"],
-        "active"
-    );
+    let (answered, body) = poll.await.unwrap();
+    assert_eq!(body["status"], "active");
     // The client heard it is active: the claim window no longer applies.
     assert_eq!(ended(&mut events, &waiter).await, EndReason::Evicted);
     assert_eq!(answered.elapsed(), Duration::from_secs(300));
@@ -579,13 +580,7 @@ async fn a_stalled_upload_gets_408_and_stops_keeping_its_session_alive() {
     let app = InProcess::start(1, default_timeouts());
     let mut events = app.coordinator.subscribe();
     let (holder, _) = create(&app).await;
-    let (chunks, receiver) = mpsc::channel::<Vec<u8>>(4);
-    let streamed = Body::from_stream(stream::unfold(receiver, |mut receiver| async move {
-        receiver
-            .recv()
-            .await
-            .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
-    }));
+    let (chunks, streamed) = streamed_body();
     let start = Instant::now();
     let upload = tokio::spawn(
         app.router
