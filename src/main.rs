@@ -12,6 +12,7 @@ use neops_remote_lab::lab::netlab::NetlabConfig;
 use neops_remote_lab::logging::{self, LogFormat};
 use neops_remote_lab::queue::Timeouts;
 use neops_remote_lab::server::{self, Config};
+use neops_remote_lab::store;
 
 /// Shares one Netlab lab host between test suites: sessions wait in a FIFO
 /// queue, the active one uploads a topology and gets the devices' data.
@@ -113,6 +114,33 @@ struct Cli {
     /// Seconds the lab teardown may take when the server stops.
     #[arg(long, env = "NEOPS_SHUTDOWN_TIMEOUT", default_value_t = 120, value_parser = seconds(0, DAY))]
     shutdown_timeout: u64,
+
+    /// Where the queue and the labs are stored (SQLite, `state.db`), so they
+    /// survive a restart or a crash [default: $STATE_DIRECTORY; for a system
+    /// service /var/lib/neops-remote-lab; else $XDG_STATE_HOME/neops-remote-lab
+    /// or ~/.local/state/neops-remote-lab].
+    #[arg(long, env = "NEOPS_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// Store nothing (overrides --state-dir): a restart starts with an empty
+    /// queue and clears every lab, as the original server did.
+    #[arg(
+        long,
+        env = "NEOPS_IN_MEMORY",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    in_memory: bool,
+
+    /// At a graceful stop (SIGTERM), leave the labs running: the next start
+    /// re-adopts them, so an upgrade does not re-boot them.
+    #[arg(
+        long,
+        env = "NEOPS_KEEP_LABS_ON_STOP",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    keep_labs_on_stop: bool,
 }
 
 /// A day, in seconds: the upper bound of every duration flag, so no
@@ -130,8 +158,16 @@ fn parse_level(text: &str) -> Result<String, String> {
 }
 
 impl Cli {
-    fn config(&self) -> Config {
-        Config {
+    fn config(&self) -> Result<Config, String> {
+        let state_dir =
+            match (&self.state_dir, self.in_memory) {
+                (_, true) => None,
+                (Some(dir), false) => Some(dir.clone()),
+                (None, false) => Some(store::state_dir::default_state_dir().ok_or(
+                    "no state directory: HOME is not set; pass --state-dir (or --in-memory)",
+                )?),
+            };
+        Ok(Config {
             host: self.host.clone(),
             port: self.port,
             log_level: self.log_level.clone(),
@@ -157,7 +193,9 @@ impl Cli {
             max_upload_bytes: self.max_upload_bytes,
             work_dir: self.work_dir.clone(),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
-        }
+            state_dir,
+            keep_labs_on_stop: self.keep_labs_on_stop,
+        })
     }
 }
 
@@ -182,6 +220,13 @@ fn main() -> ExitCode {
         );
     }
 
+    let config = match cli.config() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -189,7 +234,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(server::run(cli.config()));
+    let outcome = runtime.block_on(server::run(config));
     // `--shutdown-timeout` is a real bound: a blocking thread still waiting
     // for a lab lock (held by another process) must not keep us alive.
     runtime.shutdown_background();

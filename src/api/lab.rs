@@ -28,7 +28,7 @@ use crate::lab::upload::{Upload, parse_bool};
         (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "session not active, or lab busy"),
         (status = 408, body = ErrorDto, description = "the upload stalled (no data for 30 s)"),
         (status = 502, body = ErrorDto, description = "netlab failed"),
-        (status = 503, body = ErrorDto, description = "the server is stopping, or the slot's previous lab could not be torn down"),
+        (status = 503, body = ErrorDto, description = "the server is stopping, the slot's previous lab could not be torn down, or the lab could not be stored"),
         (status = 504, body = ErrorDto, description = "netlab hung")))]
 pub async fn acquire(
     State(state): State<AppState>,
@@ -74,7 +74,8 @@ pub async fn status(
 /// Drop one reference to the lab. At zero it keeps running, idle, for reuse.
 #[utoipa::path(post, path = "/lab/release", tag = "lab",
     params(("X-Session-ID" = String, Header)),
-    responses((status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
+    responses((status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy"),
+        (status = 503, body = ErrorDto, description = "The release could not be stored")))]
 pub async fn release(
     State(state): State<AppState>,
     SessionHeader(session_id): SessionHeader,
@@ -94,7 +95,7 @@ pub async fn release(
     params(("X-Session-ID" = String, Header), ("force" = Option<bool>, Query, description = "default true")),
     responses((status = 202, description = "Accepted: the lab was torn down"), (status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 409, body = ErrorDto, description = "Conflict"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy"),
         (status = 502, body = ErrorDto, description = "netlab failed to tear the lab down (the slot stays dirty)"),
-        (status = 503, body = ErrorDto, description = "The server is stopping, or a dirty slot's teardown failed again"),
+        (status = 503, body = ErrorDto, description = "The server is stopping, a dirty slot's teardown failed again, or the change could not be stored"),
         (status = 504, body = ErrorDto, description = "netlab hung")))]
 pub async fn destroy(
     State(state): State<AppState>,

@@ -166,7 +166,7 @@ pub enum EventKindDto {
     },
     SessionEnded {
         session: String,
-        /// `closed`, `evicted` or `claim_expired`.
+        /// `closed`, `evicted`, `claim_expired` or `not_saved`.
         reason: &'static str,
         waited_seconds: f64,
         held_seconds: Option<f64>,
@@ -238,6 +238,7 @@ impl From<&EventKind> for EventKindDto {
                 session,
                 position,
                 client,
+                ..
             } => EventKindDto::SessionJoined {
                 session: session.to_string(),
                 position: *position,
@@ -270,14 +271,16 @@ impl From<&EventKind> for EventKindDto {
 
 fn lab_event(slot: usize, change: &LabChange) -> EventKindDto {
     match change {
-        LabChange::Starting { topology, identity } => EventKindDto::LabStarting {
+        LabChange::Starting {
+            topology, identity, ..
+        } => EventKindDto::LabStarting {
             slot,
             topology: topology.clone(),
             identity: prefix(identity),
         },
         LabChange::Up { devices, took } => EventKindDto::LabUp {
             slot,
-            devices: *devices,
+            devices: devices.len(),
             seconds: seconds(*took),
         },
         LabChange::Attached { ref_count } => EventKindDto::LabAttached {

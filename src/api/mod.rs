@@ -44,6 +44,12 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
 }
 
+/// An event as `GET /events` sends it: the JSON the store keeps in its
+/// history.
+pub fn event_json(event: &crate::coordinator::events::Event) -> String {
+    serde_json::to_string(&live_dto::EventDto::from(event)).expect("events serialize")
+}
+
 /// The API's routes, with `/docs` (Swagger UI), `/redoc` and
 /// `/openapi.json`, the dashboard at `/`; every request is counted for
 /// `/metrics`.

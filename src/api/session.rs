@@ -29,7 +29,8 @@ const MAX_WAIT_SECS: f64 = 60.0;
     responses((status = 201, body = CreateSessionResponseDto, description = "Created"),
         (status = 400, body = ErrorDto, description = "Malformed Idempotency-Key"),
         (status = 413, body = ErrorDto, description = "Client info too large"),
-        (status = 422, body = ErrorDto, description = "Malformed client info")))]
+        (status = 422, body = ErrorDto, description = "Malformed client info"),
+        (status = 503, body = ErrorDto, description = "The session could not be stored (e.g. the disk is full); it was not created")))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -37,7 +38,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreateSessionResponseDto>), ApiError> {
     let key = super::idempotency_key(&headers)?;
     let client = client_info::read(body).await?;
-    let (id, standing) = state.coordinator.create(key, client);
+    let (id, standing) = state.coordinator.create(key, client).await?;
     tracing::info!(session = %id, position = standing.position, "session created");
     let body = CreateSessionResponseDto {
         session_id: id.full(),
@@ -60,7 +61,7 @@ pub async fn status(
     let id = super::parse_session_id(&session_id)?;
     let wait = query.get("wait").map(parse_wait).transpose()?;
     let standing = match wait {
-        None => state.coordinator.status(&id),
+        None => state.coordinator.status(&id).await,
         Some(limit) => state.coordinator.wait(&id, limit).await,
     };
     standing
@@ -101,13 +102,14 @@ pub async fn active(
 /// next session is promoted.
 #[utoipa::path(delete, path = "/session/{session_id}", tag = "sessions",
     params(("session_id" = String, Path)),
-    responses((status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found")))]
+    responses((status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"),
+        (status = 503, body = ErrorDto, description = "The session ended, but that could not be stored")))]
 pub async fn end(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = super::parse_session_id(&session_id)?;
-    if state.coordinator.end(&id, EndReason::Closed).await {
+    if state.coordinator.end(&id, EndReason::Closed).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::session_not_found())
@@ -126,6 +128,7 @@ pub async fn heartbeat(
     state
         .coordinator
         .status(&id)
+        .await
         .map(|_| StatusCode::NO_CONTENT)
         .ok_or_else(ApiError::session_not_found)
 }

@@ -22,7 +22,10 @@ pub mod events;
 pub mod idempotency;
 mod overview;
 
+mod restore;
+
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -37,10 +40,12 @@ use crate::lab::upload::Upload;
 use crate::lab::{LabChange, LabError, LabObserver, LabSlot, LabView};
 use crate::queue::{DeadlineKind, Queue, SessionStatus, Standing, Timeouts};
 use crate::session_id::SessionId;
+use crate::store::{Store, StoreError};
 use deadlines::Deadlines;
 use events::{EndReason, Event, EventBus, EventKind, Resume};
 use idempotency::{Keys, LabKey, LabOutcome};
 pub use overview::{ClientInfo, Overview, SessionView, SlotView};
+pub use restore::Restored;
 
 /// What a slot's lab is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +232,8 @@ pub struct Coordinator {
     shared: Arc<Shared>,
     slots: Vec<Arc<LabSlot>>,
     tasks: TaskTracker,
+    /// Where every event is written; replies wait for their changes here.
+    store: Arc<dyn Store>,
 }
 
 /// A session passed the lab routes' gate: it holds a slot, and it counts as
@@ -264,11 +271,14 @@ impl Drop for Busy<'_> {
 
 impl Coordinator {
     /// A coordinator with `slot_count` slots, each made by `make_slot(number,
-    /// observer)` with its number from 1. `shutdown` stops everything.
+    /// observer)` with its number from 1, writing its events to `store`.
+    /// `shutdown` stops everything. What a previous run left is put back
+    /// with [`Coordinator::restore`] before serving.
     pub fn new(
         timeouts: Timeouts,
         slot_count: usize,
         shutdown: CancellationToken,
+        store: Arc<dyn Store>,
         make_slot: impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
     ) -> Self {
         let slots_state = (0..slot_count)
@@ -284,7 +294,7 @@ impl Coordinator {
                 line: Queue::new(timeouts, slot_count),
                 slots: slots_state,
                 deadlines: Deadlines::default(),
-                events: EventBus::default(),
+                events: EventBus::new(Arc::clone(&store), 0),
                 keys: Keys::default(),
                 clients: HashMap::new(),
             }),
@@ -298,6 +308,7 @@ impl Coordinator {
             shared,
             slots,
             tasks: TaskTracker::new(),
+            store,
         }
     }
 
@@ -325,8 +336,35 @@ impl Coordinator {
     /// Opens a session at the tail of the line; it is promoted at once when
     /// a slot is free. `client` is what the client said about itself. With
     /// an idempotency `key` that already created a live session, that
-    /// session is returned (and counts as seen) instead.
-    pub fn create(&self, key: Option<String>, client: Option<ClientInfo>) -> (SessionId, Standing) {
+    /// session is returned (and counts as seen) instead. Returns once the
+    /// session is stored; when it could not be, it is taken out again.
+    pub async fn create(
+        &self,
+        key: Option<String>,
+        client: Option<ClientInfo>,
+    ) -> Result<(SessionId, Standing), StoreError> {
+        let (id, standing, events) = self.join(key, client);
+        let Some(events) = events else {
+            // A repeat: the first request's session, stored by then.
+            self.flushed(self.last_event_id()).await;
+            return Ok((id, standing));
+        };
+        self.shared.timer.notify_one();
+        if let Err(error) = self.store.committed(events).await {
+            // Nobody learns its id: it must not wait (or hold a slot) unseen.
+            let _ = self.end(&id, EndReason::NotSaved).await;
+            return Err(error);
+        }
+        Ok((id, standing))
+    }
+
+    /// [`Coordinator::create`] under the lock: the session and the ids of
+    /// the events its joining published (`None` for a repeated key).
+    fn join(
+        &self,
+        key: Option<String>,
+        client: Option<ClientInfo>,
+    ) -> (SessionId, Standing, Option<RangeInclusive<u64>>) {
         let now = Instant::now();
         let client = client.map(Arc::new);
         let mut state = self.shared.lock();
@@ -334,11 +372,11 @@ impl Coordinator {
             && let Some(standing) = state.line.touch(&id, now)
         {
             state.refresh(id);
-            return (id, standing);
+            return (id, standing, None);
         }
         let id = SessionId::new();
-        if let Some(key) = key {
-            state.keys.remember_session(key, id);
+        if let Some(key) = &key {
+            state.keys.remember_session(key.clone(), id);
         }
         state.line.join(id, now);
         if let Some(client) = &client {
@@ -348,25 +386,29 @@ impl Coordinator {
             .line
             .standing(&id)
             .map_or(0, |standing| standing.position);
-        state.events.publish(EventKind::SessionJoined {
+        let first = state.events.publish(EventKind::SessionJoined {
             session: id,
             position,
             client,
+            key,
         });
         state.fill_free_slots(now, &self.shared.shutdown, Some(id));
         state.refresh(id);
         let standing = state.line.standing(&id).expect("just joined");
-        drop(state);
-        self.shared.timer.notify_one();
-        (id, standing)
+        (id, standing, Some(first..=state.events.last_id()))
     }
 
-    /// Where the session stands; counts as a sign of life. `None` when it
-    /// is unknown.
-    pub fn status(&self, id: &SessionId) -> Option<Standing> {
-        let mut state = self.shared.lock();
-        let standing = state.line.touch(id, Instant::now())?;
-        state.refresh(*id);
+    /// Where the session stands; counts as a sign of life (which is not
+    /// written anywhere). `None` when it is unknown.
+    pub async fn status(&self, id: &SessionId) -> Option<Standing> {
+        let (standing, last) = {
+            let mut state = self.shared.lock();
+            let standing = state.line.touch(id, Instant::now())?;
+            state.refresh(*id);
+            (standing, state.events.last_id())
+        };
+        // The standing may report a change (a promotion) still being written.
+        self.flushed(last).await;
         Some(standing)
     }
 
@@ -392,6 +434,7 @@ impl Coordinator {
                     _ => {
                         let now = self.answer(id);
                         if now != Some(start) {
+                            self.flushed(self.last_event_id()).await;
                             return now;
                         }
                     }
@@ -400,7 +443,9 @@ impl Coordinator {
                 _ = self.shared.shutdown.cancelled() => break,
             }
         }
-        self.answer(id)
+        let now = self.answer(id);
+        self.flushed(self.last_event_id()).await;
+        now
     }
 
     /// A long-poll's answer. Telling a waiting client that it is ACTIVE
@@ -415,6 +460,28 @@ impl Coordinator {
             state.refresh(*id);
         }
         Some(standing)
+    }
+
+    /// Waits until every event up to `last` was written (or failed to be):
+    /// a reply must not report a change a crash could still undo.
+    async fn flushed(&self, last: u64) {
+        // A failure was reported to the request that made the change.
+        let _ = self.store.committed(last..=last).await;
+    }
+
+    /// The id of the last event published so far.
+    fn last_event_id(&self) -> u64 {
+        self.shared.lock().events.last_id()
+    }
+
+    /// Waits until the events after `before` are written; an error when
+    /// one of them could not be.
+    async fn saved(&self, before: u64) -> Result<(), StoreError> {
+        let last = self.last_event_id();
+        if last == before {
+            return Ok(());
+        }
+        self.store.committed(before + 1..=last).await
     }
 
     /// The session that has been ACTIVE longest (promotion is first come,
@@ -539,6 +606,7 @@ impl Coordinator {
                 };
             }
         };
+        let before = self.last_event_id();
         let (slot, token) = (Arc::clone(&self.slots[hold.slot]), hold.token.clone());
         let work = async move {
             let outcome = match slot.acquire(&upload, &token).await {
@@ -553,23 +621,36 @@ impl Coordinator {
             }
             outcome
         };
-        self.run_tracked(work)
+        let outcome = self
+            .run_tracked(work)
             .await
-            .unwrap_or_else(|error| Err(Arc::new(error)))
+            .unwrap_or_else(|error| Err(Arc::new(error)));
+        self.saved(before)
+            .await
+            .map_err(|error| Arc::new(not_saved(error)))?;
+        outcome
     }
 
     /// Drops one of the holder's references to its slot's lab.
     pub async fn release(&self, hold: &Hold<'_>) -> Result<(), LabError> {
         let slot = Arc::clone(&self.slots[hold.slot]);
-        self.run_tracked(async move { slot.release().await })
-            .await?
+        let before = self.last_event_id();
+        let outcome = self
+            .run_tracked(async move { slot.release().await })
+            .await?;
+        self.saved(before).await.map_err(not_saved)?;
+        outcome
     }
 
     /// Tears the holder's slot's lab down (see [`LabSlot::destroy`]).
     pub async fn destroy(&self, hold: &Hold<'_>, force: bool) -> Result<bool, LabError> {
         let slot = Arc::clone(&self.slots[hold.slot]);
-        self.run_tracked(async move { slot.destroy(force).await })
-            .await?
+        let before = self.last_event_id();
+        let outcome = self
+            .run_tracked(async move { slot.destroy(force).await })
+            .await?;
+        self.saved(before).await.map_err(not_saved)?;
+        outcome
     }
 
     /// The holder's slot's lab, as of its last finished change.
@@ -584,20 +665,25 @@ impl Coordinator {
 
     /// Ends a session. A holder's work is cancelled at once, its slot's lab
     /// torn down, and the slot given to the next session; this returns when
-    /// that is done (or at once for a waiting session). `false` when the
-    /// session did not exist.
-    pub async fn end(&self, id: &SessionId, reason: EndReason) -> bool {
-        let departure = self.shared.lock().depart(*id, reason, Instant::now());
+    /// that is done and stored (at once for a waiting session). `false`
+    /// when the session did not exist.
+    pub async fn end(&self, id: &SessionId, reason: EndReason) -> Result<bool, StoreError> {
+        let (departure, before) = {
+            let mut state = self.shared.lock();
+            let before = state.events.last_id();
+            (state.depart(*id, reason, Instant::now()), before)
+        };
         match departure {
-            None => false,
-            Some(None) => true,
+            None => return Ok(false),
+            Some(None) => {}
             Some(Some(slot)) => {
                 // Awaited, but in its own task: a client hanging up must not
                 // leave the slot half handed back.
                 let _ = self.hand_back(slot).await;
-                true
             }
         }
+        self.saved(before).await?;
+        Ok(true)
     }
 
     /// Evicts every session at its deadline, to within the timer's
@@ -635,12 +721,14 @@ impl Coordinator {
     }
 
     /// At shutdown: cancels all lab work (the shutdown token is the parent
-    /// of every holder token), tears every slot's lab down, and waits for
-    /// the tracked tasks. The caller bounds how long this may take.
-    pub async fn stop_labs(&self) {
+    /// of every holder token), tears every slot's lab down unless
+    /// `keep_labs` (they are re-adopted at the next start), and waits for
+    /// the tracked tasks. The queue is left as it is (stored). The caller
+    /// bounds how long this may take.
+    pub async fn stop_labs(&self, keep_labs: bool) {
         self.shared.shutdown.cancel();
         let mut teardowns = tokio::task::JoinSet::new();
-        for slot in &self.slots {
+        for slot in self.slots.iter().filter(|_| !keep_labs) {
             let slot = Arc::clone(slot);
             teardowns.spawn(async move {
                 match slot.destroy(true).await {
@@ -700,6 +788,11 @@ impl Coordinator {
             .await
             .map_err(|error| LabError::Io(std::io::Error::other(error)))
     }
+}
+
+/// A lab change that happened but could not be stored (HTTP 503).
+fn not_saved(error: StoreError) -> LabError {
+    LabError::NotSaved(error.to_string())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
