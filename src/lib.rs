@@ -32,3 +32,4 @@ pub mod server_guard;
 pub mod session_id;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod wire;

@@ -33,6 +33,7 @@ pub use error::ApiError;
 
 use crate::coordinator::{Coordinator, GateError, Hold};
 use crate::session_id::SessionId;
+use crate::wire;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -111,23 +112,23 @@ pub fn router(state: AppState) -> Router {
         health::debug_health,
     ),
     components(schemas(
-        dto::SessionState,
-        dto::CreateSessionResponseDto,
-        dto::SessionStatusResponseDto,
-        dto::ActiveSessionResponseDto,
-        dto::DeviceInfoDto,
-        dto::AcquireResponseDto,
-        dto::LabStatusDto,
-        dto::HealthDto,
-        dto::ErrorDto,
+        wire::SessionState,
+        wire::CreateSessionResponseDto,
+        wire::SessionStatusResponseDto,
+        wire::ActiveSessionResponseDto,
+        wire::DeviceInfoDto,
+        wire::AcquireResponseDto,
+        wire::LabStatusDto,
+        wire::HealthDto,
+        wire::ErrorDto,
         dto::AcquireFormDto,
-        client_info::ClientInfoDto,
-        client_info::CreateSessionRequestDto,
-        live_dto::SessionsDto,
-        live_dto::QueuedSessionDto,
-        live_dto::SlotDto,
-        live_dto::LabSummaryDto,
-        live_dto::DeviceSummaryDto,
+        wire::ClientInfoDto,
+        wire::CreateSessionRequestDto,
+        wire::SessionsDto,
+        wire::QueuedSessionDto,
+        wire::SlotDto,
+        wire::LabSummaryDto,
+        wire::DeviceSummaryDto,
     ))
 )]
 pub struct ApiDoc;
