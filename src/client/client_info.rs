@@ -92,7 +92,7 @@ mod tests {
                     .map(|(_, value)| value.to_string())
             }
         };
-        let github = [
+        const GITHUB: &[(&str, &str)] = &[
             ("GITHUB_SERVER_URL", "https://github.com"),
             ("GITHUB_REPOSITORY", "o/r"),
             ("GITHUB_RUN_ID", "7"),
@@ -103,7 +103,7 @@ mod tests {
             Some("https://gl/1")
         );
         assert_eq!(
-            ci_job_url(env(&github)).as_deref(),
+            ci_job_url(env(GITHUB)).as_deref(),
             Some("https://github.com/o/r/actions/runs/7")
         );
         assert_eq!(ci_job_url(env(&[])), None);
