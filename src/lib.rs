@@ -23,6 +23,7 @@
 //!   [`server_guard`] keeps one server per host.
 
 pub mod api;
+pub mod client;
 pub mod coordinator;
 pub mod lab;
 pub mod logging;
@@ -35,3 +36,4 @@ pub mod session_id;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod wire;

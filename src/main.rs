@@ -1,12 +1,16 @@
-//! The `neops-remote-lab` command: starts the server. Operators' systemd
-//! units call it as `neops-remote-lab [--host] [--port] [--log-level]
-//! [--debug]`; every flag can also be set through its environment variable.
+//! The `neops-remote-lab` command: without a subcommand it starts the
+//! server. Operators' systemd units call it as `neops-remote-lab [--host]
+//! [--port] [--log-level] [--debug]`; every flag can also be set through its
+//! environment variable. The subcommands (`run`, `status`, `lab down`,
+//! `session end`) are clients of a server, see `cli`.
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser};
 
 use neops_remote_lab::lab::netlab::NetlabConfig;
 use neops_remote_lab::logging::{self, LogFormat};
@@ -16,9 +20,26 @@ use neops_remote_lab::store;
 
 /// Shares one Netlab lab host between test suites: sessions wait in a FIFO
 /// queue, the active one uploads a topology and gets the devices' data.
+///
+/// Without a subcommand: starts the server.
 #[derive(Debug, Parser)]
-#[command(name = "neops-remote-lab", version, about)]
+#[command(
+    name = "neops-remote-lab",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<cli::Command>,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// The server's flags.
+#[derive(Debug, Args)]
+struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "NEOPS_HOST", default_value = "0.0.0.0")]
     host: String,
@@ -157,7 +178,7 @@ fn parse_level(text: &str) -> Result<String, String> {
         .ok_or_else(|| "expected DEBUG, INFO, WARNING, ERROR or CRITICAL".to_string())
 }
 
-impl Cli {
+impl ServeArgs {
     fn config(&self) -> Result<Config, String> {
         let state_dir =
             match (&self.state_dir, self.in_memory) {
@@ -201,6 +222,13 @@ impl Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Some(command) => cli::main(command),
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(cli: ServeArgs) -> ExitCode {
     let level = if cli.debug {
         "debug"
     } else {

@@ -300,7 +300,7 @@ async fn a_state_dir_without_write_permission_refuses_to_start() {
         for dir in [root.clone(), dirs.home(), dirs.tmp()] {
             std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o777)).unwrap();
         }
-        options = options.as_user(65534);
+        options = options.run_as_user(65534);
     }
     let (status, log) = Server::run_to_exit(options);
     assert!(!status.success(), "started anyway: {log}");

@@ -4,11 +4,11 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::dto::ErrorDto;
 use crate::lab::LabError;
 use crate::lab::netlab::NetlabError;
 use crate::lab::upload::UploadError;
 use crate::store::StoreError;
+use crate::wire::ErrorDto;
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -12,11 +12,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
-use super::dto::{self, AcquireFormDto, AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
+use super::dto::{self, AcquireFormDto};
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader, gate, idempotency_key, upload_form};
 use crate::lab::LabError;
 use crate::lab::upload::{Upload, parse_bool};
+use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
 
 /// Upload a topology (and the files it refers to) and get the lab's devices.
 #[utoipa::path(post, path = "/lab", tag = "lab",
@@ -65,7 +66,7 @@ pub async fn status(
 ) -> Result<Json<LabStatusDto>, ApiError> {
     let (_, hold) = gate(&state, &session_id)?;
     let netlab_status = state.coordinator.tool_status(&hold).await;
-    Ok(Json(LabStatusDto::new(
+    Ok(Json(dto::lab_status(
         &state.coordinator.lab_view(&hold),
         netlab_status,
     )))

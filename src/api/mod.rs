@@ -33,6 +33,7 @@ pub use error::ApiError;
 
 use crate::coordinator::{Coordinator, GateError, Hold};
 use crate::session_id::SessionId;
+use crate::wire;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -47,7 +48,7 @@ pub struct AppState {
 /// An event as `GET /events` sends it: the JSON the store keeps in its
 /// history.
 pub fn event_json(event: &crate::coordinator::events::Event) -> String {
-    serde_json::to_string(&live_dto::EventDto::from(event)).expect("events serialize")
+    serde_json::to_string(&crate::wire::EventDto::from(event)).expect("events serialize")
 }
 
 /// The API's routes, with `/docs` (Swagger UI), `/redoc` and
@@ -117,23 +118,23 @@ pub fn router(state: AppState) -> Router {
         health::debug_health,
     ),
     components(schemas(
-        dto::SessionState,
-        dto::CreateSessionResponseDto,
-        dto::SessionStatusResponseDto,
-        dto::ActiveSessionResponseDto,
-        dto::DeviceInfoDto,
-        dto::AcquireResponseDto,
-        dto::LabStatusDto,
-        dto::HealthDto,
-        dto::ErrorDto,
+        wire::SessionState,
+        wire::CreateSessionResponseDto,
+        wire::SessionStatusResponseDto,
+        wire::ActiveSessionResponseDto,
+        wire::DeviceInfoDto,
+        wire::AcquireResponseDto,
+        wire::LabStatusDto,
+        wire::HealthDto,
+        wire::ErrorDto,
         dto::AcquireFormDto,
-        client_info::ClientInfoDto,
-        client_info::CreateSessionRequestDto,
-        live_dto::SessionsDto,
-        live_dto::QueuedSessionDto,
-        live_dto::SlotDto,
-        live_dto::LabSummaryDto,
-        live_dto::DeviceSummaryDto,
+        wire::ClientInfoDto,
+        wire::CreateSessionRequestDto,
+        wire::SessionsDto,
+        wire::QueuedSessionDto,
+        wire::SlotDto,
+        wire::LabSummaryDto,
+        wire::DeviceSummaryDto,
     ))
 )]
 pub struct ApiDoc;

@@ -7,13 +7,14 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
-use super::client_info::{self, CreateSessionRequestDto};
-use super::dto::{
-    ActiveSessionResponseDto, CreateSessionResponseDto, ErrorDto, SessionStatusResponseDto,
-};
+use super::client_info;
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader};
 use crate::coordinator::events::EndReason;
+use crate::wire::{
+    ActiveSessionResponseDto, CreateSessionRequestDto, CreateSessionResponseDto, ErrorDto,
+    SessionStatusResponseDto,
+};
 
 /// Longest long-poll a client may ask for, in seconds.
 const MAX_WAIT_SECS: f64 = 60.0;

@@ -40,7 +40,7 @@ pub fn netlab() -> Option<PathBuf> {
     found
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(name))
         .find(|path| path.is_file())
@@ -85,7 +85,7 @@ impl Options {
         }
     }
 
-    pub fn as_user(mut self, uid: u32) -> Self {
+    pub fn run_as_user(mut self, uid: u32) -> Self {
         self.user = Some(uid);
         self
     }
