@@ -112,6 +112,8 @@ fn describe() {
 pub fn record_events(coordinator: Arc<Coordinator>) -> impl Future<Output = ()> + Send {
     let mut events = coordinator.subscribe();
     async move {
+        // A restored queue is there before any event.
+        set_session_gauges(&coordinator);
         loop {
             let event = tokio::select! {
                 event = events.recv() => event,
@@ -127,11 +129,15 @@ pub fn record_events(coordinator: Arc<Coordinator>) -> impl Future<Output = ()> 
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
-            let (active, waiting) = coordinator.counts();
-            gauge!(SESSIONS_ACTIVE).set(active as f64);
-            gauge!(SESSIONS_WAITING).set(waiting as f64);
+            set_session_gauges(&coordinator);
         }
     }
+}
+
+fn set_session_gauges(coordinator: &Coordinator) {
+    let (active, waiting) = coordinator.counts();
+    gauge!(SESSIONS_ACTIVE).set(active as f64);
+    gauge!(SESSIONS_WAITING).set(waiting as f64);
 }
 
 fn record(event: &Event) {

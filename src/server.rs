@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
-use crate::coordinator::{Coordinator, Restored};
+use crate::coordinator::{Coordinator, Restored, labs_with_their_holder};
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
 use crate::lab::readopt::readopt_or_clear;
@@ -144,7 +144,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             .clone()
             .unwrap_or_else(|| tmp.join("neops_remote_lab_labs")),
     )?;
-    let labs = readopt_or_clear(&netlab, config.lab_slots, &work_root, &snapshot.labs).await;
+    let candidates = labs_with_their_holder(&snapshot.sessions, &snapshot.labs, config.lab_slots);
+    for lab in snapshot.labs.iter().filter(|lab| !candidates.contains(lab)) {
+        tracing::warn!(
+            slot = lab.slot,
+            "the stored lab's holder does not keep its slot; clearing the lab"
+        );
+    }
+    let labs = readopt_or_clear(&netlab, config.lab_slots, &work_root, &candidates).await;
     let kept: Vec<usize> = labs.iter().map(|lab| lab.slot).collect();
     blocking({
         let store = Arc::clone(&store);

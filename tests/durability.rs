@@ -319,7 +319,7 @@ async fn a_full_disk_answers_503_and_loses_nothing_committed() {
         .dirs(&dirs)
         .file_size_limit(256 * 1024);
     let mut server = Server::start(limited).await;
-    let mut created = Vec::new();
+    let mut created: Vec<String> = Vec::new();
     let refusal = loop {
         let response = server
             .http
@@ -349,10 +349,46 @@ async fn a_full_disk_answers_503_and_loses_nothing_committed() {
         "the refused session does not exist"
     );
 
+    // The holder leaves while the disk is full: gone at once, and told that
+    // this is not saved yet.
+    let holder = created.remove(0);
+    assert_eq!(
+        server.end_session(&holder).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        server.session_status(&holder).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Room again: the store catches up, in order, with the next change.
+    let mut unlimited = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid pointer to fill.
+    unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut unlimited) };
+    unlimited.rlim_cur = unlimited.rlim_max;
+    // SAFETY: plain system call on our own child's pid with valid pointers.
+    let lifted = unsafe {
+        libc::prlimit(
+            server.pid() as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &unlimited,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(lifted, 0, "{}", std::io::Error::last_os_error());
+    created.push(server.create_session().await.0);
+
     server.stop_with(libc::SIGKILL);
     let server = Server::start(Options::new(&netlab).dirs(&dirs)).await;
     assert_eq!(
         standings(&server, &created).await,
         one_slot_line(created.len())
+    );
+    assert_eq!(
+        server.session_status(&holder).await.0,
+        StatusCode::NOT_FOUND,
+        "the holder that left does not come back"
     );
 }

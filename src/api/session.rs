@@ -126,10 +126,9 @@ pub async fn heartbeat(
     SessionHeader(session_id): SessionHeader,
 ) -> Result<StatusCode, ApiError> {
     let id = super::parse_session_id(&session_id)?;
-    state
-        .coordinator
-        .status(&id)
-        .await
-        .map(|_| StatusCode::NO_CONTENT)
-        .ok_or_else(ApiError::session_not_found)
+    if state.coordinator.heartbeat(&id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::session_not_found())
+    }
 }

@@ -45,7 +45,7 @@ use deadlines::Deadlines;
 use events::{EndReason, Event, EventBus, EventKind, Resume};
 use idempotency::{Keys, LabKey, LabOutcome};
 pub use overview::{ClientInfo, Overview, SessionView, SlotView};
-pub use restore::Restored;
+pub use restore::{Restored, labs_with_their_holder};
 
 /// What a slot's lab is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +115,9 @@ struct State {
     keys: Keys,
     /// Client info of the sessions that gave one.
     clients: HashMap<SessionId, Arc<ClientInfo>>,
+    /// The id of the last event that changed each session's standing (its
+    /// joining, its promotion): what a reply about it waits to be written.
+    stamps: HashMap<SessionId, u64>,
 }
 
 impl State {
@@ -148,11 +151,12 @@ impl State {
                 now.saturating_duration_since(joined)
             });
             tracing::info!(session = %id, slot = index + 1, "session promoted to active");
-            self.events.publish(EventKind::SessionPromoted {
+            let stamp = self.events.publish(EventKind::SessionPromoted {
                 session: id,
                 slot: index + 1,
                 waited,
             });
+            self.stamps.insert(id, stamp);
             self.refresh(id);
         }
     }
@@ -165,6 +169,7 @@ impl State {
         self.deadlines.set(id, None);
         self.keys.forget(&id);
         self.clients.remove(&id);
+        self.stamps.remove(&id);
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -297,6 +302,7 @@ impl Coordinator {
                 events: EventBus::new(Arc::clone(&store), 0),
                 keys: Keys::default(),
                 clients: HashMap::new(),
+                stamps: HashMap::new(),
             }),
             timer: Notify::new(),
             shutdown,
@@ -345,8 +351,10 @@ impl Coordinator {
     ) -> Result<(SessionId, Standing), StoreError> {
         let (id, standing, events) = self.join(key, client);
         let Some(events) = events else {
-            // A repeat: the first request's session, stored by then.
-            self.flushed(self.last_event_id()).await;
+            // A repeat: the first request's session, once it is stored
+            // (when that failed, the first request takes it out again).
+            let stamp = self.stamp(&id);
+            self.store.committed(stamp..=stamp).await?;
             return Ok((id, standing));
         };
         self.shared.timer.notify_one();
@@ -392,6 +400,7 @@ impl Coordinator {
             client,
             key,
         });
+        state.stamps.insert(id, first);
         state.fill_free_slots(now, &self.shared.shutdown, Some(id));
         state.refresh(id);
         let standing = state.line.standing(&id).expect("just joined");
@@ -401,15 +410,30 @@ impl Coordinator {
     /// Where the session stands; counts as a sign of life (which is not
     /// written anywhere). `None` when it is unknown.
     pub async fn status(&self, id: &SessionId) -> Option<Standing> {
-        let (standing, last) = {
-            let mut state = self.shared.lock();
-            let standing = state.line.touch(id, Instant::now())?;
-            state.refresh(*id);
-            (standing, state.events.last_id())
-        };
-        // The standing may report a change (a promotion) still being written.
-        self.flushed(last).await;
+        let (standing, stamp) = self.touch(id)?;
+        // The standing may report its promotion, still being written.
+        self.flushed(stamp).await;
         Some(standing)
+    }
+
+    /// A heartbeat: the session counts as seen. Reports nothing, so waits
+    /// for nothing. `false` when the session is unknown.
+    pub fn heartbeat(&self, id: &SessionId) -> bool {
+        self.touch(id).is_some()
+    }
+
+    /// Marks the session seen; its standing and its stamp.
+    fn touch(&self, id: &SessionId) -> Option<(Standing, u64)> {
+        let mut state = self.shared.lock();
+        let standing = state.line.touch(id, Instant::now())?;
+        state.refresh(*id);
+        Some((standing, state.stamps.get(id).copied().unwrap_or(0)))
+    }
+
+    /// The id of the last event that changed the session's standing (0 for
+    /// none this run).
+    fn stamp(&self, id: &SessionId) -> u64 {
+        self.shared.lock().stamps.get(id).copied().unwrap_or(0)
     }
 
     /// Waits until the session's standing differs from what it is now, at
@@ -421,6 +445,7 @@ impl Coordinator {
         let mut events = self.subscribe();
         let (start, _busy) = self.begin_request(id)?;
         if start.status == SessionStatus::Active {
+            self.flushed(self.stamp(id)).await;
             return Some(start);
         }
         let give_up = tokio::time::sleep(limit);
@@ -451,11 +476,11 @@ impl Coordinator {
     /// A long-poll's answer. Telling a waiting client that it is ACTIVE
     /// counts as its claim: a live client learns it this way and may take
     /// a while before its next request (a dead one's poll is dropped with
-    /// its connection before it gets here). Also returns the last event id
-    /// the answer may report.
+    /// its connection before it gets here). Also returns the session's
+    /// stamp: the event the answer may report.
     fn answer(&self, id: &SessionId) -> (Option<Standing>, u64) {
         let mut state = self.shared.lock();
-        let last = state.events.last_id();
+        let last = state.stamps.get(id).copied().unwrap_or(0);
         let Some(standing) = state.line.standing(id) else {
             return (None, last);
         };
@@ -466,11 +491,11 @@ impl Coordinator {
         (Some(standing), last)
     }
 
-    /// Waits until every event up to `last` was written (or failed to be):
-    /// a reply must not report a change a crash could still undo.
-    async fn flushed(&self, last: u64) {
+    /// Waits until event `stamp` was written (or failed to be): a reply
+    /// must not report a change a crash could still undo.
+    async fn flushed(&self, stamp: u64) {
         // A failure was reported to the request that made the change.
-        let _ = self.store.committed(last..=last).await;
+        let _ = self.store.committed(stamp..=stamp).await;
     }
 
     /// The id of the last event published so far.

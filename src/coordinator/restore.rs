@@ -10,13 +10,51 @@ use super::Coordinator;
 use super::events::EventBus;
 use crate::store::{StoredLab, StoredSession};
 
+/// The slot each stored session keeps at a start with `slots` slots, in
+/// line order. Holders form the front of the line (promotion is first come,
+/// first served), so once one cannot keep its slot (fewer slots now),
+/// everyone behind it waits.
+pub fn kept_slots(sessions: &[StoredSession], slots: usize) -> Vec<Option<usize>> {
+    let mut taken = vec![false; slots];
+    let mut front = true;
+    sessions
+        .iter()
+        .map(|session| {
+            let kept = session
+                .promoted
+                .map(|(_, slot)| slot)
+                .filter(|&slot| front && slot >= 1 && slot <= slots && !taken[slot - 1]);
+            match kept {
+                Some(slot) => taken[slot - 1] = true,
+                None => front = false,
+            }
+            kept
+        })
+        .collect()
+}
+
+/// Which stored labs may be re-adopted: only a lab whose holder keeps its
+/// slot. A slot never passes to another session with its lab still up.
+pub fn labs_with_their_holder(
+    sessions: &[StoredSession],
+    labs: &[StoredLab],
+    slots: usize,
+) -> Vec<StoredLab> {
+    let kept = kept_slots(sessions, slots);
+    labs.iter()
+        .filter(|lab| kept.contains(&Some(lab.slot)))
+        .cloned()
+        .collect()
+}
+
 /// What a start found in the store, checked against the host.
 #[derive(Debug, Default)]
 pub struct Restored {
     /// The line, first come first.
     pub sessions: Vec<StoredSession>,
     /// Labs that still run (their directory exists and netlab still lists
-    /// their instance): re-adopted, nobody holding them.
+    /// their instance) and whose holder keeps its slot: re-adopted, with
+    /// no reference held.
     pub labs: Vec<StoredLab>,
     /// Event ids go on after this one.
     pub last_event_id: u64,
@@ -25,9 +63,9 @@ pub struct Restored {
 impl Coordinator {
     /// Puts `restored` back. Call once, before serving. Every session counts
     /// as seen now, so live clients have their whole timeout to come back;
-    /// ACTIVE sessions keep their slot (as long as the slots still form the
-    /// front of the line); a slot left free goes to the next in line, who
-    /// must claim it within the claim window like any promoted session.
+    /// ACTIVE sessions keep their slot (see [`kept_slots`]); a slot left
+    /// free goes to the next in line, who must claim it within the claim
+    /// window like any promoted session.
     pub fn restore(&self, restored: Restored) {
         let (now, wall) = (Instant::now(), SystemTime::now());
         // Stored wall-clock times become instants as far back as they were.
@@ -41,12 +79,10 @@ impl Coordinator {
             self.slots[lab.slot - 1].adopt(lab);
         }
         let sessions = restored.sessions.len();
+        let kept = kept_slots(&restored.sessions, self.slots.len());
         let mut state = self.shared.lock();
         state.events = EventBus::new(Arc::clone(&self.store), restored.last_event_id);
-        // Holders form the front of the line: once one cannot keep its
-        // slot (fewer slots now), everyone behind it waits.
-        let mut front = true;
-        for session in restored.sessions {
+        for (session, kept) in restored.sessions.into_iter().zip(kept) {
             let id = session.id;
             state.line.rejoin(id, instant(session.joined_at), now);
             if let Some(key) = session.key {
@@ -55,17 +91,11 @@ impl Coordinator {
             if let Some(client) = session.client {
                 state.clients.insert(id, Arc::new(client));
             }
-            let slot = session.promoted.filter(|&(_, slot)| {
-                front && state.slots.get(slot - 1).is_some_and(|s| s.is_free())
-            });
-            match slot {
-                Some((promoted_at, slot)) => {
-                    state.line.promote_next(instant(promoted_at), true);
-                    let slot_state = &mut state.slots[slot - 1];
-                    slot_state.holder = Some(id);
-                    slot_state.holder_token = self.shared.shutdown.child_token();
-                }
-                None => front = false,
+            if let (Some(slot), Some((promoted_at, _))) = (kept, session.promoted) {
+                state.line.promote_next(instant(promoted_at), true);
+                let slot_state = &mut state.slots[slot - 1];
+                slot_state.holder = Some(id);
+                slot_state.holder_token = self.shared.shutdown.child_token();
             }
             state.refresh(id);
         }
@@ -77,5 +107,59 @@ impl Coordinator {
             labs = restored.labs.len(),
             "restored the queue and the labs of the previous run"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::LabFiles;
+    use crate::session_id::SessionId;
+
+    fn session(slot: Option<usize>) -> StoredSession {
+        StoredSession {
+            id: SessionId::new(),
+            joined_at: SystemTime::now(),
+            promoted: slot.map(|slot| (SystemTime::now(), slot)),
+            client: None,
+            key: None,
+        }
+    }
+
+    fn lab(slot: usize) -> StoredLab {
+        StoredLab {
+            slot,
+            files: LabFiles {
+                dir: format!("/lab-{slot}").into(),
+                netlab_dir: format!("/lab-{slot}").into(),
+            },
+            identity: "x".into(),
+            topology: "t.yml".into(),
+            devices: Some(Vec::new()),
+            ref_count: 1,
+            started_at: None,
+            phase: "up".into(),
+        }
+    }
+
+    #[test]
+    fn holders_keep_their_slots_while_they_form_the_front() {
+        let line = [session(Some(2)), session(Some(1)), session(None)];
+        assert_eq!(kept_slots(&line, 2), [Some(2), Some(1), None]);
+        // One slot now: the first holder's slot is gone, so nobody behind
+        // it may keep one either.
+        assert_eq!(kept_slots(&line, 1), [None, None, None]);
+    }
+
+    #[test]
+    fn a_lab_is_adopted_only_with_its_holder() {
+        let line = [session(Some(2)), session(Some(1))];
+        let labs = [lab(1), lab(2)];
+        assert_eq!(labs_with_their_holder(&line, &labs, 2), labs);
+        // With one slot the holder of slot 1 waits: its lab must not go to
+        // whoever is promoted next.
+        assert!(labs_with_their_holder(&line, &labs, 1).is_empty());
+        // A lab whose holder left (before the crash) has nobody to keep it.
+        assert!(labs_with_their_holder(&line[..1], &labs[..1], 2).is_empty());
     }
 }

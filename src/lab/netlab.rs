@@ -122,6 +122,16 @@ fn write_tail(f: &mut std::fmt::Formatter<'_>, tail: &[String]) -> std::fmt::Res
     write!(f, "; last output:\n{}", tail.join("\n"))
 }
 
+/// A lab instance netlab has registered (`netlab status --all`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub id: String,
+    /// The directory `netlab up` ran in.
+    pub dir: PathBuf,
+    /// netlab reports it `started` (not e.g. `failed` or half torn down).
+    pub started: bool,
+}
+
 /// Runs netlab commands for one lab slot. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Netlab {
@@ -257,11 +267,11 @@ impl Netlab {
         Ok(finished.stdout)
     }
 
-    /// The instances netlab has registered for this user and their
-    /// directories, from `netlab status --all --format json` (an object of
-    /// instance id → `{"dir": …, …}`; `{"warning": …}` when there are none,
+    /// The instances netlab has registered for this user, from `netlab
+    /// status --all --format json` (an object of instance id → `{"dir": …,
+    /// "status": "started", …}`; `{"warning": …}` when there are none,
     /// `{"error": …}` when netlab failed; see netlab-notes).
-    pub async fn registered(&self) -> Result<Vec<(String, PathBuf)>, NetlabError> {
+    pub async fn registered(&self) -> Result<Vec<Registered>, NetlabError> {
         let command = self.display(&["status", "--all", "--format", "json"]);
         let report: Map<String, Value> =
             parse_json(&self.status().await?, &command, "a JSON object")?;
@@ -273,7 +283,13 @@ impl Netlab {
         }
         Ok(report
             .iter()
-            .filter_map(|(id, lab)| Some((id.clone(), PathBuf::from(lab.get("dir")?.as_str()?))))
+            .filter_map(|(id, lab)| {
+                Some(Registered {
+                    id: id.clone(),
+                    dir: PathBuf::from(lab.get("dir")?.as_str()?),
+                    started: lab.get("status").and_then(Value::as_str) == Some("started"),
+                })
+            })
             .collect())
     }
 

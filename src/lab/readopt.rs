@@ -3,13 +3,13 @@
 //!
 //! A stored lab is re-adopted when it had finished its bring-up, its
 //! directory still exists and `netlab status --all --format json` still
-//! lists its slot's instance in that directory. Every other lab this server
+//! lists its slot's instance in that directory as `started`. Every other lab this server
 //! owns (its slots' instances, any instance or `lab-*` directory in its work
 //! folder) is torn down and removed: it would block the next bring-up.
 
 use std::path::{Path, PathBuf};
 
-use super::netlab::Netlab;
+use super::netlab::{Netlab, Registered};
 use super::{remove_stale_dirs, status_file};
 use crate::store::StoredLab;
 
@@ -49,9 +49,9 @@ pub async fn readopt_or_clear(
     let stale: Vec<(String, Option<PathBuf>)> = match registered {
         Some(registered) => registered
             .into_iter()
-            .filter(|(id, dir)| ours.contains(id) || dir.starts_with(work_root))
-            .filter(|(id, _)| !adopted_instances.contains(id))
-            .map(|(id, dir)| (id, Some(dir)))
+            .filter(|lab| ours.contains(&lab.id) || lab.dir.starts_with(work_root))
+            .filter(|lab| !adopted_instances.contains(&lab.id))
+            .map(|lab| (lab.id, Some(lab.dir)))
             .collect(),
         None => ours.into_iter().map(|id| (id, None)).collect(),
     };
@@ -112,16 +112,16 @@ fn still_runs(
     netlab: &Netlab,
     slots: usize,
     lab: &StoredLab,
-    registered: Option<&[(String, PathBuf)]>,
+    registered: Option<&[Registered]>,
 ) -> bool {
     if !lab.was_running() || lab.slot == 0 || lab.slot > slots || !lab.files.netlab_dir.is_dir() {
         return false;
     }
     let instance = netlab.for_slot(lab.slot).instance().to_string();
     registered.is_some_and(|registered| {
-        registered
-            .iter()
-            .any(|(id, dir)| *id == instance && same_dir(dir, &lab.files.netlab_dir))
+        registered.iter().any(|found| {
+            found.id == instance && found.started && same_dir(&found.dir, &lab.files.netlab_dir)
+        })
     })
 }
 

@@ -42,9 +42,10 @@ pub trait Store: Send + Sync {
     /// events are written in the order they happened. Never blocks.
     fn append(&self, event: &Event);
 
-    /// Completes once every event up to `ids.end()` is written; an error
+    /// Completes once every event up to `ids.end()` was tried; an error
     /// when the write of any event in `ids` failed (that change is not
-    /// durable; what was committed before is untouched).
+    /// durable yet: it is tried again with the next writes; what was
+    /// committed before is untouched).
     fn committed(&self, ids: RangeInclusive<u64>) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Writes what is queued and stops writing. Blocking; called at shutdown.
@@ -131,8 +132,9 @@ impl std::fmt::Display for StoreError {
             ),
             StoreError::Locked { path, why } => write!(
                 f,
-                "the state store {} is in use by another process ({why}); stop the other \
-                 neops-remote-lab server or choose another --state-dir",
+                "the state store {} is in use by another process ({why}): another \
+                 neops-remote-lab server with the same --state-dir, or a tool with a write \
+                 transaction open; stop it or choose another --state-dir",
                 path.display()
             ),
             StoreError::TooNew { path, version } => write!(
@@ -143,8 +145,8 @@ impl std::fmt::Display for StoreError {
             ),
             StoreError::Write { path, why } => write!(
                 f,
-                "the change could not be saved to the state store {} ({why}); it was not made \
-                 durable, nothing saved before was lost",
+                "the change could not be saved to the state store {} ({why}); the server keeps \
+                 trying, but until then a restart would undo it. Nothing saved before was lost",
                 path.display()
             ),
         }

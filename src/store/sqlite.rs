@@ -5,8 +5,12 @@
 //! One writer thread owns the writing connection: the async runtime never
 //! waits on the disk. It takes every event queued since its last commit and
 //! writes them in one transaction (group commit), so many concurrent
-//! changes share one `fsync`. The schema is versioned in `PRAGMA
-//! user_version` and migrated at start ([`schema`]).
+//! changes share one `fsync`. A batch that fails (a full disk) is reported
+//! to its waiters and tried again, first, with the next batch (and every
+//! [`RETRY`] while nothing new comes): events are applied in order or not
+//! at all, so the tables never skip a change that memory has made. The
+//! schema is versioned in `PRAGMA user_version` and migrated at start
+//! ([`schema`]).
 
 mod rows;
 mod schema;
@@ -14,7 +18,7 @@ mod schema;
 use std::fs::File;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,8 +39,11 @@ const LOCK_FILE: &str = "state.lock";
 /// How long a start waits for another process's write lock on the database.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most events written in one transaction.
+/// Most new events added to one transaction.
 const MAX_BATCH: usize = 1024;
+
+/// How often a failed batch is tried again while no new event comes.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// Turns an event into the JSON kept in the history (what `/events` sends).
 pub type EventBody = Box<dyn Fn(&Event) -> String + Send>;
@@ -65,7 +72,10 @@ impl SqliteStore {
         })?;
         let lock = lock_dir(dir)?;
         match std::fs::metadata(&path) {
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => create(&path)?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                refuse_orphan_log(&path)?;
+                create(&path)?;
+            }
             Err(error) => return Err(classify(&path, error)),
             // SQLite would take an empty file for a new database: here it
             // means a store that lost its content.
@@ -166,7 +176,9 @@ impl Store for SqliteStore {
     }
 }
 
-/// The writer thread: one transaction per batch of queued events.
+/// The writer thread: one transaction per batch of queued events, failed
+/// events first. Returns once the queue is closed and everything it held
+/// was tried.
 fn write_events(
     mut connection: Connection,
     events: Receiver<Event>,
@@ -174,22 +186,52 @@ fn write_events(
     event_body: &EventBody,
     path: &Path,
 ) {
-    while let Ok(first) = events.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+    // Events whose write failed: they go first into the next transaction.
+    let mut unwritten: Vec<Event> = Vec::new();
+    loop {
+        let first = if unwritten.is_empty() {
+            events.recv().ok()
+        } else {
+            match events.recv_timeout(RETRY) {
+                Ok(event) => Some(event),
+                Err(RecvTimeoutError::Timeout) => None,
+                // Closing: one last try of what failed.
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = write_batch(&mut connection, &unwritten, event_body);
+                    return;
+                }
+            }
+        };
+        let fresh_from = unwritten.len();
+        match first {
+            Some(event) => unwritten.push(event),
+            None if unwritten.is_empty() => return,
+            None => {}
+        }
+        while unwritten.len() - fresh_from < MAX_BATCH {
             match events.try_recv() {
-                Ok(event) => batch.push(event),
+                Ok(event) => unwritten.push(event),
                 Err(_) => break,
             }
         }
-        let ids = batch[0].id..=batch[batch.len() - 1].id;
-        let failure = write_batch(&mut connection, &batch, event_body)
+        let failure = write_batch(&mut connection, &unwritten, event_body)
             .err()
             .map(|error| error.to_string());
-        if let Some(why) = &failure {
-            tracing::error!(path = %path.display(), first = ids.start(), last = ids.end(), %why, "could not save changes to the state store");
+        let Some(last) = unwritten.last().map(|event| event.id) else {
+            continue;
+        };
+        let fresh = unwritten.get(fresh_from).map_or(last, |event| event.id)..=last;
+        match &failure {
+            Some(why) => {
+                tracing::error!(path = %path.display(), first = unwritten[0].id, last, %why, "could not save changes to the state store; trying again");
+            }
+            None if fresh_from > 0 => {
+                tracing::warn!(path = %path.display(), first = unwritten[0].id, last, "saved the changes that had failed before");
+                unwritten.clear();
+            }
+            None => unwritten.clear(),
         }
-        commits.finish(ids, failure);
+        commits.finish(fresh, failure);
     }
 }
 
@@ -230,6 +272,26 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
             why: error.to_string(),
         }),
     }
+}
+
+/// SQLite would apply a write-ahead log left beside a missing database to
+/// the new one: an old queue (or a damaged file) would come back unasked.
+fn refuse_orphan_log(path: &Path) -> Result<(), StoreError> {
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let orphan = PathBuf::from(name);
+        if orphan.exists() {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                why: format!(
+                    "{} exists without the database it belongs to; move it away too",
+                    orphan.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Creates a new database next to `path` and moves it into place once its

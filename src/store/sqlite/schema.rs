@@ -12,11 +12,7 @@ use crate::store::StoreError;
 /// Times are Unix milliseconds; JSON columns hold what the API accepts.
 const MIGRATIONS: &[&str] = &[
     // 1: the line, the slots' labs, the event history.
-    "CREATE TABLE meta (
-         key   TEXT PRIMARY KEY,
-         value TEXT NOT NULL
-     );
-     CREATE TABLE sessions (
+    "CREATE TABLE sessions (
          seq             INTEGER PRIMARY KEY,  -- the order of the line
          id              TEXT NOT NULL UNIQUE,
          joined_at       INTEGER NOT NULL,
@@ -43,8 +39,9 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
-/// Brings the schema to the latest version in one transaction, and notes
-/// the start (which also proves the database writable).
+/// Brings the schema to the latest version in one transaction. Taking the
+/// write lock for it also proves the database writable (and not locked),
+/// without changing a file that is already up to date.
 pub fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let fail = |error| classify(path, error);
     let tx = connection
@@ -64,13 +61,6 @@ pub fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreErro
         tx.pragma_update(None, "user_version", (done + 1) as i64)
             .map_err(fail)?;
     }
-    let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('last_start', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [started],
-    )
-    .map_err(fail)?;
     tx.commit().map_err(fail)
 }
 
