@@ -279,3 +279,14 @@ fn a_store_from_a_newer_version_is_refused() {
     let error = open(dir.path()).err().expect("refused");
     assert!(matches!(error, StoreError::TooNew { .. }), "{error}");
 }
+
+#[test]
+fn a_write_ahead_log_without_its_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join(format!("{DATABASE}-wal"));
+    std::fs::write(&log, b"frames of an older store").unwrap();
+    let error = open(dir.path()).err().expect("refused");
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+    assert!(error.to_string().contains("-wal exists without"), "{error}");
+    assert!(!dir.path().join(DATABASE).exists(), "no new database made");
+}
