@@ -21,6 +21,7 @@
 //!   [`server_guard`] keeps one server per host.
 
 pub mod api;
+pub mod auth;
 pub mod coordinator;
 pub mod lab;
 pub mod logging;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use neops_remote_lab::auth::TokenSource;
 use neops_remote_lab::lab::netlab::NetlabConfig;
 use neops_remote_lab::logging::{self, LogFormat};
 use neops_remote_lab::queue::Timeouts;
@@ -113,7 +114,18 @@ struct Cli {
     /// Seconds the lab teardown may take when the server stops.
     #[arg(long, env = "NEOPS_SHUTDOWN_TIMEOUT", default_value_t = 120, value_parser = seconds(0, DAY))]
     shutdown_timeout: u64,
+
+    /// Turns bearer-token auth on: a file of `name:token` lines (blank
+    /// lines and `#` comments ignored), re-read on SIGHUP. The environment
+    /// variable NEOPS_REMOTE_LAB_TOKENS (`name:token,name:token`) does the
+    /// same without a file.
+    #[arg(long, env = "NEOPS_TOKENS_FILE", value_name = "PATH")]
+    tokens_file: Option<PathBuf>,
 }
+
+/// Tokens given inline, instead of a file. Deliberately not a flag: a
+/// command line is visible to every user of the host.
+const TOKENS_ENV: &str = "NEOPS_REMOTE_LAB_TOKENS";
 
 /// A day, in seconds: the upper bound of every duration flag, so no
 /// deadline computed from one can overflow.
@@ -130,7 +142,7 @@ fn parse_level(text: &str) -> Result<String, String> {
 }
 
 impl Cli {
-    fn config(&self) -> Config {
+    fn config(&self, tokens: Option<TokenSource>) -> Config {
         Config {
             host: self.host.clone(),
             port: self.port,
@@ -157,11 +169,23 @@ impl Cli {
             max_upload_bytes: self.max_upload_bytes,
             work_dir: self.work_dir.clone(),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            tokens,
         }
     }
 }
 
+/// Takes the inline tokens out of the environment, so that netlab and the
+/// topology plugins it runs never see them. Call it while only one thread
+/// runs.
+fn take_inline_tokens() -> Option<String> {
+    let tokens = std::env::var(TOKENS_ENV).ok();
+    // SAFETY: called first thing in `main`, before any other thread exists.
+    unsafe { std::env::remove_var(TOKENS_ENV) };
+    tokens
+}
+
 fn main() -> ExitCode {
+    let inline_tokens = take_inline_tokens();
     let cli = Cli::parse();
     let level = if cli.debug {
         "debug"
@@ -189,7 +213,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(server::run(cli.config()));
+    let tokens = match (&cli.tokens_file, inline_tokens) {
+        (Some(_), Some(_)) => {
+            tracing::error!("give the tokens either in --tokens-file or in {TOKENS_ENV}, not both");
+            return ExitCode::FAILURE;
+        }
+        (Some(path), None) => Some(TokenSource::File(path.clone())),
+        (None, Some(list)) => Some(TokenSource::List(list)),
+        (None, None) => None,
+    };
+    let outcome = runtime.block_on(server::run(cli.config(tokens)));
     // `--shutdown-timeout` is a real bound: a blocking thread still waiting
     // for a lab lock (held by another process) must not keep us alive.
     runtime.shutdown_background();

@@ -1,6 +1,8 @@
 //! Wire types of the read-only views (`GET /sessions`, `GET /events`).
 //! Sessions appear by their short id only (the first 8 hex digits): the
-//! full id is what grants access to a session, and these views are public.
+//! full id is what grants access to a session (with auth off, the only
+//! thing), and these views are for everyone who may watch. With auth on
+//! they also name the token each session belongs to.
 
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +39,9 @@ pub struct QueuedSessionDto {
     /// The slot it holds (from 1), when active.
     pub slot: Option<usize>,
     pub client: Option<ClientInfoDto>,
+    /// The name of the token that created it; only with auth on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// Seconds in the line before its promotion (up to now while waiting).
     pub waiting_seconds: f64,
     /// Seconds since its promotion, when active.
@@ -91,6 +96,7 @@ impl From<&SessionView> for QueuedSessionDto {
             position: view.standing.position,
             slot: view.slot,
             client: view.client.as_deref().map(Into::into),
+            owner: view.owner.as_ref().map(|owner| owner.name().to_string()),
             waiting_seconds: view.waiting.as_secs_f64(),
             holding_seconds: view.holding.map(|held| held.as_secs_f64()),
         }
@@ -158,6 +164,9 @@ pub enum EventKindDto {
         session: String,
         position: usize,
         client: Option<ClientInfoDto>,
+        /// The token's name; only with auth on.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     SessionPromoted {
         session: String,
@@ -238,10 +247,12 @@ impl From<&EventKind> for EventKindDto {
                 session,
                 position,
                 client,
+                owner,
             } => EventKindDto::SessionJoined {
                 session: session.to_string(),
                 position: *position,
                 client: client.as_deref().map(Into::into),
+                owner: owner.as_ref().map(|owner| owner.name().to_string()),
             },
             EventKind::SessionPromoted {
                 session,

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
 
 use super::ClientInfo;
+use crate::auth::Caller;
 use crate::lab::LabChange;
 use crate::session_id::SessionId;
 
@@ -63,6 +64,8 @@ pub enum EventKind {
         position: usize,
         /// Who the client said it is, if it said.
         client: Option<Arc<ClientInfo>>,
+        /// The token it was created with (with auth on).
+        owner: Option<Caller>,
     },
     /// The session now holds lab slot `slot` (numbered from 1).
     SessionPromoted {

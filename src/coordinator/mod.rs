@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Caller;
 use crate::lab::bring_up_log::LogReader;
 use crate::lab::upload::Upload;
 use crate::lab::{LabChange, LabError, LabObserver, LabSlot, LabView};
@@ -82,6 +83,8 @@ pub enum GateError {
     UnknownSession,
     /// The session waits; it holds no slot (HTTP 423).
     NotActive,
+    /// The session belongs to another token (HTTP 403).
+    NotOwner,
 }
 
 #[derive(Debug)]
@@ -110,9 +113,23 @@ struct State {
     keys: Keys,
     /// Client info of the sessions that gave one.
     clients: HashMap<SessionId, Arc<ClientInfo>>,
+    /// With auth on: the token each session was created with.
+    owners: HashMap<SessionId, Caller>,
 }
 
 impl State {
+    /// Whether `caller` may act for the session: with auth off both are
+    /// `None`. An unknown session comes first (404), another token's second.
+    fn check_owner(&self, id: &SessionId, caller: Option<&Caller>) -> Result<(), GateError> {
+        if self.line.standing(id).is_none() {
+            Err(GateError::UnknownSession)
+        } else if self.owners.get(id) != caller {
+            Err(GateError::NotOwner)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Puts the session's deadline where the line's rules say it is now.
     fn refresh(&mut self, id: SessionId) {
         let deadline = self.line.deadline(&id);
@@ -160,6 +177,7 @@ impl State {
         self.deadlines.set(id, None);
         self.keys.forget(&id);
         self.clients.remove(&id);
+        self.owners.remove(&id);
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -287,6 +305,7 @@ impl Coordinator {
                 events: EventBus::default(),
                 keys: Keys::default(),
                 clients: HashMap::new(),
+                owners: HashMap::new(),
             }),
             timer: Notify::new(),
             shutdown,
@@ -323,12 +342,23 @@ impl Coordinator {
     }
 
     /// Opens a session at the tail of the line; it is promoted at once when
-    /// a slot is free. `client` is what the client said about itself. With
-    /// an idempotency `key` that already created a live session, that
-    /// session is returned (and counts as seen) instead.
-    pub fn create(&self, key: Option<String>, client: Option<ClientInfo>) -> (SessionId, Standing) {
+    /// a slot is free. `client` is what the client said about itself,
+    /// `owner` the token that asks (with auth on). With an idempotency `key`
+    /// that already created a live session for the same owner, that session
+    /// is returned (and counts as seen) instead.
+    pub fn create(
+        &self,
+        key: Option<String>,
+        client: Option<ClientInfo>,
+        owner: Option<Caller>,
+    ) -> (SessionId, Standing) {
         let now = Instant::now();
         let client = client.map(Arc::new);
+        // Each token has its own keys: one never finds another's session.
+        let key = key.map(|key| match &owner {
+            Some(owner) => format!("{owner}\n{key}"),
+            None => key,
+        });
         let mut state = self.shared.lock();
         if let Some(id) = key.as_deref().and_then(|key| state.keys.session(key))
             && let Some(standing) = state.line.touch(&id, now)
@@ -344,6 +374,9 @@ impl Coordinator {
         if let Some(client) = &client {
             state.clients.insert(id, Arc::clone(client));
         }
+        if let Some(owner) = &owner {
+            state.owners.insert(id, owner.clone());
+        }
         let position = state
             .line
             .standing(&id)
@@ -352,6 +385,7 @@ impl Coordinator {
             session: id,
             position,
             client,
+            owner,
         });
         state.fill_free_slots(now, &self.shared.shutdown, Some(id));
         state.refresh(id);
@@ -361,25 +395,34 @@ impl Coordinator {
         (id, standing)
     }
 
-    /// Where the session stands; counts as a sign of life. `None` when it
-    /// is unknown.
-    pub fn status(&self, id: &SessionId) -> Option<Standing> {
+    /// Where the session stands; counts as a sign of life for its owner's
+    /// requests only.
+    pub fn status(&self, id: &SessionId, caller: Option<&Caller>) -> Result<Standing, GateError> {
         let mut state = self.shared.lock();
-        let standing = state.line.touch(id, Instant::now())?;
+        state.check_owner(id, caller)?;
+        let standing = state
+            .line
+            .touch(id, Instant::now())
+            .ok_or(GateError::UnknownSession)?;
         state.refresh(*id);
-        Some(standing)
+        Ok(standing)
     }
 
     /// Waits until the session's standing differs from what it is now, at
     /// most `limit`; the request counts as a sign of life throughout. An
-    /// ACTIVE session is answered at once. `None` when it is (or becomes)
-    /// unknown.
-    pub async fn wait(&self, id: &SessionId, limit: Duration) -> Option<Standing> {
+    /// ACTIVE session is answered at once, and one that ends while it
+    /// waits as unknown.
+    pub async fn wait(
+        &self,
+        id: &SessionId,
+        caller: Option<&Caller>,
+        limit: Duration,
+    ) -> Result<Standing, GateError> {
         // Subscribe before the first look, so no change can slip between.
         let mut events = self.subscribe();
-        let (start, _busy) = self.begin_request(id)?;
+        let (start, _busy) = self.begin_request(id, caller)?;
         if start.status == SessionStatus::Active {
-            return Some(start);
+            return Ok(start);
         }
         let give_up = tokio::time::sleep(limit);
         tokio::pin!(give_up);
@@ -392,7 +435,7 @@ impl Coordinator {
                     _ => {
                         let now = self.answer(id);
                         if now != Some(start) {
-                            return now;
+                            return now.ok_or(GateError::UnknownSession);
                         }
                     }
                 },
@@ -400,7 +443,7 @@ impl Coordinator {
                 _ = self.shared.shutdown.cancelled() => break,
             }
         }
-        self.answer(id)
+        self.answer(id).ok_or(GateError::UnknownSession)
     }
 
     /// A long-poll's answer. Telling a waiting client that it is ACTIVE
@@ -419,9 +462,11 @@ impl Coordinator {
 
     /// The session that has been ACTIVE longest (promotion is first come,
     /// first served, so it is the head of the line), or, while nobody is
-    /// ACTIVE, the head. Looking does not keep it alive.
-    pub fn longest_active(&self) -> Option<(SessionId, Standing)> {
-        self.shared.lock().line.head()
+    /// ACTIVE, the head, with its owner. Looking does not keep it alive.
+    pub fn longest_active(&self) -> Option<(SessionId, Standing, Option<Caller>)> {
+        let state = self.shared.lock();
+        let (id, standing) = state.line.head()?;
+        Some((id, standing, state.owners.get(&id).cloned()))
     }
 
     /// Number of sessions, ACTIVE ones included.
@@ -446,6 +491,7 @@ impl Coordinator {
                     .position(|slot| slot.holder == Some(listed.id))
                     .map(|index| index + 1),
                 client: state.clients.get(&listed.id).cloned(),
+                owner: state.owners.get(&listed.id).cloned(),
                 waiting: listed
                     .promoted
                     .unwrap_or(now)
@@ -498,11 +544,11 @@ impl Coordinator {
             .collect()
     }
 
-    /// The lab routes' gate: the session exists and holds a slot. Counts as
-    /// a sign of life either way; a passed session stays busy until the
-    /// [`Hold`] drops.
-    pub fn hold(&self, id: &SessionId) -> Result<Hold<'_>, GateError> {
-        let (_, busy) = self.begin_request(id).ok_or(GateError::UnknownSession)?;
+    /// The lab routes' gate: the session exists, belongs to `caller` and
+    /// holds a slot. Counts as a sign of life unless another token asks; a
+    /// passed session stays busy until the [`Hold`] drops.
+    pub fn hold(&self, id: &SessionId, caller: Option<&Caller>) -> Result<Hold<'_>, GateError> {
+        let (_, busy) = self.begin_request(id, caller)?;
         let state = self.shared.lock();
         let slot = state
             .slots
@@ -584,18 +630,27 @@ impl Coordinator {
 
     /// Ends a session. A holder's work is cancelled at once, its slot's lab
     /// torn down, and the slot given to the next session; this returns when
-    /// that is done (or at once for a waiting session). `false` when the
-    /// session did not exist.
-    pub async fn end(&self, id: &SessionId, reason: EndReason) -> bool {
-        let departure = self.shared.lock().depart(*id, reason, Instant::now());
+    /// that is done (or at once for a waiting session). Only its owner may
+    /// end it.
+    pub async fn end(
+        &self,
+        id: &SessionId,
+        reason: EndReason,
+        caller: Option<&Caller>,
+    ) -> Result<(), GateError> {
+        let departure = {
+            let mut state = self.shared.lock();
+            state.check_owner(id, caller)?;
+            state.depart(*id, reason, Instant::now())
+        };
         match departure {
-            None => false,
-            Some(None) => true,
+            None => Err(GateError::UnknownSession),
+            Some(None) => Ok(()),
             Some(Some(slot)) => {
                 // Awaited, but in its own task: a client hanging up must not
                 // leave the slot half handed back.
                 let _ = self.hand_back(slot).await;
-                true
+                Ok(())
             }
         }
     }
@@ -655,12 +710,21 @@ impl Coordinator {
         self.tasks.wait().await;
     }
 
-    /// Marks the session seen and busy; `None` when it is unknown.
-    fn begin_request(&self, id: &SessionId) -> Option<(Standing, Busy<'_>)> {
+    /// Marks the session seen and busy, if it exists and `caller` owns it
+    /// (another token's request is no sign of life).
+    fn begin_request(
+        &self,
+        id: &SessionId,
+        caller: Option<&Caller>,
+    ) -> Result<(Standing, Busy<'_>), GateError> {
         let mut state = self.shared.lock();
-        let standing = state.line.begin_request(id, Instant::now())?;
+        state.check_owner(id, caller)?;
+        let standing = state
+            .line
+            .begin_request(id, Instant::now())
+            .ok_or(GateError::UnknownSession)?;
         state.refresh(*id);
-        Some((
+        Ok((
             standing,
             Busy {
                 shared: &self.shared,
