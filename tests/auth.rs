@@ -15,6 +15,16 @@ const ADA: &str = "ada-t0ken-0815";
 const TOKENS: &str = "ci:ci-t0ken-4711,ada:ada-t0ken-0815";
 const GHOST: &str = "00000000-0000-4000-8000-000000000000";
 
+/// Every route gated by `X-Session-ID`.
+const LAB_ROUTES: [(Method, &str); 6] = [
+    (Method::POST, "/lab"),
+    (Method::GET, "/lab"),
+    (Method::DELETE, "/lab"),
+    (Method::POST, "/lab/release"),
+    (Method::GET, "/lab/devices"),
+    (Method::GET, "/lab/log"),
+];
+
 async fn server(options: impl FnOnce(Options) -> Options) -> Option<Server> {
     let netlab = common::netlab()?;
     Some(Server::start(options(Options::new(&netlab))).await)
@@ -51,18 +61,12 @@ async fn every_route_but_healthz_and_the_pages_needs_a_valid_token() {
         (Method::DELETE, "/session/{GHOST}"),
         (Method::POST, "/session/heartbeat"),
         (Method::GET, "/active-session"),
-        (Method::POST, "/lab"),
-        (Method::GET, "/lab"),
-        (Method::DELETE, "/lab"),
-        (Method::POST, "/lab/release"),
-        (Method::GET, "/lab/devices"),
-        (Method::GET, "/lab/log"),
         (Method::GET, "/sessions"),
         (Method::GET, "/events"),
         (Method::GET, "/metrics"),
         (Method::GET, "/debug/health"),
     ];
-    for (method, path) in routes {
+    for (method, path) in routes.into_iter().chain(LAB_ROUTES) {
         let url = s.url(&path.replace("{GHOST}", GHOST));
         let request = || {
             s.http
@@ -155,14 +159,7 @@ async fn a_session_belongs_to_the_token_that_created_it() {
         .await;
         forbidden(ada.delete(s.url(&format!("/session/{id}")))).await;
     }
-    for (method, path) in [
-        (Method::POST, "/lab"),
-        (Method::GET, "/lab"),
-        (Method::DELETE, "/lab"),
-        (Method::POST, "/lab/release"),
-        (Method::GET, "/lab/devices"),
-        (Method::GET, "/lab/log"),
-    ] {
+    for (method, path) in LAB_ROUTES {
         let request = ada.request(method.clone(), s.url(path));
         forbidden(request.header("X-Session-ID", &mine)).await;
         let ghost = ada
@@ -188,35 +185,21 @@ async fn a_session_belongs_to_the_token_that_created_it() {
 
     // Idempotency keys are per token: the same key makes Ada her own session.
     let create = |http: &reqwest::Client| {
-        http.post(s.url("/session"))
-            .header("Idempotency-Key", "same-key")
-            .send()
+        json(
+            http.post(s.url("/session"))
+                .header("Idempotency-Key", "same-key"),
+        )
     };
-    let ci_keyed: Value = create(&s.http).await.unwrap().json().await.unwrap();
-    let ada_keyed: Value = create(&ada).await.unwrap().json().await.unwrap();
+    let ci_keyed = create(&s.http).await;
+    let ada_keyed = create(&ada).await;
     assert_ne!(ci_keyed["session_id"], ada_keyed["session_id"]);
-    let again: Value = create(&ada).await.unwrap().json().await.unwrap();
-    assert_eq!(again["session_id"], ada_keyed["session_id"]);
+    assert_eq!(create(&ada).await["session_id"], ada_keyed["session_id"]);
 
     // What others see: token names, and only short ids.
-    let active: Value = ada
-        .get(s.url("/active-session"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let active = json(ada.get(s.url("/active-session"))).await;
     assert_eq!(active["session_id"], mine[..8]);
     assert_eq!(s.get_json("/active-session").await["session_id"], mine);
-    let sessions: Value = ada
-        .get(s.url("/sessions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions = json(ada.get(s.url("/sessions"))).await;
     let owners: Vec<(&str, &str)> = sessions["sessions"]
         .as_array()
         .unwrap()
@@ -258,6 +241,10 @@ async fn a_session_belongs_to_the_token_that_created_it() {
     for token in [CI, ADA, "n0t-a-t0ken"] {
         assert!(!log.contains(token), "{token} in the log");
     }
+}
+
+async fn json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 /// What a streamed answer sends at once (an event replay), as text.
