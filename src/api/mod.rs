@@ -30,7 +30,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use auth::Who;
+use auth::Who;
 pub use error::ApiError;
 
 use crate::auth::{Auth, Caller};
