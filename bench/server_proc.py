@@ -41,7 +41,13 @@ class BenchServer:
         (root / "home").mkdir()
         (root / "tmp").mkdir()
         # One server per TMPDIR is enforced by a lock, so each benchmark server gets its own.
-        env = {**os.environ, "HOME": str(root / "home"), "TMPDIR": str(root / "tmp"), **self.extra_env}
+        env = {
+            **os.environ,
+            "HOME": str(root / "home"),
+            "TMPDIR": str(root / "tmp"),
+            "NEOPS_STATE_DIR": str(root / "state"),
+            **self.extra_env,
+        }
         env.setdefault("NEOPS_NETLAB_UP_ARGS", EXTERNAL_UP_ARGS)
         log = root / "server.log"
         with log.open("wb") as stderr:

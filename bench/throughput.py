@@ -7,6 +7,10 @@ driven by wrk (64 connections, 10 s, 2 threads) against the server, and in the s
 machine's HTTP stack can answer. Load generator and servers share the machine's cores, the
 same way for both, so the ratio product/ceiling is the meaningful figure.
 
+The server runs twice side by side: with its state store (the default, SQLite) and with
+`--in-memory`; signs of life are never written, so the two should match. A third route,
+`POST /session` + `DELETE /session/{id}` alternating, commits a change with every request.
+
 Usage: bench/throughput.py --ceiling target/release/bench-ceiling [--duration S] [--quick]
 Prints a Markdown table on stdout.
 """
@@ -62,6 +66,13 @@ def run_wrk(url: str, seconds: int, lua: list[str]) -> WrkResult:
     return WrkResult(float(rate[1]), latency(50), latency(99), sum(map(int, errors.groups())) if errors else 0)
 
 
+@dataclass
+class Figures:
+    stored: WrkResult
+    in_memory: WrkResult
+    ceiling: WrkResult
+
+
 def start_ceiling(binary: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen([str(binary), "0"], stdout=subprocess.PIPE, text=True)
     port = process.stdout.readline().strip() if process.stdout else ""  # printed once the socket is bound
@@ -81,42 +92,66 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: `apt-get install -y wrk` (Debian/Ubuntu)")
 
-    results: dict[str, tuple[WrkResult, WrkResult]] = {}
+    results: dict[str, Figures] = {}
     ceiling, ceiling_url = start_ceiling(args.ceiling)
     try:
-        # INFO is the operators' default level; neither route logs per request at INFO.
-        with BenchServer(log_level="INFO") as server, requests.Session() as http:
-            session = server.new_session(http)
+        # INFO is the operators' default level; none of these routes logs per request at INFO.
+        with (
+            BenchServer(log_level="INFO") as stored,
+            BenchServer("--in-memory", log_level="INFO") as in_memory,
+            requests.Session() as http,
+        ):
+            sessions = {server: server.new_session(http) for server in (stored, in_memory)}
+            heartbeat = str(HERE / "wrk" / "heartbeat.lua")
             routes = {
-                "`GET /session/{id}`": (f"/session/{session}", []),
-                "`POST /session/heartbeat`": ("/session/heartbeat", [str(HERE / "wrk" / "heartbeat.lua"), session]),
+                "`GET /session/{id}`": lambda s: (f"/session/{sessions[s]}", []),
+                "`POST /session/heartbeat`": lambda s: ("/session/heartbeat", [heartbeat, sessions[s]]),
             }
-            # Product and ceiling alternate, so a burst of load from elsewhere hits both alike.
-            for name, (path, extra) in routes.items():
-                product = run_wrk(server.url + path, seconds, extra)
-                results[name] = (product, run_wrk(ceiling_url + path, seconds, extra))
+            # The three alternate, so a burst of load from elsewhere hits all alike.
+            for name, route in routes.items():
+                results[name] = Figures(
+                    stored=run_wrk(stored.url + route(stored)[0], seconds, route(stored)[1]),
+                    in_memory=run_wrk(in_memory.url + route(in_memory)[0], seconds, route(in_memory)[1]),
+                    ceiling=run_wrk(ceiling_url + route(stored)[0], seconds, route(stored)[1]),
+                )
+            writes = [str(HERE / "wrk" / "create_delete.lua")]
+            write_figures = {
+                server: run_wrk(server.url + "/session", seconds, writes) for server in (stored, in_memory)
+            }
     finally:
         ceiling.terminate()
         ceiling.wait()
 
     print(
-        "| request | server req/s | ceiling req/s | ratio (≥ 50 %) "
-        "| server p50 / p99 (ms) | ceiling p50 / p99 (ms) | p99 < 5 ms |"
+        "| request | server req/s (store) | `--in-memory` req/s | store / in-memory (≥ 90 %) "
+        "| ceiling req/s | ratio (≥ 50 %) | server p50 / p99 (ms) | ceiling p50 / p99 (ms) | p99 < 5 ms |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|")
-    for name, (product, top) in results.items():
-        ratio = product.requests_per_s / top.requests_per_s
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for name, f in results.items():
+        ratio = f.stored.requests_per_s / f.ceiling.requests_per_s
+        store_cost = f.stored.requests_per_s / f.in_memory.requests_per_s
         print(
-            f"| {name} | {product.requests_per_s:,.0f} | {top.requests_per_s:,.0f} "
-            f"| {ratio:.0%} ({verdict(ratio >= 0.5)}) | {product.p50_ms:.2f} / {product.p99_ms:.2f} "
-            f"| {top.p50_ms:.2f} / {top.p99_ms:.2f} | {verdict(product.p99_ms < 5)} |"
+            f"| {name} | {f.stored.requests_per_s:,.0f} | {f.in_memory.requests_per_s:,.0f} "
+            f"| {store_cost:.0%} ({verdict(store_cost >= 0.9)}) | {f.ceiling.requests_per_s:,.0f} "
+            f"| {ratio:.0%} ({verdict(ratio >= 0.5)}) | {f.stored.p50_ms:.2f} / {f.stored.p99_ms:.2f} "
+            f"| {f.ceiling.p50_ms:.2f} / {f.ceiling.p99_ms:.2f} | {verdict(f.stored.p99_ms < 5)} |"
         )
-    errors = sum(p.socket_errors + c.socket_errors for p, c in results.values())
+    written, unwritten = write_figures[stored], write_figures[in_memory]
+    print(
+        f"| `POST /session` + `DELETE /session/{{id}}` (each commits) | {written.requests_per_s:,.0f} "
+        f"| {unwritten.requests_per_s:,.0f} | {written.requests_per_s / unwritten.requests_per_s:.0%} (no target) "
+        f"| n/a | n/a | {written.p50_ms:.2f} / {written.p99_ms:.2f} | n/a | n/a |"
+    )
+    errors = sum(r.socket_errors for f in results.values() for r in (f.stored, f.in_memory, f.ceiling)) + sum(
+        r.socket_errors for r in write_figures.values()
+    )
     print(
         f"\nwrk, {CONNECTIONS} connections, 2 threads, {seconds} s per run; load generator and servers share the cores."
+        " The store commits with `synchronous=FULL` (an fsync per transaction); concurrent changes share one."
         + (f" wrk counted {errors} socket errors (timeouts)." if errors else "")
     )
-    figures = {name: {"server": asdict(p), "ceiling": asdict(c)} for name, (p, c) in results.items()}
+    figures = {name: asdict(f) for name, f in results.items()}
+    figures["create+delete"] = {"store": asdict(written), "in_memory": asdict(unwritten)}
     print(json.dumps({"P1": figures}), file=sys.stderr)
 
 

@@ -8,7 +8,7 @@
 //! api (axum) ──calls──▶ coordinator ──spawns──▶ lab::LabSlot ──▶ lab::netlab
 //!                         │ queue, slots,          │ upload folder, identity
 //!                         │ deadlines              │ process groups
-//!                         └──publishes──▶ events
+//!                         └──publishes──▶ events ──▶ store (SQLite), SSE, metrics
 //! ```
 //!
 //! - [`coordinator`] is the centre: who may act, what must happen, when.
@@ -16,12 +16,15 @@
 //! - [`lab`] runs each slot's lab; [`lab::netlab`] is the only code that
 //!   runs netlab.
 //! - [`api`] turns HTTP into coordinator calls and results into `*Dto`s.
+//! - [`store`] writes the coordinator's events, so the queue and the labs
+//!   survive a restart.
 //! - [`metrics`] turns the coordinator's events into Prometheus metrics.
 //! - [`server`] wires it together and owns start-up and shutdown;
 //!   [`server_guard`] keeps one server per host.
 
 pub mod api;
 pub mod auth;
+pub mod client;
 pub mod coordinator;
 pub mod lab;
 pub mod logging;
@@ -31,5 +34,7 @@ pub mod serve;
 pub mod server;
 pub mod server_guard;
 pub mod session_id;
+pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod wire;

@@ -1,24 +1,46 @@
-//! The `neops-remote-lab` command: starts the server. Operators' systemd
-//! units call it as `neops-remote-lab [--host] [--port] [--log-level]
-//! [--debug]`; every flag can also be set through its environment variable.
+//! The `neops-remote-lab` command: without a subcommand it starts the
+//! server. Operators' systemd units call it as `neops-remote-lab [--host]
+//! [--port] [--log-level] [--debug]`; every flag can also be set through its
+//! environment variable. The subcommands (`run`, `status`, `lab down`,
+//! `session end`) are clients of a server, see `cli`.
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser};
 
 use neops_remote_lab::auth::TokenSource;
 use neops_remote_lab::lab::netlab::NetlabConfig;
 use neops_remote_lab::logging::{self, LogFormat};
 use neops_remote_lab::queue::Timeouts;
 use neops_remote_lab::server::{self, Config};
+use neops_remote_lab::store;
 
 /// Shares one Netlab lab host between test suites: sessions wait in a FIFO
 /// queue, the active one uploads a topology and gets the devices' data.
+///
+/// Without a subcommand: starts the server.
 #[derive(Debug, Parser)]
-#[command(name = "neops-remote-lab", version, about)]
+#[command(
+    name = "neops-remote-lab",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<cli::Command>,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// The server's flags.
+#[derive(Debug, Args)]
+struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "NEOPS_HOST", default_value = "0.0.0.0")]
     host: String,
@@ -115,6 +137,33 @@ struct Cli {
     #[arg(long, env = "NEOPS_SHUTDOWN_TIMEOUT", default_value_t = 120, value_parser = seconds(0, DAY))]
     shutdown_timeout: u64,
 
+    /// Where the queue and the labs are stored (SQLite, `state.db`), so they
+    /// survive a restart or a crash [default: $STATE_DIRECTORY; for a system
+    /// service /var/lib/neops-remote-lab; else $XDG_STATE_HOME/neops-remote-lab
+    /// or ~/.local/state/neops-remote-lab].
+    #[arg(long, env = "NEOPS_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// Store nothing (overrides --state-dir): a restart starts with an empty
+    /// queue and clears every lab, as the original server did.
+    #[arg(
+        long,
+        env = "NEOPS_IN_MEMORY",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    in_memory: bool,
+
+    /// At a graceful stop (SIGTERM), leave the labs running: the next start
+    /// re-adopts them, so an upgrade does not re-boot them.
+    #[arg(
+        long,
+        env = "NEOPS_KEEP_LABS_ON_STOP",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    keep_labs_on_stop: bool,
+
     /// Turns bearer-token auth on: a file of `name:token` lines (blank
     /// lines and `#` comments ignored), re-read on SIGHUP. The environment
     /// variable NEOPS_REMOTE_LAB_TOKENS (`name:token,name:token`) does the
@@ -141,9 +190,28 @@ fn parse_level(text: &str) -> Result<String, String> {
         .ok_or_else(|| "expected DEBUG, INFO, WARNING, ERROR or CRITICAL".to_string())
 }
 
-impl Cli {
-    fn config(&self, tokens: Option<TokenSource>) -> Config {
-        Config {
+impl ServeArgs {
+    /// `inline_tokens`: the value `NEOPS_REMOTE_LAB_TOKENS` had.
+    fn config(&self, inline_tokens: Option<String>) -> Result<Config, String> {
+        let tokens = match (&self.tokens_file, inline_tokens) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "give the tokens either in --tokens-file or in {TOKENS_ENV}, not both"
+                ));
+            }
+            (Some(path), None) => Some(TokenSource::File(path.clone())),
+            (None, Some(list)) => Some(TokenSource::List(list)),
+            (None, None) => None,
+        };
+        let state_dir =
+            match (&self.state_dir, self.in_memory) {
+                (_, true) => None,
+                (Some(dir), false) => Some(dir.clone()),
+                (None, false) => Some(store::state_dir::default_state_dir().ok_or(
+                    "no state directory: HOME is not set; pass --state-dir (or --in-memory)",
+                )?),
+            };
+        Ok(Config {
             host: self.host.clone(),
             port: self.port,
             log_level: self.log_level.clone(),
@@ -169,8 +237,10 @@ impl Cli {
             max_upload_bytes: self.max_upload_bytes,
             work_dir: self.work_dir.clone(),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            state_dir,
+            keep_labs_on_stop: self.keep_labs_on_stop,
             tokens,
-        }
+        })
     }
 }
 
@@ -187,6 +257,13 @@ fn take_inline_tokens() -> Option<String> {
 fn main() -> ExitCode {
     let inline_tokens = take_inline_tokens();
     let cli = Cli::parse();
+    match cli.command {
+        Some(command) => cli::main(command),
+        None => serve(cli.serve, inline_tokens),
+    }
+}
+
+fn serve(cli: ServeArgs, inline_tokens: Option<String>) -> ExitCode {
     let level = if cli.debug {
         "debug"
     } else {
@@ -206,6 +283,13 @@ fn main() -> ExitCode {
         );
     }
 
+    let config = match cli.config(inline_tokens) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -213,16 +297,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tokens = match (&cli.tokens_file, inline_tokens) {
-        (Some(_), Some(_)) => {
-            tracing::error!("give the tokens either in --tokens-file or in {TOKENS_ENV}, not both");
-            return ExitCode::FAILURE;
-        }
-        (Some(path), None) => Some(TokenSource::File(path.clone())),
-        (None, Some(list)) => Some(TokenSource::List(list)),
-        (None, None) => None,
-    };
-    let outcome = runtime.block_on(server::run(cli.config(tokens)));
+    let outcome = runtime.block_on(server::run(config));
     // `--shutdown-timeout` is a real bound: a blocking thread still waiting
     // for a lab lock (held by another process) must not keep us alive.
     runtime.shutdown_background();

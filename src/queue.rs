@@ -159,12 +159,18 @@ impl Queue {
 
     /// Adds a WAITING session at the tail.
     pub fn join(&mut self, id: SessionId, now: Instant) {
+        self.rejoin(id, now, now);
+    }
+
+    /// Adds a WAITING session at the tail that joined at `joined` (before a
+    /// restart), seen last `now`.
+    pub fn rejoin(&mut self, id: SessionId, joined: Instant, now: Instant) {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.entries.push_back(Entry {
             ticket,
             id,
-            joined: now,
+            joined,
             last_seen: now,
             in_flight: 0,
             promoted: None,

@@ -1,7 +1,9 @@
-//! Server life cycle: listen for stop signals, take the host, check netlab,
-//! bind, clear what a crashed run left, serve; on SIGTERM/SIGINT stop
-//! accepting, cancel lab work in flight, tear every slot's lab down
-//! (bounded), release the host. A second signal during shutdown exits at once.
+//! Server life cycle: listen for stop signals, take the host, open the
+//! state store, check netlab, bind, re-adopt the labs that still run and
+//! clear what else an earlier run left, put the stored queue back, serve;
+//! on SIGTERM/SIGINT stop accepting, cancel lab work in flight, tear every
+//! slot's lab down (bounded; unless `--keep-labs-on-stop`), write what is
+//! queued, release the host. A second signal during shutdown exits at once.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,14 +16,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::auth::{Auth, TokenError, TokenSource};
-use crate::coordinator::Coordinator;
+use crate::coordinator::{Coordinator, Restored};
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
-use crate::lab::{self as lab_slots, LabSlot, orphans};
+use crate::lab::readopt::readopt_or_clear;
+use crate::lab::{LabSlot, orphans};
 use crate::metrics;
 use crate::queue::Timeouts;
 use crate::serve;
 use crate::server_guard::{GuardError, ServerGuard, ServerMeta};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{InMemory, Snapshot, Store, StoreError};
 
 /// How long in-flight requests get to finish after a stop signal.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
@@ -44,6 +49,11 @@ pub struct Config {
     pub work_dir: Option<PathBuf>,
     /// Upper bound for tearing the labs down at shutdown.
     pub shutdown_timeout: Duration,
+    /// Where the queue and the labs are stored; `None` keeps nothing.
+    pub state_dir: Option<PathBuf>,
+    /// Leave the labs running at a graceful stop, for the next start to
+    /// re-adopt.
+    pub keep_labs_on_stop: bool,
     /// Where the bearer tokens come from; `None`: auth off.
     pub tokens: Option<TokenSource>,
 }
@@ -57,6 +67,8 @@ pub enum ServerError {
     NetlabMissing(String),
     Bind(String, std::io::Error),
     Io(std::io::Error),
+    /// The state store cannot be used; the server must not start empty.
+    Store(StoreError),
     /// The deadline timer stopped: sessions would no longer be evicted.
     TimerStopped(String),
 }
@@ -74,6 +86,7 @@ impl std::fmt::Display for ServerError {
             ),
             ServerError::Bind(address, error) => write!(f, "cannot listen on {address}: {error}"),
             ServerError::Io(error) => error.fmt(f),
+            ServerError::Store(error) => error.fmt(f),
             ServerError::TimerStopped(why) => {
                 write!(f, "the session deadline timer stopped ({why}); exiting")
             }
@@ -104,6 +117,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // point elsewhere from there.
     let tmp = absolute(std::env::temp_dir())?;
     let guard = ServerGuard::acquire_all(&guarded_folders(&tmp)).map_err(ServerError::HostTaken)?;
+    let (store, snapshot) = open_store(config.state_dir.clone()).await?;
     // This server's processes carry its owner tag; a killed predecessor's
     // are stopped before anything else runs.
     let owner = tmp.display().to_string();
@@ -144,7 +158,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             .clone()
             .unwrap_or_else(|| tmp.join("neops_remote_lab_labs")),
     )?;
-    clear_stale_labs(&netlab, config.lab_slots, &work_root).await;
+    let labs = readopt_or_clear(&netlab, config.lab_slots, &work_root, &snapshot.labs).await;
+    let kept: Vec<usize> = labs.iter().map(|lab| lab.slot).collect();
+    blocking({
+        let store = Arc::clone(&store);
+        move || store.keep_labs(&kept)
+    })
+    .await?;
     guard
         .publish(&metadata(&config, bound))
         .map_err(ServerError::Io)?;
@@ -153,6 +173,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         config.timeouts,
         config.lab_slots,
         stop.clone(),
+        Arc::clone(&store),
         |number, observer| {
             LabSlot::new(
                 number,
@@ -163,6 +184,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             )
         },
     ));
+    coordinator.restore(Restored {
+        sessions: snapshot.sessions,
+        labs,
+        last_event_id: snapshot.last_event_id,
+    });
     let deadlines = tokio::spawn({
         let coordinator = Arc::clone(&coordinator);
         async move { coordinator.run_deadlines().await }
@@ -195,8 +221,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         }
     }
 
-    tracing::info!("stopping: cancelling lab work and tearing labs down");
-    if tokio::time::timeout(config.shutdown_timeout, coordinator.stop_labs())
+    if config.keep_labs_on_stop {
+        tracing::info!("stopping: cancelling lab work; the labs keep running for the next start");
+    } else {
+        tracing::info!("stopping: cancelling lab work and tearing labs down");
+    }
+    let labs_stopped = coordinator.stop_labs(config.keep_labs_on_stop);
+    if tokio::time::timeout(config.shutdown_timeout, labs_stopped)
         .await
         .is_err()
     {
@@ -205,6 +236,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.shutdown_timeout.as_secs()
         );
     }
+    // What is queued is written before the host is released.
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
     drop(guard);
     tracing::info!("shutdown complete");
     outcome
@@ -239,40 +272,31 @@ async fn stopped_unexpectedly(task: JoinHandle<()>, stop: CancellationToken) -> 
     }
 }
 
-/// A crashed earlier run may have left labs registered and their
-/// directories behind; both would block the next bring-up.
-async fn clear_stale_labs(netlab: &Netlab, slots: usize, work_root: &Path) {
-    // Only what this server owns: its slots' instances, and any instance
-    // whose directory is in its work folder (a slot of an earlier run with
-    // more slots). One status call first, so only registered ones cost a run.
-    let ours: Vec<String> = (1..=slots)
-        .map(|slot| netlab.for_slot(slot).instance().to_string())
-        .collect();
-    let stale: Vec<String> = match netlab.registered().await {
-        Ok(registered) => registered
-            .into_iter()
-            .filter(|(id, dir)| ours.contains(id) || dir.starts_with(work_root))
-            .map(|(id, _)| id)
-            .collect(),
-        Err(error) => {
-            tracing::warn!(%error, "cannot list netlab's labs; clearing every slot's instance");
-            ours
-        }
+/// Opens the state store in `dir` (`None`: keep nothing) and reads what the
+/// last run left, off the async threads.
+async fn open_store(dir: Option<PathBuf>) -> Result<(Arc<dyn Store>, Snapshot), ServerError> {
+    let Some(dir) = dir else {
+        tracing::info!("no state directory: the queue and the labs do not survive a restart");
+        return Ok((Arc::new(InMemory), Snapshot::default()));
     };
-    for id in stale {
-        match netlab.down_instance(&id).await {
-            Ok(true) => {
-                tracing::warn!(instance = %id, "cleared a stale lab left by an earlier run")
-            }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(instance = %id, %error, "could not clear a stale lab"),
-        }
-    }
-    match lab_slots::remove_stale_dirs(work_root).await {
-        Ok(0) => {}
-        Ok(count) => tracing::warn!(count, "removed stale lab directories"),
-        Err(error) => tracing::warn!(%error, "could not remove stale lab directories"),
-    }
+    let dir = absolute(dir)?;
+    blocking(move || {
+        let store = SqliteStore::open(&dir, Box::new(api::event_json))?;
+        let snapshot = store.load()?;
+        tracing::info!(path = %store.path().display(), sessions = snapshot.sessions.len(), labs = snapshot.labs.len(), "state store opened");
+        Ok((Arc::new(store) as Arc<dyn Store>, snapshot))
+    })
+    .await
+}
+
+/// Runs store work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ServerError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ServerError::Io(std::io::Error::other(error)))?
+        .map_err(ServerError::Store)
 }
 
 /// Cancels `stop` at the first SIGTERM or SIGINT; a second one means "now".

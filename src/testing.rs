@@ -156,6 +156,7 @@ impl InProcess {
             timeouts,
             slots,
             stop.clone(),
+            Arc::new(crate::store::InMemory),
             |number, observer| {
                 LabSlot::new(
                     number,

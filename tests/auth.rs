@@ -374,3 +374,97 @@ fn a_bad_tokens_file_refuses_the_start_with_the_reason() {
     assert_eq!(status.code(), Some(1));
     assert!(log.contains("not both"), "{log}");
 }
+
+#[tokio::test]
+async fn another_tokens_requests_keep_no_session_alive() {
+    let s = server!(|o| o.tokens(TOKENS).bearer(CI).arg("--waiting-timeout", "2"));
+    let ada = common::client(Some(ADA));
+    let (_active, _) = s.create_session().await;
+    let (waiting, _) = s.create_session().await;
+    let listed = || async {
+        let sessions = json(s.http.get(s.url("/sessions"))).await;
+        sessions["sessions"].as_array().unwrap().len()
+    };
+    assert_eq!(listed().await, 2);
+    // Ada heartbeats Ci's waiting session all along: it is evicted anyway.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listed().await == 2 {
+        assert!(
+            Instant::now() < deadline,
+            "another token kept the session alive"
+        );
+        let poke = ada
+            .post(s.url("/session/heartbeat"))
+            .header("X-Session-ID", &waiting);
+        assert!(matches!(
+            answer(poke).await.0,
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `neops-remote-lab run` as a client of the server at `base`, with
+/// `token` (or none).
+fn cli_run(base: &str, dir: &std::path::Path, token: Option<&str>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"));
+    command
+        .current_dir(dir)
+        .env("REMOTE_LAB_URL", base)
+        .env_remove("REMOTE_LAB_SESSION_ID")
+        .env_remove("REMOTE_LAB_TOKEN")
+        .args(["run", "-t", "topology.yml", "--", "sh", "-c"])
+        .arg(r#"grep -q '"name": "r2"' "$REMOTE_LAB_DEVICES_FILE""#)
+        .stdin(std::process::Stdio::null());
+    if let Some(token) = token {
+        command.env("REMOTE_LAB_TOKEN", token);
+    }
+    command.output().unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_sends_remote_lab_token() {
+    let s = server!(|o| o.tokens(TOKENS).bearer(CI));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("topology.yml"), TWO_NODES).unwrap();
+    let run = tokio::task::spawn_blocking({
+        let (base, path) = (s.base.clone(), dir.path().to_path_buf());
+        move || {
+            (
+                cli_run(&base, &path, Some(ADA)),
+                cli_run(&base, &path, None),
+            )
+        }
+    });
+    let (with_token, without) = run.await.unwrap();
+    let stderr = String::from_utf8_lossy(&with_token.stderr);
+    assert!(with_token.status.success(), "{stderr}");
+    assert!(!stderr.contains(ADA), "the token in the output: {stderr}");
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(!without.status.success());
+    assert!(stderr.contains("401"), "{stderr}");
+    assert_eq!(
+        json(s.http.get(s.url("/sessions"))).await["sessions"],
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn a_restart_keeps_each_sessions_owner() {
+    let Some(netlab) = common::netlab() else {
+        return;
+    };
+    let dirs = common::ServerDirs::new();
+    let options = || Options::new(&netlab).dirs(&dirs).tokens(TOKENS).bearer(CI);
+    let mut first = Server::start(options()).await;
+    let (mine, _) = first.create_session().await;
+    first.stop_with(libc::SIGTERM);
+
+    let s = Server::start(options()).await;
+    let ada = common::client(Some(ADA));
+    let (status, _, _) = answer(ada.get(s.url(&format!("/session/{mine}")))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(s.session_status(&mine).await.0, StatusCode::OK);
+    let sessions = json(ada.get(s.url("/sessions"))).await;
+    assert_eq!(sessions["sessions"][0]["owner"], "ci");
+}

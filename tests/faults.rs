@@ -333,11 +333,13 @@ async fn a_server_killed_during_up_leaves_no_netlab_process_after_its_restart() 
         restarted.log()
     );
     f.clear("up-hangs");
-    let (id, _) = restarted.create_session().await;
+    // The session came back from the store, still holding the slot; its
+    // half-started lab did not: it brings the lab up afresh.
     let (status, body) = restarted
         .acquire(&id, Upload::new("t.yml", TWO_NODES))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reused"], false);
 }
 
 #[tokio::test]

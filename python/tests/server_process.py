@@ -66,6 +66,8 @@ def isolated_env(root: Path) -> dict[str, str]:
         (root / name).mkdir(parents=True, exist_ok=True)
     env["TMPDIR"] = str(root / "tmp")
     env["HOME"] = str(root / "home")
+    env["NEOPS_STATE_DIR"] = str(root / "state")
+    env.pop("STATE_DIRECTORY", None)
     env.setdefault("NEOPS_NETLAB_UP_ARGS", DEFAULT_NETLAB_UP_ARGS)
     return env
 

@@ -2,36 +2,14 @@
 //! ci_job_url, label}}`, read within a size limit and checked field by
 //! field. Unknown keys are ignored, so newer clients may send more.
 
-use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
 use super::error::ApiError;
 use crate::coordinator::ClientInfo;
+use crate::wire::{ClientInfoDto, CreateSessionRequestDto};
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
 
 /// Largest accepted body, in bytes (413 above).
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
-
-/// Who is asking: shown in `GET /sessions`, the events and the dashboard.
-/// Every field is optional free text without control characters.
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
-pub struct ClientInfoDto {
-    /// At most 64 characters.
-    pub user: Option<String>,
-    /// At most 255 characters.
-    pub host: Option<String>,
-    /// An `http://` or `https://` link without spaces, at most 2048 characters.
-    pub ci_job_url: Option<String>,
-    /// Free-form (e.g. the pytest invocation), at most 512 characters.
-    pub label: Option<String>,
-}
-
-/// Body of `POST /session`; the body itself is optional.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CreateSessionRequestDto {
-    pub client: Option<ClientInfoDto>,
-}
 
 impl From<&ClientInfo> for ClientInfoDto {
     fn from(info: &ClientInfo) -> Self {

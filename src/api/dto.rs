@@ -1,20 +1,11 @@
-//! Wire types. Names and fields match the original service's `*Dto` models
-//! exactly: its Python client parses these.
+//! The wire types ([`crate::wire`]) built from the lab's and the queue's
+//! own types, and the `POST /lab` form for the API documentation.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::lab::{Device, LabView};
 use crate::queue::{SessionStatus, Standing};
-
-/// `waiting` or `active`.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionState {
-    Waiting,
-    Active,
-}
+use crate::wire::{DeviceInfoDto, LabStatusDto, SessionState, SessionStatusResponseDto};
 
 impl From<SessionStatus> for SessionState {
     fn from(status: SessionStatus) -> Self {
@@ -25,22 +16,6 @@ impl From<SessionStatus> for SessionState {
     }
 }
 
-/// Answer to `POST /session`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreateSessionResponseDto {
-    pub session_id: String,
-    /// Queue length before this session joined; 0 means it is active.
-    pub position: usize,
-}
-
-/// Answer to `GET /session/{id}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionStatusResponseDto {
-    pub status: SessionState,
-    /// 0 for the active session, 1 for the first one waiting, and so on.
-    pub position: usize,
-}
-
 impl From<Standing> for SessionStatusResponseDto {
     fn from(standing: Standing) -> Self {
         SessionStatusResponseDto {
@@ -48,24 +23,6 @@ impl From<Standing> for SessionStatusResponseDto {
             position: standing.position,
         }
     }
-}
-
-/// Answer to `GET /active-session`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ActiveSessionResponseDto {
-    pub session_id: String,
-    pub status: SessionState,
-    pub position: usize,
-}
-
-/// A node of the running lab.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeviceInfoDto {
-    /// Node name as netlab reports it.
-    pub name: String,
-    /// The node's Ansible host view, as `netlab inspect --node <name> --format json` prints it.
-    #[schema(value_type = Object)]
-    pub raw: Map<String, Value>,
 }
 
 impl From<&Device> for DeviceInfoDto {
@@ -81,58 +38,14 @@ pub fn devices(devices: &[Device]) -> Vec<DeviceInfoDto> {
     devices.iter().map(DeviceInfoDto::from).collect()
 }
 
-/// Answer to `POST /lab`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AcquireResponseDto {
-    /// True when the request attached to a lab that was already running.
-    pub reused: bool,
-    pub devices: Vec<DeviceInfoDto>,
-}
-
-/// Answer to `GET /lab`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LabStatusDto {
-    pub running: bool,
-    /// File name of the running topology.
-    pub topology: Option<String>,
-    /// How many clients hold the lab; 0 means running but idle.
-    pub ref_count: u32,
-    pub devices: Vec<DeviceInfoDto>,
-    /// `netlab status --all --format json` as netlab printed it.
-    pub netlab_status: Option<String>,
-}
-
-impl LabStatusDto {
-    pub fn new(view: &LabView, netlab_status: Option<String>) -> Self {
-        LabStatusDto {
-            running: view.running(),
-            topology: view.topology.clone(),
-            ref_count: view.ref_count,
-            devices: devices(&view.devices),
-            netlab_status,
-        }
+pub fn lab_status(view: &LabView, netlab_status: Option<String>) -> LabStatusDto {
+    LabStatusDto {
+        running: view.running(),
+        topology: view.topology.clone(),
+        ref_count: view.ref_count,
+        devices: devices(&view.devices),
+        netlab_status,
     }
-}
-
-/// Answer to `GET /debug/health`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HealthDto {
-    pub status: &'static str,
-    /// Seconds since the Unix epoch.
-    pub timestamp: f64,
-    /// Seconds since the server started.
-    pub uptime: f64,
-    pub sessions: usize,
-    pub queue_length: usize,
-    /// Lab slots (numbered from 1) whose last teardown failed: netlab may
-    /// still have their lab registered; their next bring-up tries again.
-    pub dirty_slots: Vec<usize>,
-}
-
-/// Every error: `{"detail": "<message>"}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDto {
-    pub detail: String,
 }
 
 /// The `POST /lab` form, for the API documentation.

@@ -4,10 +4,11 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::dto::ErrorDto;
 use crate::lab::LabError;
 use crate::lab::netlab::NetlabError;
 use crate::lab::upload::UploadError;
+use crate::store::StoreError;
+use crate::wire::ErrorDto;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -56,13 +57,21 @@ impl From<&LabError> for ApiError {
             LabError::Busy => StatusCode::LOCKED,
             LabError::NotRunning => StatusCode::NOT_FOUND,
             LabError::InUse => StatusCode::CONFLICT,
-            LabError::Cancelled | LabError::Dirty(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LabError::Cancelled | LabError::Dirty(_) | LabError::NotSaved(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             LabError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             LabError::Netlab(NetlabError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
             LabError::Netlab(_) => StatusCode::BAD_GATEWAY,
             LabError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, error.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
     }
 }
 

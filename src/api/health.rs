@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::AppState;
-use super::dto::HealthDto;
 use crate::coordinator::Phase;
+use crate::wire::HealthDto;
 
 /// Liveness probe: 204, empty body.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 204, description = "No Content")))]
@@ -24,7 +24,7 @@ pub async fn debug_health(State(state): State<AppState>) -> Json<HealthDto> {
         .map_or(0.0, |since| since.as_secs_f64());
     let sessions = state.coordinator.count();
     Json(HealthDto {
-        status: "ok",
+        status: "ok".to_string(),
         timestamp,
         uptime: state.started.elapsed().as_secs_f64(),
         sessions,

@@ -12,11 +12,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
-use super::dto::{self, AcquireFormDto, AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
+use super::dto::{self, AcquireFormDto};
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader, Who, gate, idempotency_key, upload_form};
 use crate::lab::LabError;
 use crate::lab::upload::{Upload, parse_bool};
+use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
 
 /// Upload a topology (and the files it refers to) and get the lab's devices.
 #[utoipa::path(post, path = "/lab", tag = "lab",
@@ -28,7 +29,7 @@ use crate::lab::upload::{Upload, parse_bool};
         (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "session not active, or lab busy"),
         (status = 408, body = ErrorDto, description = "the upload stalled (no data for 30 s)"),
         (status = 502, body = ErrorDto, description = "netlab failed"),
-        (status = 503, body = ErrorDto, description = "the server is stopping, or the slot's previous lab could not be torn down"),
+        (status = 503, body = ErrorDto, description = "the server is stopping, the slot's previous lab could not be torn down, or the lab could not be stored"),
         (status = 504, body = ErrorDto, description = "netlab hung")))]
 pub async fn acquire(
     State(state): State<AppState>,
@@ -67,7 +68,7 @@ pub async fn status(
 ) -> Result<Json<LabStatusDto>, ApiError> {
     let (_, hold) = gate(&state, &session_id, who.caller())?;
     let netlab_status = state.coordinator.tool_status(&hold).await;
-    Ok(Json(LabStatusDto::new(
+    Ok(Json(dto::lab_status(
         &state.coordinator.lab_view(&hold),
         netlab_status,
     )))
@@ -76,7 +77,8 @@ pub async fn status(
 /// Drop one reference to the lab. At zero it keeps running, idle, for reuse.
 #[utoipa::path(post, path = "/lab/release", tag = "lab",
     params(("X-Session-ID" = String, Header)),
-    responses((status = 204, description = "No Content"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
+    responses((status = 204, description = "No Content"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy"),
+        (status = 503, body = ErrorDto, description = "The release could not be stored")))]
 pub async fn release(
     State(state): State<AppState>,
     who: Who,
@@ -97,7 +99,7 @@ pub async fn release(
     params(("X-Session-ID" = String, Header), ("force" = Option<bool>, Query, description = "default true")),
     responses((status = 202, description = "Accepted: the lab was torn down"), (status = 204, description = "No Content"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 409, body = ErrorDto, description = "Conflict"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy"),
         (status = 502, body = ErrorDto, description = "netlab failed to tear the lab down (the slot stays dirty)"),
-        (status = 503, body = ErrorDto, description = "The server is stopping, or a dirty slot's teardown failed again"),
+        (status = 503, body = ErrorDto, description = "The server is stopping, a dirty slot's teardown failed again, or the change could not be stored"),
         (status = 504, body = ErrorDto, description = "netlab hung")))]
 pub async fn destroy(
     State(state): State<AppState>,

@@ -36,6 +36,7 @@ pub use error::ApiError;
 use crate::auth::{Auth, Caller};
 use crate::coordinator::{Coordinator, GateError, Hold};
 use crate::session_id::SessionId;
+use crate::wire;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -47,6 +48,12 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The tokens in force; `None`: auth off.
     pub auth: Option<Arc<Auth>>,
+}
+
+/// An event as `GET /events` sends it: the JSON the store keeps in its
+/// history.
+pub fn event_json(event: &crate::coordinator::events::Event) -> String {
+    serde_json::to_string(&crate::wire::EventDto::from(event)).expect("events serialize")
 }
 
 /// The API's routes, with `/docs` (Swagger UI), `/redoc` and
@@ -130,23 +137,23 @@ pub fn router(state: AppState) -> Router {
         health::debug_health,
     ),
     components(schemas(
-        dto::SessionState,
-        dto::CreateSessionResponseDto,
-        dto::SessionStatusResponseDto,
-        dto::ActiveSessionResponseDto,
-        dto::DeviceInfoDto,
-        dto::AcquireResponseDto,
-        dto::LabStatusDto,
-        dto::HealthDto,
-        dto::ErrorDto,
+        wire::SessionState,
+        wire::CreateSessionResponseDto,
+        wire::SessionStatusResponseDto,
+        wire::ActiveSessionResponseDto,
+        wire::DeviceInfoDto,
+        wire::AcquireResponseDto,
+        wire::LabStatusDto,
+        wire::HealthDto,
+        wire::ErrorDto,
         dto::AcquireFormDto,
-        client_info::ClientInfoDto,
-        client_info::CreateSessionRequestDto,
-        live_dto::SessionsDto,
-        live_dto::QueuedSessionDto,
-        live_dto::SlotDto,
-        live_dto::LabSummaryDto,
-        live_dto::DeviceSummaryDto,
+        wire::ClientInfoDto,
+        wire::CreateSessionRequestDto,
+        wire::SessionsDto,
+        wire::QueuedSessionDto,
+        wire::SlotDto,
+        wire::LabSummaryDto,
+        wire::DeviceSummaryDto,
     )),
     modifiers(&BearerScheme)
 )]
@@ -216,7 +223,8 @@ fn gate<'a>(
     caller: Option<&Caller>,
 ) -> Result<(SessionId, Hold<'a>), ApiError> {
     let id = parse_session_id(session_id)?;
-    let hold = state.coordinator.hold(&id, caller)?;
+    state.coordinator.check_owner(&id, caller)?;
+    let hold = state.coordinator.hold(&id)?;
     Ok((id, hold))
 }
 

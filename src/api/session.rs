@@ -7,13 +7,14 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
-use super::client_info::{self, CreateSessionRequestDto};
-use super::dto::{
-    ActiveSessionResponseDto, CreateSessionResponseDto, ErrorDto, SessionStatusResponseDto,
-};
+use super::client_info;
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader, Who};
 use crate::coordinator::events::EndReason;
+use crate::wire::{
+    ActiveSessionResponseDto, CreateSessionRequestDto, CreateSessionResponseDto, ErrorDto,
+    SessionStatusResponseDto,
+};
 
 /// Longest long-poll a client may ask for, in seconds.
 const MAX_WAIT_SECS: f64 = 60.0;
@@ -29,7 +30,8 @@ const MAX_WAIT_SECS: f64 = 60.0;
     responses((status = 201, body = CreateSessionResponseDto, description = "Created"),
         (status = 400, body = ErrorDto, description = "Malformed Idempotency-Key"),
         (status = 413, body = ErrorDto, description = "Client info too large"),
-        (status = 422, body = ErrorDto, description = "Malformed client info")))]
+        (status = 422, body = ErrorDto, description = "Malformed client info"),
+        (status = 503, body = ErrorDto, description = "The session could not be stored (e.g. the disk is full); it was not created")))]
 pub async fn create(
     State(state): State<AppState>,
     Who(caller): Who,
@@ -39,7 +41,7 @@ pub async fn create(
     let key = super::idempotency_key(&headers)?;
     let client = client_info::read(body).await?;
     let owner = caller.as_ref().map(|caller| caller.name().to_string());
-    let (id, standing) = state.coordinator.create(key, client, caller);
+    let (id, standing) = state.coordinator.create(key, client, caller).await?;
     tracing::info!(session = %id, position = standing.position, owner, "session created");
     let body = CreateSessionResponseDto {
         session_id: id.full(),
@@ -62,11 +64,14 @@ pub async fn status(
 ) -> Result<Json<SessionStatusResponseDto>, ApiError> {
     let id = super::parse_session_id(&session_id)?;
     let wait = query.get("wait").map(parse_wait).transpose()?;
+    state.coordinator.check_owner(&id, who.caller())?;
     let standing = match wait {
-        None => state.coordinator.status(&id, who.caller())?,
-        Some(limit) => state.coordinator.wait(&id, who.caller(), limit).await?,
+        None => state.coordinator.status(&id).await,
+        Some(limit) => state.coordinator.wait(&id, limit).await,
     };
-    Ok(Json(standing.into()))
+    standing
+        .map(|s| Json(s.into()))
+        .ok_or_else(ApiError::session_not_found)
 }
 
 fn parse_wait(text: &str) -> Result<Duration, ApiError> {
@@ -110,18 +115,20 @@ pub async fn active(
 /// next session is promoted.
 #[utoipa::path(delete, path = "/session/{session_id}", tag = "sessions",
     params(("session_id" = String, Path)),
-    responses((status = 204, description = "No Content"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found")))]
+    responses((status = 204, description = "No Content"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"),
+        (status = 503, body = ErrorDto, description = "The session ended, but that could not be stored")))]
 pub async fn end(
     State(state): State<AppState>,
     who: Who,
     Path(session_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = super::parse_session_id(&session_id)?;
-    state
-        .coordinator
-        .end(&id, EndReason::Closed, who.caller())
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    state.coordinator.check_owner(&id, who.caller())?;
+    if state.coordinator.end(&id, EndReason::Closed).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::session_not_found())
+    }
 }
 
 /// Keep a session (waiting or active) alive.
@@ -134,6 +141,11 @@ pub async fn heartbeat(
     SessionHeader(session_id): SessionHeader,
 ) -> Result<StatusCode, ApiError> {
     let id = super::parse_session_id(&session_id)?;
-    state.coordinator.status(&id, who.caller())?;
-    Ok(StatusCode::NO_CONTENT)
+    state.coordinator.check_owner(&id, who.caller())?;
+    state
+        .coordinator
+        .status(&id)
+        .await
+        .map(|_| StatusCode::NO_CONTENT)
+        .ok_or_else(ApiError::session_not_found)
 }

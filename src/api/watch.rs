@@ -12,12 +12,11 @@ use axum::response::sse::{self, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt, stream};
 use tokio::sync::broadcast;
 
-use super::dto::ErrorDto;
 use super::error::ApiError;
-use super::live_dto::{EventDto, EventKindDto, SessionsDto};
 use super::{AppState, QueryParams};
 use crate::coordinator::Coordinator;
 use crate::coordinator::events::{Event, HISTORY};
+use crate::wire::{ErrorDto, EventDto, EventKindDto, SessionsDto};
 
 /// The line (short ids, status, position, slot, client info, waiting and
 /// holding seconds) and every slot's lab. Not a sign of life.

@@ -17,6 +17,7 @@ use super::ClientInfo;
 use crate::auth::Caller;
 use crate::lab::LabChange;
 use crate::session_id::SessionId;
+use crate::store::{InMemory, Store};
 
 /// How many events a slow subscriber may fall behind before it loses some.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -43,6 +44,8 @@ pub enum EndReason {
     Evicted,
     /// Promoted, then not seen within the claim window.
     ClaimExpired,
+    /// Its creation could not be stored, so its client was told it failed.
+    NotSaved,
 }
 
 impl EndReason {
@@ -52,6 +55,7 @@ impl EndReason {
             EndReason::Closed => "closed",
             EndReason::Evicted => "evicted",
             EndReason::ClaimExpired => "claim_expired",
+            EndReason::NotSaved => "not_saved",
         }
     }
 }
@@ -66,6 +70,9 @@ pub enum EventKind {
         client: Option<Arc<ClientInfo>>,
         /// The token it was created with (with auth on).
         owner: Option<Caller>,
+        /// The `Idempotency-Key` it was created with (kept for restarts,
+        /// never shown).
+        key: Option<String>,
     },
     /// The session now holds lab slot `slot` (numbered from 1).
     SessionPromoted {
@@ -104,27 +111,49 @@ pub struct Resume {
     pub receiver: broadcast::Receiver<Event>,
 }
 
-/// Numbers events, keeps the recent ones and hands them to subscribers.
-#[derive(Debug)]
+/// Numbers events, hands them to the store, keeps the recent ones and
+/// hands them to subscribers.
 pub struct EventBus {
     sender: broadcast::Sender<Event>,
     history: VecDeque<Event>,
     last_id: u64,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("last_id", &self.last_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus {
-            sender: broadcast::Sender::new(CHANNEL_CAPACITY),
-            history: VecDeque::with_capacity(HISTORY),
-            last_id: 0,
-        }
+        EventBus::new(Arc::new(InMemory), 0)
     }
 }
 
 impl EventBus {
+    /// A bus whose events go to `store`, numbered on from `last_id` (the
+    /// last one a previous run wrote), so ids never repeat across restarts.
+    pub fn new(store: Arc<dyn Store>, last_id: u64) -> Self {
+        EventBus {
+            sender: broadcast::Sender::new(CHANNEL_CAPACITY),
+            history: VecDeque::with_capacity(HISTORY),
+            last_id,
+            store,
+        }
+    }
+
+    /// The id of the last event published.
+    pub fn last_id(&self) -> u64 {
+        self.last_id
+    }
+
     /// Publishes `kind` as the next event. Call it under the coordinator's
-    /// lock, so ids follow the order of the changes they describe.
+    /// lock, so ids (and the store's writes) follow the order of the
+    /// changes they describe.
     pub fn publish(&mut self, kind: EventKind) -> u64 {
         self.last_id += 1;
         tracing::debug!(id = self.last_id, ?kind, "event");
@@ -136,6 +165,7 @@ impl EventBus {
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
+        self.store.append(&event);
         self.history.push_back(event.clone());
         // No subscriber is fine: nobody is watching.
         let _ = self.sender.send(event);
@@ -151,8 +181,8 @@ impl EventBus {
     /// or, with `None`, with the last `replay` kept events. The backlog and
     /// the receiver join without a gap or an overlap, because both are taken
     /// under the coordinator's lock, as every publish is. An `after` beyond
-    /// the last id comes from before a restart (ids start again at 1): such
-    /// a reader gets every kept event.
+    /// the last id comes from another server (or one without a store, whose
+    /// ids start again at 1): such a reader gets every kept event.
     pub fn resume(&self, after: Option<u64>, replay: usize) -> Resume {
         let after = match after {
             Some(id) if id <= self.last_id => id,

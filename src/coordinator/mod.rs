@@ -22,7 +22,10 @@ pub mod events;
 pub mod idempotency;
 mod overview;
 
+mod restore;
+
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,10 +41,12 @@ use crate::lab::upload::Upload;
 use crate::lab::{LabChange, LabError, LabObserver, LabSlot, LabView};
 use crate::queue::{DeadlineKind, Queue, SessionStatus, Standing, Timeouts};
 use crate::session_id::SessionId;
+use crate::store::{Store, StoreError};
 use deadlines::Deadlines;
 use events::{EndReason, Event, EventBus, EventKind, Resume};
 use idempotency::{Keys, LabKey, LabOutcome};
 pub use overview::{ClientInfo, Overview, SessionView, SlotView};
+pub use restore::Restored;
 
 /// What a slot's lab is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,18 +123,6 @@ struct State {
 }
 
 impl State {
-    /// Whether `caller` may act for the session: with auth off both are
-    /// `None`. An unknown session comes first (404), another token's second.
-    fn check_owner(&self, id: &SessionId, caller: Option<&Caller>) -> Result<(), GateError> {
-        if self.line.standing(id).is_none() {
-            Err(GateError::UnknownSession)
-        } else if self.owners.get(id) != caller {
-            Err(GateError::NotOwner)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Puts the session's deadline where the line's rules say it is now.
     fn refresh(&mut self, id: SessionId) {
         let deadline = self.line.deadline(&id);
@@ -245,6 +238,8 @@ pub struct Coordinator {
     shared: Arc<Shared>,
     slots: Vec<Arc<LabSlot>>,
     tasks: TaskTracker,
+    /// Where every event is written; replies wait for their changes here.
+    store: Arc<dyn Store>,
 }
 
 /// A session passed the lab routes' gate: it holds a slot, and it counts as
@@ -282,11 +277,14 @@ impl Drop for Busy<'_> {
 
 impl Coordinator {
     /// A coordinator with `slot_count` slots, each made by `make_slot(number,
-    /// observer)` with its number from 1. `shutdown` stops everything.
+    /// observer)` with its number from 1, writing its events to `store`.
+    /// `shutdown` stops everything. What a previous run left is put back
+    /// with [`Coordinator::restore`] before serving.
     pub fn new(
         timeouts: Timeouts,
         slot_count: usize,
         shutdown: CancellationToken,
+        store: Arc<dyn Store>,
         make_slot: impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
     ) -> Self {
         let slots_state = (0..slot_count)
@@ -302,7 +300,7 @@ impl Coordinator {
                 line: Queue::new(timeouts, slot_count),
                 slots: slots_state,
                 deadlines: Deadlines::default(),
-                events: EventBus::default(),
+                events: EventBus::new(Arc::clone(&store), 0),
                 keys: Keys::default(),
                 clients: HashMap::new(),
                 owners: HashMap::new(),
@@ -317,6 +315,7 @@ impl Coordinator {
             shared,
             slots,
             tasks: TaskTracker::new(),
+            store,
         }
     }
 
@@ -345,13 +344,37 @@ impl Coordinator {
     /// a slot is free. `client` is what the client said about itself,
     /// `owner` the token that asks (with auth on). With an idempotency `key`
     /// that already created a live session for the same owner, that session
-    /// is returned (and counts as seen) instead.
-    pub fn create(
+    /// is returned (and counts as seen) instead. Returns once the
+    /// session is stored; when it could not be, it is taken out again.
+    pub async fn create(
         &self,
         key: Option<String>,
         client: Option<ClientInfo>,
         owner: Option<Caller>,
-    ) -> (SessionId, Standing) {
+    ) -> Result<(SessionId, Standing), StoreError> {
+        let (id, standing, events) = self.join(key, client, owner);
+        let Some(events) = events else {
+            // A repeat: the first request's session, stored by then.
+            self.flushed(self.last_event_id()).await;
+            return Ok((id, standing));
+        };
+        self.shared.timer.notify_one();
+        if let Err(error) = self.store.committed(events).await {
+            // Nobody learns its id: it must not wait (or hold a slot) unseen.
+            let _ = self.end(&id, EndReason::NotSaved).await;
+            return Err(error);
+        }
+        Ok((id, standing))
+    }
+
+    /// [`Coordinator::create`] under the lock: the session and the ids of
+    /// the events its joining published (`None` for a repeated key).
+    fn join(
+        &self,
+        key: Option<String>,
+        client: Option<ClientInfo>,
+        owner: Option<Caller>,
+    ) -> (SessionId, Standing, Option<RangeInclusive<u64>>) {
         let now = Instant::now();
         let client = client.map(Arc::new);
         // Each token has its own keys: one never finds another's session.
@@ -364,11 +387,11 @@ impl Coordinator {
             && let Some(standing) = state.line.touch(&id, now)
         {
             state.refresh(id);
-            return (id, standing);
+            return (id, standing, None);
         }
         let id = SessionId::new();
-        if let Some(key) = key {
-            state.keys.remember_session(key, id);
+        if let Some(key) = &key {
+            state.keys.remember_session(key.clone(), id);
         }
         state.line.join(id, now);
         if let Some(client) = &client {
@@ -381,48 +404,58 @@ impl Coordinator {
             .line
             .standing(&id)
             .map_or(0, |standing| standing.position);
-        state.events.publish(EventKind::SessionJoined {
+        let first = state.events.publish(EventKind::SessionJoined {
             session: id,
             position,
             client,
             owner,
+            key,
         });
         state.fill_free_slots(now, &self.shared.shutdown, Some(id));
         state.refresh(id);
         let standing = state.line.standing(&id).expect("just joined");
-        drop(state);
-        self.shared.timer.notify_one();
-        (id, standing)
+        (id, standing, Some(first..=state.events.last_id()))
     }
 
-    /// Where the session stands; counts as a sign of life for its owner's
-    /// requests only.
-    pub fn status(&self, id: &SessionId, caller: Option<&Caller>) -> Result<Standing, GateError> {
-        let mut state = self.shared.lock();
-        state.check_owner(id, caller)?;
-        let standing = state
-            .line
-            .touch(id, Instant::now())
-            .ok_or(GateError::UnknownSession)?;
-        state.refresh(*id);
-        Ok(standing)
+    /// Whether `caller` may act for the session: with auth off both are
+    /// `None`. An unknown session comes first (404), another token's second
+    /// (403). A session's owner never changes, so a request checked here
+    /// may go on to touch the session: another token's never does.
+    pub fn check_owner(&self, id: &SessionId, caller: Option<&Caller>) -> Result<(), GateError> {
+        let state = self.shared.lock();
+        if state.line.standing(id).is_none() {
+            Err(GateError::UnknownSession)
+        } else if state.owners.get(id) != caller {
+            Err(GateError::NotOwner)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Where the session stands; counts as a sign of life (which is not
+    /// written anywhere). `None` when it is unknown.
+    pub async fn status(&self, id: &SessionId) -> Option<Standing> {
+        let (standing, last) = {
+            let mut state = self.shared.lock();
+            let standing = state.line.touch(id, Instant::now())?;
+            state.refresh(*id);
+            (standing, state.events.last_id())
+        };
+        // The standing may report a change (a promotion) still being written.
+        self.flushed(last).await;
+        Some(standing)
     }
 
     /// Waits until the session's standing differs from what it is now, at
     /// most `limit`; the request counts as a sign of life throughout. An
-    /// ACTIVE session is answered at once, and one that ends while it
-    /// waits as unknown.
-    pub async fn wait(
-        &self,
-        id: &SessionId,
-        caller: Option<&Caller>,
-        limit: Duration,
-    ) -> Result<Standing, GateError> {
+    /// ACTIVE session is answered at once. `None` when it is (or becomes)
+    /// unknown.
+    pub async fn wait(&self, id: &SessionId, limit: Duration) -> Option<Standing> {
         // Subscribe before the first look, so no change can slip between.
         let mut events = self.subscribe();
-        let (start, _busy) = self.begin_request(id, caller)?;
+        let (start, _busy) = self.begin_request(id)?;
         if start.status == SessionStatus::Active {
-            return Ok(start);
+            return Some(start);
         }
         let give_up = tokio::time::sleep(limit);
         tokio::pin!(give_up);
@@ -435,7 +468,8 @@ impl Coordinator {
                     _ => {
                         let now = self.answer(id);
                         if now != Some(start) {
-                            return now.ok_or(GateError::UnknownSession);
+                            self.flushed(self.last_event_id()).await;
+                            return now;
                         }
                     }
                 },
@@ -443,7 +477,9 @@ impl Coordinator {
                 _ = self.shared.shutdown.cancelled() => break,
             }
         }
-        self.answer(id).ok_or(GateError::UnknownSession)
+        let now = self.answer(id);
+        self.flushed(self.last_event_id()).await;
+        now
     }
 
     /// A long-poll's answer. Telling a waiting client that it is ACTIVE
@@ -458,6 +494,28 @@ impl Coordinator {
             state.refresh(*id);
         }
         Some(standing)
+    }
+
+    /// Waits until every event up to `last` was written (or failed to be):
+    /// a reply must not report a change a crash could still undo.
+    async fn flushed(&self, last: u64) {
+        // A failure was reported to the request that made the change.
+        let _ = self.store.committed(last..=last).await;
+    }
+
+    /// The id of the last event published so far.
+    fn last_event_id(&self) -> u64 {
+        self.shared.lock().events.last_id()
+    }
+
+    /// Waits until the events after `before` are written; an error when
+    /// one of them could not be.
+    async fn saved(&self, before: u64) -> Result<(), StoreError> {
+        let last = self.last_event_id();
+        if last == before {
+            return Ok(());
+        }
+        self.store.committed(before + 1..=last).await
     }
 
     /// The session that has been ACTIVE longest (promotion is first come,
@@ -544,11 +602,11 @@ impl Coordinator {
             .collect()
     }
 
-    /// The lab routes' gate: the session exists, belongs to `caller` and
-    /// holds a slot. Counts as a sign of life unless another token asks; a
-    /// passed session stays busy until the [`Hold`] drops.
-    pub fn hold(&self, id: &SessionId, caller: Option<&Caller>) -> Result<Hold<'_>, GateError> {
-        let (_, busy) = self.begin_request(id, caller)?;
+    /// The lab routes' gate: the session exists and holds a slot. Counts as
+    /// a sign of life either way; a passed session stays busy until the
+    /// [`Hold`] drops.
+    pub fn hold(&self, id: &SessionId) -> Result<Hold<'_>, GateError> {
+        let (_, busy) = self.begin_request(id).ok_or(GateError::UnknownSession)?;
         let state = self.shared.lock();
         let slot = state
             .slots
@@ -585,6 +643,7 @@ impl Coordinator {
                 };
             }
         };
+        let before = self.last_event_id();
         let (slot, token) = (Arc::clone(&self.slots[hold.slot]), hold.token.clone());
         let work = async move {
             let outcome = match slot.acquire(&upload, &token).await {
@@ -599,23 +658,36 @@ impl Coordinator {
             }
             outcome
         };
-        self.run_tracked(work)
+        let outcome = self
+            .run_tracked(work)
             .await
-            .unwrap_or_else(|error| Err(Arc::new(error)))
+            .unwrap_or_else(|error| Err(Arc::new(error)));
+        self.saved(before)
+            .await
+            .map_err(|error| Arc::new(not_saved(error)))?;
+        outcome
     }
 
     /// Drops one of the holder's references to its slot's lab.
     pub async fn release(&self, hold: &Hold<'_>) -> Result<(), LabError> {
         let slot = Arc::clone(&self.slots[hold.slot]);
-        self.run_tracked(async move { slot.release().await })
-            .await?
+        let before = self.last_event_id();
+        let outcome = self
+            .run_tracked(async move { slot.release().await })
+            .await?;
+        self.saved(before).await.map_err(not_saved)?;
+        outcome
     }
 
     /// Tears the holder's slot's lab down (see [`LabSlot::destroy`]).
     pub async fn destroy(&self, hold: &Hold<'_>, force: bool) -> Result<bool, LabError> {
         let slot = Arc::clone(&self.slots[hold.slot]);
-        self.run_tracked(async move { slot.destroy(force).await })
-            .await?
+        let before = self.last_event_id();
+        let outcome = self
+            .run_tracked(async move { slot.destroy(force).await })
+            .await?;
+        self.saved(before).await.map_err(not_saved)?;
+        outcome
     }
 
     /// The holder's slot's lab, as of its last finished change.
@@ -630,29 +702,25 @@ impl Coordinator {
 
     /// Ends a session. A holder's work is cancelled at once, its slot's lab
     /// torn down, and the slot given to the next session; this returns when
-    /// that is done (or at once for a waiting session). Only its owner may
-    /// end it.
-    pub async fn end(
-        &self,
-        id: &SessionId,
-        reason: EndReason,
-        caller: Option<&Caller>,
-    ) -> Result<(), GateError> {
-        let departure = {
+    /// that is done and stored (at once for a waiting session). `false`
+    /// when the session did not exist.
+    pub async fn end(&self, id: &SessionId, reason: EndReason) -> Result<bool, StoreError> {
+        let (departure, before) = {
             let mut state = self.shared.lock();
-            state.check_owner(id, caller)?;
-            state.depart(*id, reason, Instant::now())
+            let before = state.events.last_id();
+            (state.depart(*id, reason, Instant::now()), before)
         };
         match departure {
-            None => Err(GateError::UnknownSession),
-            Some(None) => Ok(()),
+            None => return Ok(false),
+            Some(None) => {}
             Some(Some(slot)) => {
                 // Awaited, but in its own task: a client hanging up must not
                 // leave the slot half handed back.
                 let _ = self.hand_back(slot).await;
-                Ok(())
             }
         }
+        self.saved(before).await?;
+        Ok(true)
     }
 
     /// Evicts every session at its deadline, to within the timer's
@@ -690,12 +758,14 @@ impl Coordinator {
     }
 
     /// At shutdown: cancels all lab work (the shutdown token is the parent
-    /// of every holder token), tears every slot's lab down, and waits for
-    /// the tracked tasks. The caller bounds how long this may take.
-    pub async fn stop_labs(&self) {
+    /// of every holder token), tears every slot's lab down unless
+    /// `keep_labs` (they are re-adopted at the next start), and waits for
+    /// the tracked tasks. The queue is left as it is (stored). The caller
+    /// bounds how long this may take.
+    pub async fn stop_labs(&self, keep_labs: bool) {
         self.shared.shutdown.cancel();
         let mut teardowns = tokio::task::JoinSet::new();
-        for slot in &self.slots {
+        for slot in self.slots.iter().filter(|_| !keep_labs) {
             let slot = Arc::clone(slot);
             teardowns.spawn(async move {
                 match slot.destroy(true).await {
@@ -710,21 +780,12 @@ impl Coordinator {
         self.tasks.wait().await;
     }
 
-    /// Marks the session seen and busy, if it exists and `caller` owns it
-    /// (another token's request is no sign of life).
-    fn begin_request(
-        &self,
-        id: &SessionId,
-        caller: Option<&Caller>,
-    ) -> Result<(Standing, Busy<'_>), GateError> {
+    /// Marks the session seen and busy; `None` when it is unknown.
+    fn begin_request(&self, id: &SessionId) -> Option<(Standing, Busy<'_>)> {
         let mut state = self.shared.lock();
-        state.check_owner(id, caller)?;
-        let standing = state
-            .line
-            .begin_request(id, Instant::now())
-            .ok_or(GateError::UnknownSession)?;
+        let standing = state.line.begin_request(id, Instant::now())?;
         state.refresh(*id);
-        Ok((
+        Some((
             standing,
             Busy {
                 shared: &self.shared,
@@ -764,6 +825,11 @@ impl Coordinator {
             .await
             .map_err(|error| LabError::Io(std::io::Error::other(error)))
     }
+}
+
+/// A lab change that happened but could not be stored (HTTP 503).
+fn not_saved(error: StoreError) -> LabError {
+    LabError::NotSaved(error.to_string())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -13,7 +13,7 @@ use crate::session_id::SessionId;
 /// Who a session's client says it is (`POST /session` body). Free text the
 /// API has checked for length and characters; nothing here is trusted for
 /// access decisions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientInfo {
     pub user: Option<String>,
     pub host: Option<String>,

@@ -20,6 +20,8 @@ pub mod lock;
 pub mod netlab;
 pub mod orphans;
 mod process;
+pub mod readopt;
+pub mod status_file;
 pub mod upload;
 
 use std::future::Future;
@@ -32,6 +34,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::store::StoredLab;
 use bring_up_log::BringUpLog;
 use lock::LabLock;
 use netlab::NetlabError;
@@ -40,7 +43,7 @@ use upload::{Identity, Upload};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A node of the running lab and its Ansible host view.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Device {
     pub name: String,
     pub raw: Map<String, Value>,
@@ -82,6 +85,8 @@ pub enum LabError {
     Dirty(String),
     /// An `Idempotency-Key` was sent again with another upload (HTTP 422).
     KeyReused,
+    /// The change happened but could not be stored (HTTP 503).
+    NotSaved(String),
     /// netlab failed (502) or hung (504).
     Netlab(NetlabError),
     /// The upload could not be written to disk.
@@ -108,6 +113,7 @@ impl std::fmt::Display for LabError {
             LabError::KeyReused => f.write_str(
                 "Idempotency-Key was already used for another upload (other files or reuse); send a fresh key",
             ),
+            LabError::NotSaved(why) => f.write_str(why),
             LabError::Netlab(error) => error.fmt(f),
             LabError::Io(error) => write!(f, "could not write the lab files: {error}"),
         }
@@ -117,10 +123,17 @@ impl std::fmt::Display for LabError {
 /// A change of a slot's lab, reported to the [`LabObserver`] as it happens.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LabChange {
-    /// A bring-up began.
-    Starting { topology: String, identity: String },
+    /// A bring-up began in `files`.
+    Starting {
+        topology: String,
+        identity: String,
+        files: LabFiles,
+    },
     /// The bring-up finished; the lab runs, held once.
-    Up { devices: usize, took: Duration },
+    Up {
+        devices: Arc<Vec<Device>>,
+        took: Duration,
+    },
     /// Another request attached to the running lab.
     Attached { ref_count: u32 },
     /// The bring-up failed and was cleaned up; no lab runs.
@@ -184,12 +197,12 @@ struct RunningLab {
 }
 
 /// Where a lab lives on disk.
-#[derive(Debug)]
-struct LabFiles {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabFiles {
     /// The lab's own directory, removed when the lab is gone.
-    dir: PathBuf,
+    pub dir: PathBuf,
     /// The topology's folder inside `dir`, where netlab runs.
-    netlab_dir: PathBuf,
+    pub netlab_dir: PathBuf,
 }
 
 /// A slot's lab state, behind its async mutex.
@@ -265,6 +278,25 @@ impl LabSlot {
             next_dir: AtomicU64::new(0),
             log: Arc::default(),
         }
+    }
+
+    /// Takes over a lab a previous run of the server left running (see
+    /// [`crate::store`]): nobody holds it, so the next acquire of the same
+    /// content with reuse attaches to it. Call before serving.
+    pub fn adopt(&self, stored: &StoredLab) {
+        let mut lab = self
+            .lab
+            .try_lock()
+            .expect("labs are adopted before anything else runs");
+        lab.running = Some(RunningLab {
+            identity: Identity::restored(stored.identity.clone()),
+            files: stored.files.clone(),
+            topology_name: stored.topology.clone(),
+            ref_count: 0,
+            devices: Arc::new(stored.devices.clone().unwrap_or_default()),
+        });
+        self.publish(&lab.running);
+        tracing::info!(slot = self.number, topology = %stored.topology, dir = %stored.files.netlab_dir.display(), "re-adopted the lab of the previous run");
     }
 
     /// The slot's number, from 1.
@@ -410,18 +442,21 @@ impl LabSlot {
         };
         let netlab_dir = topology.parent().unwrap_or(&dir).to_path_buf();
         tracing::info!(slot = self.number, topology = %upload.topology_name, identity = upload.identity.short(), dir = %netlab_dir.display(), "starting lab");
+        let files = LabFiles { dir, netlab_dir };
         self.observer.lab_changed(
             self.number,
             LabChange::Starting {
                 topology: upload.topology_name.clone(),
                 identity: upload.identity.to_string(),
+                files: files.clone(),
             },
         );
         let started = Instant::now();
         self.log.begin();
         let sink = Arc::clone(&self.log) as Arc<dyn process::LineSink>;
         let outcome =
-            process::with_line_sink(sink, self.driver.up(&netlab_dir, &topology, holder)).await;
+            process::with_line_sink(sink, self.driver.up(&files.netlab_dir, &topology, holder))
+                .await;
         self.log.end();
         match outcome {
             Ok(devices) => {
@@ -432,19 +467,20 @@ impl LabSlot {
                     seconds = took.as_secs_f64(),
                     "lab is up"
                 );
+                let devices = Arc::new(devices);
                 self.observer.lab_changed(
                     self.number,
                     LabChange::Up {
-                        devices: devices.len(),
+                        devices: Arc::clone(&devices),
                         took,
                     },
                 );
                 Ok(RunningLab {
                     identity: upload.identity.clone(),
-                    files: LabFiles { dir, netlab_dir },
+                    files,
                     topology_name: upload.topology_name.clone(),
                     ref_count: 1,
-                    devices: Arc::new(devices),
+                    devices,
                 })
             }
             Err(error) => {
@@ -455,10 +491,10 @@ impl LabSlot {
                 }
                 // netlab refuses the next `up` while this directory is still
                 // registered, so the half-started lab must go.
-                if let Err(down_error) = self.driver.down(&netlab_dir).await {
+                if let Err(down_error) = self.driver.down(&files.netlab_dir).await {
                     tracing::warn!(error = %down_error, "cleanup after a failed bring-up");
                 }
-                remove_dir(&dir).await;
+                remove_dir(&files.dir).await;
                 self.observer.lab_changed(self.number, failure(&error));
                 Err(error)
             }
@@ -547,9 +583,11 @@ fn failure(error: &LabError) -> LabChange {
     }
 }
 
-/// Removes lab directories a crashed earlier run left in `work_root`.
-pub async fn remove_stale_dirs(work_root: &Path) -> std::io::Result<usize> {
+/// Removes lab directories an earlier run left in `work_root`, except
+/// those in `keep` (labs re-adopted from it).
+pub async fn remove_stale_dirs(work_root: &Path, keep: &[PathBuf]) -> std::io::Result<usize> {
     let root = work_root.to_path_buf();
+    let keep = keep.to_vec();
     tokio::task::spawn_blocking(move || {
         let entries = match std::fs::read_dir(&root) {
             Ok(entries) => entries,
@@ -559,7 +597,9 @@ pub async fn remove_stale_dirs(work_root: &Path) -> std::io::Result<usize> {
         let mut removed = 0;
         for entry in entries {
             let entry = entry?;
-            if entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            if entry.file_name().to_string_lossy().starts_with(DIR_PREFIX)
+                && !keep.contains(&entry.path())
+            {
                 std::fs::remove_dir_all(entry.path())?;
                 removed += 1;
             }

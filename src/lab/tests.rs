@@ -182,6 +182,6 @@ async fn stale_directories_of_a_crashed_run_are_removed() {
     let labs = f.root.path().join("labs");
     std::fs::create_dir_all(labs.join("lab-old-1/configs")).unwrap();
     std::fs::create_dir_all(labs.join("keep-me")).unwrap();
-    assert_eq!(remove_stale_dirs(&labs).await.unwrap(), 1);
+    assert_eq!(remove_stale_dirs(&labs, &[]).await.unwrap(), 1);
     assert!(labs.join("keep-me").exists());
 }

@@ -27,6 +27,12 @@ pub use yaml::MAX_NESTING;
 pub struct Identity(String);
 
 impl Identity {
+    /// An identity computed by an earlier run (hex, as [`Identity`]'s
+    /// `Display` writes it).
+    pub fn restored(hex: String) -> Self {
+        Identity(hex)
+    }
+
     /// The identity of a lab folder. Each field is length-prefixed (u64,
     /// big-endian), so no two different folders encode alike:
     /// `topology folder, topology bytes, count, (path, bytes) …` with the

@@ -40,7 +40,7 @@ pub fn netlab() -> Option<PathBuf> {
     found
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(name))
         .find(|path| path.is_file())
@@ -66,6 +66,10 @@ pub struct Options {
     /// Reuse another server's HOME and TMPDIR (to test host guards and
     /// restarts).
     pub dirs: Option<ServerDirs>,
+    /// Run as this user id (and group id).
+    pub user: Option<u32>,
+    /// `RLIMIT_FSIZE` in bytes: a write beyond it fails as on a full disk.
+    pub file_size_limit: Option<u64>,
     /// The token `Server::http` sends with every request.
     pub bearer: Option<String>,
 }
@@ -78,6 +82,8 @@ impl Options {
             args: Vec::new(),
             env: Vec::new(),
             dirs: None,
+            user: None,
+            file_size_limit: None,
             bearer: None,
         }
     }
@@ -90,6 +96,16 @@ impl Options {
     /// Makes the test's HTTP client send `Authorization: Bearer <token>`.
     pub fn bearer(mut self, token: &str) -> Self {
         self.bearer = Some(token.to_string());
+        self
+    }
+
+    pub fn run_as_user(mut self, uid: u32) -> Self {
+        self.user = Some(uid);
+        self
+    }
+
+    pub fn file_size_limit(mut self, bytes: u64) -> Self {
+        self.file_size_limit = Some(bytes);
         self
     }
 
@@ -137,6 +153,11 @@ impl ServerDirs {
 
     pub fn tmp(&self) -> PathBuf {
         self.root.path().join("tmp")
+    }
+
+    /// The state directory (`--state-dir`), private to these dirs.
+    pub fn state(&self) -> PathBuf {
+        self.root.path().join("state")
     }
 
     pub fn meta_file(&self) -> PathBuf {
@@ -505,11 +526,36 @@ pub fn spawn(options: Options) -> (Child, ServerDirs) {
         .args(&options.args)
         .env("HOME", dirs.home())
         .env("TMPDIR", dirs.tmp())
+        .env("NEOPS_STATE_DIR", dirs.state())
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("NEOPS_IN_MEMORY")
         .env_remove("RUST_LOG")
         .envs(options.env)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log);
+    if let Some(uid) = options.user {
+        use std::os::unix::process::CommandExt;
+        command.uid(uid).gid(uid);
+    }
+    if let Some(bytes) = options.file_size_limit {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // A write beyond the limit must fail (EFBIG), not kill.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    }
     (command.spawn().expect("start neops-remote-lab"), dirs)
 }
 

@@ -1,0 +1,95 @@
+//! The client subcommands: `run`, `status`, `lab down`, `session end`.
+//! Each talks to a server at `--url` (or `REMOTE_LAB_URL`) and sends
+//! `REMOTE_LAB_TOKEN` as a bearer token when it is set.
+
+mod inventory;
+mod lab;
+mod run;
+mod signals;
+mod status;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use neops_remote_lab::client::{self, Client};
+
+/// A client subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command against a lab, then release it and end the session.
+    ///
+    /// Waits for a slot, brings the lab up, runs the command with the devices in REMOTE_LAB_DEVICES_FILE and an
+    /// Ansible inventory in REMOTE_LAB_INVENTORY, then release the lab and
+    /// end the session. Exits with the command's exit code (128+N when a
+    /// signal N ended it), 125 when no lab could be had, 126/127 when the
+    /// command could not be started.
+    Run(run::RunArgs),
+    /// Show a server's queue, slot holders, labs and devices.
+    Status(status::StatusArgs),
+    /// Act on a slot's lab.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
+    /// Act on a session.
+    #[command(subcommand)]
+    Session(lab::SessionCommand),
+}
+
+/// Which server to talk to.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The server's base URL.
+    #[arg(long, env = "REMOTE_LAB_URL", default_value = "http://127.0.0.1:8000")]
+    url: String,
+}
+
+impl ServerArgs {
+    /// A client for the server; heartbeats every `REMOTE_LAB_HEARTBEAT_INTERVAL`
+    /// seconds (default 30, 0 turns them off), as the Python client.
+    fn client(&self) -> client::Result<Client> {
+        let every = std::env::var("REMOTE_LAB_HEARTBEAT_INTERVAL")
+            .ok()
+            .and_then(|text| text.trim().parse::<f64>().ok())
+            .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+            .map_or(Duration::from_secs(30), Duration::from_secs_f64);
+        Client::builder(&self.url)
+            .heartbeat_interval(Some(every))
+            .build()
+    }
+}
+
+/// Runs a subcommand on its own runtime and turns its outcome into the
+/// process's exit code.
+pub fn main(command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("neops-remote-lab: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
+        match command {
+            Command::Run(args) => run::run(args).await,
+            Command::Status(args) => report(status::status(args).await),
+            Command::Lab(command) => report(lab::lab(command).await),
+            Command::Session(command) => report(lab::session(command).await),
+        }
+    });
+    ExitCode::from(code)
+}
+
+/// 0, or 1 with the error on stderr.
+fn report(outcome: client::Result<()>) -> u8 {
+    match outcome {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("neops-remote-lab: {error}");
+            1
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! `run`: one command against one lab, from the queue to the end of the
+//! session, whatever happens in between (the command fails or cannot be
+//! started, Ctrl-C, a cancelled CI job's SIGTERM).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+
+use super::ServerArgs;
+use super::inventory;
+use super::signals::Signals;
+use neops_remote_lab::client::{Client, LabFiles, Session, client_info};
+use neops_remote_lab::wire::{AcquireResponseDto, SessionState};
+
+/// Exit code when no lab could be had: the server is unreachable or
+/// refused, the session was lost, the lab's files are missing, or netlab
+/// failed. (126 and 127 are the shell's: the command could not be started.)
+pub const LAB_FAILURE: u8 = 125;
+const NOT_EXECUTABLE: u8 = 126;
+const NOT_FOUND: u8 = 127;
+
+/// Seconds between looks at the slot while waiting for the bring-up to begin.
+const PHASE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The netlab topology (.yml or .yaml).
+    #[arg(short = 't', long, value_name = "FILE")]
+    topology: PathBuf,
+    /// Files or folders the topology uses (a folder stands for every file
+    /// below it), relative to the topology's folder.
+    #[arg(short = 'f', long = "extra-file", value_name = "PATH", num_args = 1..)]
+    extra: Vec<PathBuf>,
+    /// The upload's root, relative to the topology's folder [default: the
+    /// topology's folder, or the deepest folder holding every extra file].
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Attach to a running lab with the same files.
+    #[arg(long, overrides_with = "no_reuse")]
+    reuse: bool,
+    /// Ask for a freshly started lab (the default).
+    #[arg(long, overrides_with = "reuse")]
+    no_reuse: bool,
+    /// What the queue shows about this run [default: the command line].
+    #[arg(long)]
+    label: Option<String>,
+    /// The command to run, after `--`, and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+/// The whole run; returns the process's exit code.
+pub async fn run(args: RunArgs) -> u8 {
+    // Before anything else: no signal may end us while a session is open.
+    let mut signals = match Signals::listen() {
+        Ok(signals) => signals,
+        Err(error) => return failed(&format!("cannot listen for signals: {error}")),
+    };
+    let lab = match LabFiles::collect(&args.topology, &args.extra, args.root.as_deref()) {
+        Ok(lab) => lab,
+        Err(error) => return failed(&error.to_string()),
+    };
+    let client = match args.server.client() {
+        Ok(client) => client,
+        Err(error) => return failed(&error.to_string()),
+    };
+    let label = args
+        .label
+        .clone()
+        .unwrap_or_else(|| command_line(&args.command));
+    let info = client_info::from_environment(Some(&label));
+    // Not interruptible: a POST that reached the server creates a session,
+    // which must be known to be ended. A signal meanwhile is kept for later.
+    let session = match client.open_session(Some(info)).await {
+        Ok(session) => session,
+        Err(error) => return failed(&error.to_string()),
+    };
+    let code = hold(&client, &session, &lab, &args, &mut signals).await;
+    if let Err(error) = session.close().await {
+        say(&format!("could not end the session: {error}"));
+    }
+    code
+}
+
+/// Waits for a slot, brings the lab up, runs the command, releases the lab.
+async fn hold(
+    client: &Client,
+    session: &Session,
+    lab: &LabFiles,
+    args: &RunArgs,
+    signals: &mut Signals,
+) -> u8 {
+    let short: String = session.id().chars().take(8).collect();
+    say(&format!("session {short} on {}", client.base_url()));
+    let since = Instant::now();
+    let waited = tokio::select! {
+        waited = session.wait_until_active(|status| {
+            if status.status == SessionState::Waiting {
+                say(&format!("waiting for a lab slot: position {} in the queue ({}s)",
+                    status.position, since.elapsed().as_secs()));
+            }
+        }) => waited,
+        signal = signals.recv() => return interrupted(signal, "while waiting in the queue"),
+    };
+    if let Err(error) = waited {
+        return failed(&format!("waiting in the queue: {error}"));
+    }
+    say(&format!(
+        "session {short} is active after {}s in the queue",
+        since.elapsed().as_secs()
+    ));
+
+    let reuse = args.reuse && !args.no_reuse;
+    say(&format!("acquiring lab {} ...", lab.topology_name()));
+    let since = Instant::now();
+    let acquired = tokio::select! {
+        acquired = acquire(client, session, lab, reuse) => acquired,
+        signal = signals.recv() => return interrupted(signal, "while the lab came up"),
+    };
+    let acquired = match acquired {
+        Ok(acquired) => acquired,
+        Err(error) => return failed(&format!("acquiring the lab: {error}")),
+    };
+    let how = if acquired.reused {
+        "attached"
+    } else {
+        "brought up"
+    };
+    say(&format!(
+        "lab {} {how}: {} devices in {}s",
+        lab.topology_name(),
+        acquired.devices.len(),
+        since.elapsed().as_secs()
+    ));
+    let code = run_command(client, session, &acquired, args, signals).await;
+    if let Err(error) = session.release().await {
+        say(&format!("could not release the lab: {error}"));
+    }
+    code
+}
+
+/// `POST /lab`, while netlab's output of the bring-up goes to stderr.
+async fn acquire(
+    client: &Client,
+    session: &Session,
+    lab: &LabFiles,
+    reuse: bool,
+) -> neops_remote_lab::client::Result<AcquireResponseDto> {
+    let follow = async {
+        follow_bring_up(client, session).await;
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        acquired = session.acquire(lab, reuse, None) => acquired,
+        () = follow => unreachable!("following never ends by itself"),
+    }
+}
+
+/// Waits until the session's slot starts a bring-up, then prints netlab's
+/// lines from `GET /lab/log` until it ends. Gives up quietly on any error:
+/// it only accompanies the work. The JSON documents in the log (the host
+/// views `netlab inspect` prints) are data, not progress, and are left out.
+async fn follow_bring_up(client: &Client, session: &Session) {
+    let short: String = session.id().chars().take(8).collect();
+    loop {
+        let Ok(view) = client.sessions().await else {
+            return;
+        };
+        let slot = view
+            .sessions
+            .iter()
+            .find(|s| s.id == short)
+            .and_then(|s| s.slot);
+        let phase = view.slots.iter().find(|s| Some(s.slot) == slot);
+        if phase.is_some_and(|slot| slot.phase == "starting") {
+            break;
+        }
+        tokio::time::sleep(PHASE_POLL).await;
+    }
+    let Ok(mut lines) = session.lab_log().await else {
+        return;
+    };
+    let since = Instant::now();
+    let mut closer: Option<&str> = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        match closer {
+            Some(end) if line == end => closer = None,
+            Some(_) => {}
+            None if line == "{" => closer = Some("}"),
+            None if line == "[" => closer = Some("]"),
+            None if !line.trim().is_empty() => {
+                say(&format!(
+                    "netlab ({}s): {}",
+                    since.elapsed().as_secs(),
+                    line.trim_end()
+                ));
+            }
+            None => {}
+        }
+    }
+}
+
+/// Writes the devices and inventory files, runs the command with them and
+/// forwards SIGTERM and SIGHUP to it. SIGINT is not forwarded: Ctrl-C
+/// reaches the command through the terminal's process group.
+async fn run_command(
+    client: &Client,
+    session: &Session,
+    acquired: &AcquireResponseDto,
+    args: &RunArgs,
+    signals: &mut Signals,
+) -> u8 {
+    // Removed when dropped, on every way out of here.
+    let dir = match tempfile::Builder::new()
+        .prefix("neops-remote-lab-")
+        .tempdir()
+    {
+        Ok(dir) => dir,
+        Err(error) => return failed(&format!("cannot create a temporary folder: {error}")),
+    };
+    let files = match inventory::write(dir.path(), &acquired.devices) {
+        Ok(files) => files,
+        Err(error) => return failed(&format!("cannot write the devices' files: {error}")),
+    };
+    let mut command = tokio::process::Command::new(&args.command[0]);
+    command
+        .args(&args.command[1..])
+        .env("REMOTE_LAB_DEVICES_FILE", &files.devices)
+        .env("REMOTE_LAB_INVENTORY", &files.inventory)
+        .env("REMOTE_LAB_SESSION_ID", session.id())
+        .env("REMOTE_LAB_URL", client.base_url());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            say(&format!(
+                "cannot run {}: {error}",
+                command_line(&args.command)
+            ));
+            return match error.kind() {
+                std::io::ErrorKind::NotFound => NOT_FOUND,
+                _ => NOT_EXECUTABLE,
+            };
+        }
+    };
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            signal = signals.recv() => forward(child.id(), signal),
+        }
+    };
+    match status {
+        Ok(status) => exit_code(status),
+        Err(error) => failed(&format!("lost the command: {error}")),
+    }
+}
+
+fn forward(pid: Option<u32>, signal: i32) {
+    let Some(pid) = pid.and_then(|pid| i32::try_from(pid).ok()) else {
+        return;
+    };
+    if signal != libc::SIGINT {
+        // SAFETY: signalling our own child, which has not been reaped yet.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// The command's exit code, or 128+N when signal N ended it (as shells report it).
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(255),
+        (None, None) => 1,
+    }
+}
+
+fn interrupted(signal: i32, when: &str) -> u8 {
+    say(&format!(
+        "stopped by signal {signal} {when}; ending the session"
+    ));
+    u8::try_from(128 + signal).unwrap_or(255)
+}
+
+fn failed(message: &str) -> u8 {
+    say(message);
+    LAB_FAILURE
+}
+
+fn say(message: &str) {
+    eprintln!("neops-remote-lab: {message}");
+}
+
+fn command_line(command: &[OsString]) -> String {
+    let words: Vec<_> = command.iter().map(|word| word.to_string_lossy()).collect();
+    words.join(" ")
+}

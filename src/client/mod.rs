@@ -1,0 +1,253 @@
+//! An async client for a neops-remote-lab server, the Rust counterpart of
+//! the Python `RemoteLabClient`.
+//!
+//! ```no_run
+//! # async fn demo() -> neops_remote_lab::client::Result<()> {
+//! use neops_remote_lab::client::{Client, LabFiles};
+//!
+//! let client = Client::builder("http://lab-host:8000").build()?;
+//! let session = client.open_session(None).await?; // joins the queue, heartbeats start
+//! session.wait_until_active(|status| eprintln!("position {}", status.position)).await?;
+//! let lab = LabFiles::collect("labs/topology.yml", &[], None)?;
+//! let devices = session.acquire(&lab, false, None).await?.devices;
+//! // … run tests against `devices` …
+//! session.release().await?;
+//! session.close().await?; // ends the session: its lab is torn down
+//! # Ok(()) }
+//! ```
+//!
+//! Every request carries `Authorization: Bearer <token>` when a token is
+//! set ([`ClientBuilder::token`], else the environment variable
+//! `REMOTE_LAB_TOKEN`). Error answers become [`Error::Status`] with the
+//! HTTP status and the server's `detail`.
+
+pub mod client_info;
+mod error;
+mod lab_files;
+mod session;
+
+pub use error::{Error, Result};
+pub use lab_files::LabFiles;
+pub use session::{LogLines, Session};
+
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::wire::{ClientInfoDto, CreateSessionRequestDto, CreateSessionResponseDto, SessionsDto};
+
+/// The environment variable a token is read from.
+pub const TOKEN_ENV: &str = "REMOTE_LAB_TOKEN";
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    base_url: String,
+    token: Option<String>,
+    request_timeout: Duration,
+    heartbeat_interval: Option<Duration>,
+}
+
+impl ClientBuilder {
+    /// Bearer token for every request; overrides `REMOTE_LAB_TOKEN`.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Limit for one ordinary request (default 30 s). A long-poll gets its
+    /// wait on top; `POST /lab` and the bring-up log are not limited (the
+    /// server bounds a bring-up with its `--netlab-up-timeout`).
+    pub fn request_timeout(mut self, limit: Duration) -> Self {
+        self.request_timeout = limit;
+        self
+    }
+
+    /// Time between heartbeats of an open session (default 30 s); `None`
+    /// sends none.
+    pub fn heartbeat_interval(mut self, every: Option<Duration>) -> Self {
+        self.heartbeat_interval = every.filter(|every| !every.is_zero());
+        self
+    }
+
+    /// Errors: [`Error::Config`] for a URL that is not `http://` or
+    /// `https://`, or a token that cannot be a header value.
+    pub fn build(self) -> Result<Client> {
+        let base = self.base_url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::Config(format!(
+                "server URL must start with http:// or https://, got {base:?}"
+            )));
+        }
+        let token = self
+            .token
+            .or_else(|| std::env::var(TOKEN_ENV).ok())
+            .filter(|token| !token.is_empty());
+        let mut headers = HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| Error::Config("the token is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(self.request_timeout)
+            // Below the server's 10 s keep-alive limit, so a pooled
+            // connection is never reused just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|error| Error::Config(error.to_string()))?;
+        Ok(Client {
+            http,
+            base,
+            request_timeout: self.request_timeout,
+            heartbeat_interval: self.heartbeat_interval,
+        })
+    }
+}
+
+/// A connection to one server. Cheap to clone (the connection pool is shared).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    request_timeout: Duration,
+    heartbeat_interval: Option<Duration>,
+}
+
+impl Client {
+    /// A builder for the server at `base_url`, e.g. `http://lab-host:8000`.
+    pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            base_url: base_url.into(),
+            token: None,
+            request_timeout: Duration::from_secs(30),
+            heartbeat_interval: Some(Duration::from_secs(30)),
+        }
+    }
+
+    /// The server's base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST /session` with the optional client info (`{"client": …}`):
+    /// joins the queue and starts heartbeats (see [`Session`]). Idempotent
+    /// with `Idempotency-Key`: use [`Client::open_session_with_key`].
+    pub async fn open_session(&self, client: Option<ClientInfoDto>) -> Result<Session> {
+        self.open_session_with_key(client, None).await
+    }
+
+    /// [`Client::open_session`] with an `Idempotency-Key` header: a repeat
+    /// with the same key (after a lost answer) returns the same session.
+    pub async fn open_session_with_key(
+        &self,
+        client: Option<ClientInfoDto>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Session> {
+        let mut request = self.request(Method::POST, "/session");
+        if let Some(client) = client {
+            request = request.json(&CreateSessionRequestDto {
+                client: Some(client),
+            });
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let created: CreateSessionResponseDto = self.json("POST /session", request).await?;
+        Ok(Session::open(
+            self.clone(),
+            created,
+            self.heartbeat_interval,
+        ))
+    }
+
+    /// A handle on an existing session, e.g. another process's, without
+    /// heartbeats: for acting as that session (`lab down`).
+    pub fn attach(&self, session_id: impl Into<String>) -> Session {
+        Session::attach(self.clone(), session_id.into())
+    }
+
+    /// `DELETE /session/{id}`: ends the session; an active one's lab is
+    /// torn down first. 404 when there is no such session.
+    pub async fn end_session(&self, session_id: &str) -> Result<()> {
+        let path = format!("/session/{session_id}");
+        let request = self.request(Method::DELETE, &path);
+        self.send("DELETE /session", request).await.map(drop)
+    }
+
+    /// `GET /sessions`: the queue and the slots (not a sign of life).
+    pub async fn sessions(&self) -> Result<SessionsDto> {
+        let request = self.request(Method::GET, "/sessions");
+        self.json("GET /sessions", request).await
+    }
+
+    /// `GET /sessions` as the server sent it.
+    pub async fn sessions_json(&self) -> Result<String> {
+        let request = self.request(Method::GET, "/sessions");
+        let response = self.send("GET /sessions", request).await?;
+        response.text().await.map_err(transport("GET /sessions"))
+    }
+
+    /// `GET /active-session`: the full id of the session active longest
+    /// (`None` when nobody is active). Not a sign of life.
+    pub async fn active_session(&self) -> Result<Option<String>> {
+        let request = self.request(Method::GET, "/active-session");
+        match self.json::<Value>("GET /active-session", request).await {
+            Ok(body) => Ok(body["session_id"].as_str().map(str::to_string)),
+            Err(error) if error.status() == Some(reqwest::StatusCode::NOT_FOUND) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A request with the ordinary time limit.
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(self.request_timeout)
+    }
+
+    /// A request without a time limit (bring-ups, streams).
+    fn unlimited(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Sends; an error status becomes [`Error::Status`] with its `detail`.
+    async fn send(&self, what: &str, request: RequestBuilder) -> Result<Response> {
+        let response = request.send().await.map_err(transport(what))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let detail = match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(body)) => match body.get("detail") {
+                Some(Value::String(detail)) => detail.clone(),
+                Some(other) => other.to_string(),
+                None => text,
+            },
+            _ => text,
+        };
+        Err(Error::Status {
+            what: what.to_string(),
+            status,
+            detail,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(&self, what: &str, request: RequestBuilder) -> Result<T> {
+        let response = self.send(what, request).await?;
+        response.json().await.map_err(transport(what))
+    }
+}
+
+fn transport(what: &str) -> impl FnOnce(reqwest::Error) -> Error + '_ {
+    move |source| Error::Transport {
+        what: what.to_string(),
+        source,
+    }
+}

@@ -1,0 +1,178 @@
+//! Durable state: what survives a restart or a crash.
+//!
+//! The coordinator publishes every change as a domain event
+//! ([`crate::coordinator::events`]); a [`Store`] appends those events, in
+//! their order, and keeps from them the tables a restart needs: the
+//! sessions of the line (order, status, times, client info, idempotency
+//! key), each slot's lab (directories, identity, devices, phase) and a
+//! bounded history of events. Signs of life (status polls, heartbeats) are
+//! no events and are never written.
+//!
+//! Appending never blocks (it is called under the coordinator's lock, which
+//! fixes the order); a caller that must not reply before its change is
+//! durable awaits [`Store::committed`]. [`sqlite::SqliteStore`] is the
+//! embedded default; [`InMemory`] keeps nothing, as the original service
+//! did. A store shared by several hosts (PostgreSQL) implements the same
+//! trait, applying each batch of events in one transaction.
+
+mod commits;
+pub mod sqlite;
+pub mod state_dir;
+
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crate::coordinator::ClientInfo;
+use crate::coordinator::events::Event;
+use crate::lab::{BoxFuture, Device, LabFiles};
+use crate::session_id::SessionId;
+
+/// Where the coordinator's events go to last. See the module documentation.
+pub trait Store: Send + Sync {
+    /// What the previous run left. Blocking; called once, before serving.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+
+    /// Forgets every stored lab except those of `kept` slots, whose labs
+    /// were re-adopted: their reference count restarts at 0, nobody holds
+    /// them. Blocking; called once at start, after [`Store::load`].
+    fn keep_labs(&self, kept: &[usize]) -> Result<(), StoreError>;
+
+    /// Queues `event` for writing. Called under the coordinator's lock, so
+    /// events are written in the order they happened. Never blocks.
+    fn append(&self, event: &Event);
+
+    /// Completes once every event up to `ids.end()` is written; an error
+    /// when the write of any event in `ids` failed (that change is not
+    /// durable; what was committed before is untouched).
+    fn committed(&self, ids: RangeInclusive<u64>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Writes what is queued and stops writing. Blocking; called at shutdown.
+    fn close(&self);
+}
+
+/// The state a previous run left behind.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The line, first come first.
+    pub sessions: Vec<StoredSession>,
+    /// Each slot's lab, as last reported.
+    pub labs: Vec<StoredLab>,
+    /// The id of the last event written (0 for none): ids go on from there.
+    pub last_event_id: u64,
+}
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSession {
+    pub id: SessionId,
+    pub joined_at: SystemTime,
+    /// When it was promoted and the slot it got (from 1), if it was.
+    pub promoted: Option<(SystemTime, usize)>,
+    pub client: Option<ClientInfo>,
+    /// The `Idempotency-Key` of its `POST /session`.
+    pub key: Option<String>,
+    /// The name of the token it belongs to (auth on).
+    pub owner: Option<String>,
+}
+
+/// A slot's lab as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLab {
+    /// From 1.
+    pub slot: usize,
+    pub files: LabFiles,
+    /// SHA-256 of the lab's content, hex.
+    pub identity: String,
+    pub topology: String,
+    /// Known once the lab is up.
+    pub devices: Option<Vec<Device>>,
+    pub ref_count: u32,
+    pub started_at: Option<SystemTime>,
+    /// `starting`, `up`, `idle`, `tearing_down` or `dirty`.
+    pub phase: String,
+}
+
+impl StoredLab {
+    /// Whether the lab finished its bring-up and was not being torn down:
+    /// only such a lab can be re-adopted.
+    pub fn was_running(&self) -> bool {
+        matches!(self.phase.as_str(), "up" | "idle") && self.devices.is_some()
+    }
+}
+
+/// Why the store cannot be used, or a change was not written.
+#[derive(Debug, Clone)]
+pub enum StoreError {
+    /// The state directory or database cannot be created or written.
+    Unwritable { path: PathBuf, why: String },
+    /// The database is not a database, or damaged.
+    Corrupt { path: PathBuf, why: String },
+    /// Another process holds the database or the state directory.
+    Locked { path: PathBuf, why: String },
+    /// Written by a newer version of this server.
+    TooNew { path: PathBuf, version: u32 },
+    /// A change could not be committed (e.g. the disk is full).
+    Write { path: PathBuf, why: String },
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unwritable { path, why } => write!(
+                f,
+                "cannot write the state store {} ({why}); make the state directory writable \
+                 for this user, or choose another with --state-dir / NEOPS_STATE_DIR",
+                path.display()
+            ),
+            StoreError::Corrupt { path, why } => write!(
+                f,
+                "the state store {} is damaged ({why}); nothing was changed. Restore it from a \
+                 backup, or move it (and its -wal file) away to start with an empty queue",
+                path.display()
+            ),
+            StoreError::Locked { path, why } => write!(
+                f,
+                "the state store {} is in use by another process ({why}); stop the other \
+                 neops-remote-lab server or choose another --state-dir",
+                path.display()
+            ),
+            StoreError::TooNew { path, version } => write!(
+                f,
+                "the state store {} has schema version {version}, written by a newer \
+                 neops-remote-lab; upgrade this server or use another --state-dir",
+                path.display()
+            ),
+            StoreError::Write { path, why } => write!(
+                f,
+                "the change could not be saved to the state store {} ({why}); it was not made \
+                 durable, nothing saved before was lost",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Keeps nothing: every restart starts empty, as the original service.
+#[derive(Debug, Default)]
+pub struct InMemory;
+
+impl Store for InMemory {
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot::default())
+    }
+
+    fn keep_labs(&self, _kept: &[usize]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn append(&self, _event: &Event) {}
+
+    fn committed(&self, _ids: RangeInclusive<u64>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn close(&self) {}
+}

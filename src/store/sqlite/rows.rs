@@ -1,0 +1,242 @@
+//! Rows in, rows out: how each event changes the tables, and how a start
+//! reads them back.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, Row, Transaction, params};
+
+use crate::coordinator::ClientInfo;
+use crate::coordinator::events::{Event, EventKind};
+use crate::lab::{Device, LabChange, LabFiles};
+use crate::store::{Snapshot, StoredLab, StoredSession};
+
+/// Applies one event to the tables and appends it to the history.
+pub fn apply(tx: &Transaction<'_>, event: &Event, body: &str) -> rusqlite::Result<()> {
+    let at = millis(event.at);
+    match &event.kind {
+        EventKind::SessionJoined {
+            session,
+            client,
+            key,
+            owner,
+            ..
+        } => {
+            let client = client.as_deref().map(to_json);
+            let owner = owner.as_ref().map(|owner| owner.name());
+            tx.execute(
+                "INSERT INTO sessions (id, joined_at, client, idempotency_key, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![session.full(), at, client, key, owner],
+            )?;
+        }
+        EventKind::SessionPromoted { session, slot, .. } => {
+            tx.execute(
+                "UPDATE sessions SET promoted_at = ?2, slot = ?3 WHERE id = ?1",
+                params![session.full(), at, *slot as i64],
+            )?;
+        }
+        EventKind::SessionEnded { session, .. } => {
+            tx.execute("DELETE FROM sessions WHERE id = ?1", [session.full()])?;
+        }
+        EventKind::Lab { slot, change } => apply_lab(tx, *slot as i64, change, at)?,
+    }
+    tx.execute(
+        "INSERT INTO events (id, at, body) VALUES (?1, ?2, ?3)",
+        params![event.id as i64, at, body],
+    )?;
+    Ok(())
+}
+
+fn apply_lab(tx: &Transaction<'_>, slot: i64, change: &LabChange, at: i64) -> rusqlite::Result<()> {
+    let set_phase = |phase: &str| {
+        tx.execute(
+            "UPDATE labs SET phase = ?2 WHERE slot = ?1",
+            params![slot, phase],
+        )
+    };
+    match change {
+        LabChange::Starting {
+            topology,
+            identity,
+            files,
+        } => tx.execute(
+            "INSERT OR REPLACE INTO labs (slot, dir, netlab_dir, identity, topology, ref_count, phase)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, 'starting')",
+            params![
+                slot,
+                files.dir.to_string_lossy(),
+                files.netlab_dir.to_string_lossy(),
+                identity,
+                topology
+            ],
+        ),
+        LabChange::Up { devices, .. } => tx.execute(
+            "UPDATE labs SET devices = ?2, ref_count = 1, started_at = ?3, phase = 'up' WHERE slot = ?1",
+            params![slot, to_json(devices.as_slice()), at],
+        ),
+        LabChange::Attached { ref_count } | LabChange::Released { ref_count } => tx.execute(
+            "UPDATE labs SET ref_count = ?2, phase = 'up' WHERE slot = ?1",
+            params![slot, ref_count],
+        ),
+        LabChange::Idle => set_phase("idle"),
+        LabChange::TearingDown => set_phase("tearing_down"),
+        LabChange::Dirty { .. } => set_phase("dirty"),
+        LabChange::Down { .. } | LabChange::Failed { .. } => {
+            tx.execute("DELETE FROM labs WHERE slot = ?1", [slot])
+        }
+    }?;
+    Ok(())
+}
+
+/// Drops history events up to `id`: only the most recent are kept.
+pub fn trim_history(tx: &Transaction<'_>, id: u64) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM events WHERE id <= ?1", [id as i64])?;
+    Ok(())
+}
+
+pub fn last_event_id(connection: &Connection) -> rusqlite::Result<u64> {
+    let id: i64 = connection.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |row| {
+        row.get(0)
+    })?;
+    Ok(id as u64)
+}
+
+/// Deletes every lab except those of `kept` slots, which restart idle.
+pub fn keep_labs(connection: &mut Connection, kept: &[usize]) -> rusqlite::Result<()> {
+    let tx = connection.transaction()?;
+    let slots: Vec<i64> = {
+        let mut statement = tx.prepare("SELECT slot FROM labs")?;
+        statement
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for slot in slots {
+        if kept.contains(&(slot as usize)) {
+            tx.execute(
+                "UPDATE labs SET ref_count = 0, phase = 'idle' WHERE slot = ?1",
+                [slot],
+            )?;
+        } else {
+            tx.execute("DELETE FROM labs WHERE slot = ?1", [slot])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Reads what a previous run left. A row that does not parse means the
+/// database was damaged or edited: say which.
+pub fn load(connection: &Connection) -> Result<Snapshot, String> {
+    let read = |error: rusqlite::Error| error.to_string();
+    let mut statement = connection
+        .prepare(
+            "SELECT id, joined_at, promoted_at, slot, client, idempotency_key, owner
+             FROM sessions ORDER BY seq",
+        )
+        .map_err(read)?;
+    let sessions = statement
+        .query_map([], session_row)
+        .map_err(read)?
+        .map(|row| row.map_err(read)?)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut statement = connection
+        .prepare(
+            "SELECT slot, dir, netlab_dir, identity, topology, devices, ref_count, started_at, phase
+             FROM labs ORDER BY slot",
+        )
+        .map_err(read)?;
+    let labs = statement
+        .query_map([], lab_row)
+        .map_err(read)?
+        .map(|row| row.map_err(read)?)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Snapshot {
+        sessions,
+        labs,
+        last_event_id: last_event_id(connection).map_err(read)?,
+    })
+}
+
+fn session_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredSession, String>> {
+    let id: String = row.get(0)?;
+    let promoted_at: Option<i64> = row.get(2)?;
+    let slot: Option<i64> = row.get(3)?;
+    let client: Option<String> = row.get(4)?;
+    Ok((|| {
+        let promoted = match (promoted_at, slot) {
+            (Some(at), Some(slot)) if slot >= 1 => Some((time(at), slot as usize)),
+            (None, _) => None,
+            _ => return Err(format!("session {id}: promoted without a slot")),
+        };
+        Ok(StoredSession {
+            id: id.parse().map_err(|e| format!("session id {id:?}: {e}"))?,
+            joined_at: time(row.get(1).map_err(|e| e.to_string())?),
+            promoted,
+            client: client
+                .map(|json| from_json::<ClientInfo>(&json))
+                .transpose()
+                .map_err(|e| format!("session {id}: client: {e}"))?,
+            key: row.get(5).map_err(|e| e.to_string())?,
+            owner: row.get(6).map_err(|e| e.to_string())?,
+        })
+    })())
+}
+
+fn lab_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredLab, String>> {
+    let slot: i64 = row.get(0)?;
+    let devices: Option<String> = row.get(5)?;
+    let started_at: Option<i64> = row.get(7)?;
+    let files = LabFiles {
+        dir: PathBuf::from(row.get::<_, String>(1)?),
+        netlab_dir: PathBuf::from(row.get::<_, String>(2)?),
+    };
+    let (identity, topology, ref_count, phase) =
+        (row.get(3)?, row.get(4)?, row.get(6)?, row.get(8)?);
+    Ok((|| {
+        Ok(StoredLab {
+            slot: usize::try_from(slot).map_err(|_| format!("lab slot {slot}"))?,
+            files,
+            identity,
+            topology,
+            devices: devices
+                .map(|json| from_json::<Vec<Device>>(&json))
+                .transpose()
+                .map_err(|e| format!("lab slot {slot}: devices: {e}"))?,
+            ref_count,
+            started_at: started_at.map(time),
+            phase,
+        })
+    })())
+}
+
+/// Unix milliseconds.
+fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
+}
+
+fn time(millis: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis.max(0) as u64)
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serializes")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, String> {
+    serde_json::from_str(json).map_err(|error| error.to_string())
+}
+
+/// The phase of `slot`'s lab row, if there is one (for tests).
+#[cfg(test)]
+pub fn lab_phase(connection: &Connection, slot: usize) -> Option<String> {
+    use rusqlite::OptionalExtension;
+    connection
+        .query_row(
+            "SELECT phase FROM labs WHERE slot = ?1",
+            [slot as i64],
+            |row| row.get(0),
+        )
+        .optional()
+        .expect("query")
+}

@@ -1,0 +1,83 @@
+//! The database schema, versioned in `PRAGMA user_version`: migration *n*
+//! takes the schema from version *n − 1* to *n*. Append new migrations;
+//! never change one that has shipped.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::classify;
+use crate::store::StoreError;
+
+/// Times are Unix milliseconds; JSON columns hold what the API accepts.
+const MIGRATIONS: &[&str] = &[
+    // 1: the line, the slots' labs, the event history.
+    "CREATE TABLE meta (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );
+     CREATE TABLE sessions (
+         seq             INTEGER PRIMARY KEY,  -- the order of the line
+         id              TEXT NOT NULL UNIQUE,
+         joined_at       INTEGER NOT NULL,
+         promoted_at     INTEGER,              -- NULL while waiting
+         slot            INTEGER,              -- the slot it holds, from 1
+         client          TEXT,                 -- JSON, as sent to POST /session
+         idempotency_key TEXT
+     );
+     CREATE TABLE labs (
+         slot       INTEGER PRIMARY KEY,
+         dir        TEXT NOT NULL,             -- removed with the lab
+         netlab_dir TEXT NOT NULL,             -- where netlab runs
+         identity   TEXT NOT NULL,             -- SHA-256 of the content, hex
+         topology   TEXT NOT NULL,
+         devices    TEXT,                      -- JSON [{name, raw}], once up
+         ref_count  INTEGER NOT NULL,
+         started_at INTEGER,
+         phase      TEXT NOT NULL              -- starting|up|idle|tearing_down|dirty
+     );
+     CREATE TABLE events (
+         id   INTEGER PRIMARY KEY,
+         at   INTEGER NOT NULL,
+         body TEXT NOT NULL                    -- JSON, as GET /events sends it
+     );",
+    // 2: the token each session belongs to (servers with auth on).
+    "ALTER TABLE sessions ADD COLUMN owner TEXT;",
+];
+
+/// Brings the schema to the latest version in one transaction, and notes
+/// the start (which also proves the database writable).
+pub fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let fail = |error| classify(path, error);
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fail)?;
+    let version: u32 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(fail)?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            version,
+        });
+    }
+    for (done, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(migration).map_err(fail)?;
+        tx.pragma_update(None, "user_version", (done + 1) as i64)
+            .map_err(fail)?;
+    }
+    let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('last_start', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [started],
+    )
+    .map_err(fail)?;
+    tx.commit().map_err(fail)
+}
+
+/// The schema version this build writes.
+#[cfg(test)]
+pub fn latest() -> u32 {
+    MIGRATIONS.len() as u32
+}

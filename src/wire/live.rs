@@ -1,0 +1,151 @@
+//! Wire types of the read-only views (`GET /sessions`, `GET /events`).
+//! Sessions appear by their short id only (the first 8 hex digits): the
+//! full id is what grants access to a session, and these views are for
+//! everyone who may watch. With auth on they also name each session's token.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ClientInfoDto, SessionState};
+
+/// Answer to `GET /sessions`: the line and the slots, taken at one instant.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionsDto {
+    /// In line order: ACTIVE sessions first, then the waiting ones.
+    pub sessions: Vec<QueuedSessionDto>,
+    /// Slot 1 first.
+    pub slots: Vec<SlotDto>,
+}
+
+/// One session of the line.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueuedSessionDto {
+    /// The session id's first 8 hex digits (never the full id).
+    pub id: String,
+    pub status: SessionState,
+    /// As `GET /session/{id}` reports it.
+    pub position: usize,
+    /// The slot it holds (from 1), when active.
+    pub slot: Option<usize>,
+    pub client: Option<ClientInfoDto>,
+    /// The name of the token that created it; only with auth on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Seconds in the line before its promotion (up to now while waiting).
+    pub waiting_seconds: f64,
+    /// Seconds since its promotion, when active.
+    pub holding_seconds: Option<f64>,
+}
+
+/// One lab slot.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SlotDto {
+    /// From 1.
+    pub slot: usize,
+    /// `idle`, `starting`, `up`, `releasing`, `tearing_down`, `dirty` or `failed`.
+    pub phase: String,
+    /// The holder's short id.
+    pub holder: Option<String>,
+    /// The running lab, if any.
+    pub lab: Option<LabSummaryDto>,
+}
+
+/// A running lab, for watchers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LabSummaryDto {
+    pub topology: String,
+    /// The first 12 hex digits of its identity (SHA-256 of its content).
+    pub identity: String,
+    pub ref_count: u32,
+    pub devices: Vec<DeviceSummaryDto>,
+}
+
+/// A device and where to reach it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceSummaryDto {
+    pub name: String,
+    /// `mgmt.ipv4`, else `ansible_host`, from netlab's host view.
+    pub mgmt: Option<String>,
+}
+
+/// One event of `GET /events`, the `data` of its SSE message (whose `id`
+/// is the same number).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventDto {
+    pub id: u64,
+    /// RFC 3339, UTC, milliseconds.
+    pub at: String,
+    #[serde(flatten)]
+    pub kind: EventKindDto,
+}
+
+/// What happened; the `type` key names it. Slots are numbered from 1,
+/// durations are seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKindDto {
+    SessionJoined {
+        session: String,
+        position: usize,
+        client: Option<ClientInfoDto>,
+        /// The token's name; only with auth on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+    },
+    SessionPromoted {
+        session: String,
+        slot: usize,
+        waited_seconds: f64,
+    },
+    SessionEnded {
+        session: String,
+        /// `closed`, `evicted`, `claim_expired` or `not_saved`.
+        reason: String,
+        waited_seconds: f64,
+        held_seconds: Option<f64>,
+    },
+    LabStarting {
+        slot: usize,
+        topology: String,
+        identity: String,
+    },
+    LabUp {
+        slot: usize,
+        devices: usize,
+        seconds: f64,
+    },
+    LabAttached {
+        slot: usize,
+        ref_count: u32,
+    },
+    LabFailed {
+        slot: usize,
+        command: Option<String>,
+        exit_code: Option<i32>,
+        /// netlab's message with its last output lines.
+        error: String,
+    },
+    LabReleased {
+        slot: usize,
+        ref_count: u32,
+    },
+    LabIdle {
+        slot: usize,
+    },
+    LabTearingDown {
+        slot: usize,
+    },
+    LabDown {
+        slot: usize,
+        seconds: f64,
+    },
+    LabDirty {
+        slot: usize,
+        error: String,
+    },
+    /// Not an event: this reader lost `count` events (it fell behind, or
+    /// resumed after events that are no longer kept). Carries no id.
+    Dropped {
+        count: u64,
+    },
+}

@@ -1,0 +1,122 @@
+//! The wire types: every JSON body the server sends or accepts, shared by
+//! the server ([`crate::api`]) and the client ([`crate::client`]). Names and
+//! fields match the original service's `*Dto` models exactly (its Python
+//! client parses these), so every type here serializes byte for byte as
+//! the routes in the README show and deserializes what it serializes.
+//!
+//! Units: seconds as `f64`, positions and slots as plain counts (slots
+//! numbered from 1).
+
+mod live;
+
+pub use live::{
+    DeviceSummaryDto, EventDto, EventKindDto, LabSummaryDto, QueuedSessionDto, SessionsDto, SlotDto,
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// `waiting` or `active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    Waiting,
+    Active,
+}
+
+/// Answer to `POST /session`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateSessionResponseDto {
+    pub session_id: String,
+    /// Queue length before this session joined; 0 means it is active.
+    pub position: usize,
+}
+
+/// Answer to `GET /session/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionStatusResponseDto {
+    pub status: SessionState,
+    /// 0 for the active session, 1 for the first one waiting, and so on.
+    pub position: usize,
+}
+
+/// Answer to `GET /active-session`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ActiveSessionResponseDto {
+    pub session_id: String,
+    pub status: SessionState,
+    pub position: usize,
+}
+
+/// A node of the running lab.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceInfoDto {
+    /// Node name as netlab reports it.
+    pub name: String,
+    /// The node's Ansible host view, as `netlab inspect --node <name> --format json` prints it.
+    #[schema(value_type = Object)]
+    pub raw: Map<String, Value>,
+}
+
+/// Answer to `POST /lab`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AcquireResponseDto {
+    /// True when the request attached to a lab that was already running.
+    pub reused: bool,
+    pub devices: Vec<DeviceInfoDto>,
+}
+
+/// Answer to `GET /lab`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LabStatusDto {
+    pub running: bool,
+    /// File name of the running topology.
+    pub topology: Option<String>,
+    /// How many clients hold the lab; 0 means running but idle.
+    pub ref_count: u32,
+    pub devices: Vec<DeviceInfoDto>,
+    /// `netlab status --all --format json` as netlab printed it.
+    pub netlab_status: Option<String>,
+}
+
+/// Answer to `GET /debug/health`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthDto {
+    pub status: String,
+    /// Seconds since the Unix epoch.
+    pub timestamp: f64,
+    /// Seconds since the server started.
+    pub uptime: f64,
+    pub sessions: usize,
+    pub queue_length: usize,
+    /// Lab slots (numbered from 1) whose last teardown failed: netlab may
+    /// still have their lab registered; their next bring-up tries again.
+    pub dirty_slots: Vec<usize>,
+}
+
+/// Every error: `{"detail": "<message>"}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDto {
+    pub detail: String,
+}
+
+/// Who is asking: shown in `GET /sessions`, the events and the dashboard.
+/// Every field is optional free text without control characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+pub struct ClientInfoDto {
+    /// At most 64 characters.
+    pub user: Option<String>,
+    /// At most 255 characters.
+    pub host: Option<String>,
+    /// An `http://` or `https://` link without spaces, at most 2048 characters.
+    pub ci_job_url: Option<String>,
+    /// Free-form (e.g. the pytest invocation), at most 512 characters.
+    pub label: Option<String>,
+}
+
+/// Body of `POST /session`; the body itself is optional.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+pub struct CreateSessionRequestDto {
+    pub client: Option<ClientInfoDto>,
+}

@@ -1,0 +1,324 @@
+//! The client subcommands, as users run them: the real binary against a
+//! real server and real netlab. `run` must end its session on every way
+//! out (the command's exit, a signal while waiting or while the command
+//! runs) and serve parallel runs in the queue's order.
+
+mod common;
+
+use std::path::Path;
+use std::process::{ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Options, Server, TWO_NODES, Upload};
+use reqwest::Method;
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+/// A folder with `topology.yml` (two eos nodes) for `run -t`.
+fn lab_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("topology.yml"), TWO_NODES).unwrap();
+    dir
+}
+
+/// The binary as a client of `s`, working in `dir`, with nothing of the
+/// caller's environment that would change what it does.
+fn cli(s: &Server, dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"));
+    command
+        .current_dir(dir)
+        .env("REMOTE_LAB_URL", &s.base)
+        .env_remove("REMOTE_LAB_SESSION_ID")
+        .env_remove("REMOTE_LAB_TOKEN")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// `run -t topology.yml -- sh -c <script>`, its output captured.
+fn run_sh(s: &Server, dir: &Path, script: &str) -> Command {
+    let mut command = cli(s, dir);
+    command
+        .args(["run", "-t", "topology.yml", "--", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+async fn sessions(s: &Server) -> Vec<Value> {
+    s.get_json("/sessions").await["sessions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Polls `GET /sessions` (no sign of life) until `done` holds (bounded).
+async fn wait_for_sessions(s: &Server, what: &str, done: impl Fn(&[Value]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = sessions(s).await;
+        if done(&now) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls until `path` exists (bounded).
+async fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminate(child: &Child) {
+    let pid = child.id().expect("still running") as i32;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+}
+
+async fn finish(child: Child) -> (ExitStatus, String) {
+    let Output { status, stderr, .. } = child.wait_with_output().await.unwrap();
+    (status, String::from_utf8_lossy(&stderr).into_owned())
+}
+
+/// Nothing left: no session, no lab in the slot, none registered with netlab.
+async fn assert_nothing_left(s: &Server) {
+    let view = s.get_json("/sessions").await;
+    assert_eq!(view["sessions"], Value::Array(vec![]), "{view}");
+    assert_eq!(view["slots"][0]["lab"], Value::Null, "{view}");
+    assert!(!s.dirs.netlab_registry().contains("default:"));
+}
+
+#[tokio::test]
+async fn run_passes_the_devices_and_exits_with_the_commands_code() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let dir = lab_folder();
+    let script = r#"grep -q '"name": "r2"' "$REMOTE_LAB_DEVICES_FILE" || exit 9
+        echo "$REMOTE_LAB_DEVICES_FILE $REMOTE_LAB_INVENTORY" > paths
+        echo "$REMOTE_LAB_SESSION_ID $REMOTE_LAB_URL" > session
+        exit 3"#;
+    let (status, stderr) = finish(run_sh(&s, dir.path(), script).spawn().unwrap()).await;
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("brought up: 2 devices"), "{stderr}");
+
+    let session = std::fs::read_to_string(dir.path().join("session")).unwrap();
+    let (id, url) = session.trim().split_once(' ').unwrap();
+    assert_eq!((id.len(), url), (36, s.base.as_str()));
+    let paths = std::fs::read_to_string(dir.path().join("paths")).unwrap();
+    for file in paths.split_whitespace() {
+        assert!(!Path::new(file).exists(), "{file} was not removed");
+    }
+    assert_nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn a_command_that_cannot_be_started_still_ends_the_session() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let dir = lab_folder();
+    let output = cli(&s, dir.path())
+        .args(["run", "-t", "topology.yml", "--", "./no-such-command"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127));
+    assert_nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn sigterm_while_waiting_in_the_queue_leaves_no_session() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let (holder, _) = s.create_session().await;
+    let dir = lab_folder();
+    let run = run_sh(&s, dir.path(), "touch ran").spawn().unwrap();
+    wait_for_sessions(&s, "queued behind the holder", |now| now.len() == 2).await;
+
+    terminate(&run);
+    let (status, stderr) = finish(run).await;
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{stderr}");
+    assert!(!dir.path().join("ran").exists());
+    let left = sessions(&s).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"].as_str(), Some(&holder[..8]));
+}
+
+#[tokio::test]
+async fn sigterm_while_the_command_runs_is_forwarded_and_ends_the_session() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let dir = lab_folder();
+    let started = dir.path().join("started");
+    let run = run_sh(&s, dir.path(), "touch started; exec sleep 600")
+        .spawn()
+        .unwrap();
+    wait_for_file(&started).await;
+
+    terminate(&run);
+    let (status, stderr) = finish(run).await;
+    // The command was killed by the forwarded SIGTERM: 128 + 15.
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{stderr}");
+    assert_nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn parallel_runs_are_served_in_queue_order() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let (holder, _) = s.create_session().await;
+    let dir = lab_folder();
+    let first = run_sh(&s, dir.path(), "echo first >> order")
+        .spawn()
+        .unwrap();
+    wait_for_sessions(&s, "first queued", |now| now.len() == 2).await;
+    let second = run_sh(&s, dir.path(), "echo second >> order")
+        .spawn()
+        .unwrap();
+    wait_for_sessions(&s, "second queued", |now| now.len() == 3).await;
+
+    s.end_session(&holder).await;
+    let ((first, e1), (second, e2)) = tokio::join!(finish(first), finish(second));
+    assert!(first.success() && second.success(), "{e1}\n{e2}");
+    let order = std::fs::read_to_string(dir.path().join("order")).unwrap();
+    assert_eq!(order, "first\nsecond\n");
+    assert_nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn the_inventory_names_every_device_with_its_ansible_host() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let dir = lab_folder();
+    let ansible = common::find_on_path("ansible-inventory").is_some();
+    let list = if ansible {
+        r#"ansible-inventory --list -i "$REMOTE_LAB_INVENTORY" > listed.json || exit 9"#
+    } else {
+        "true"
+    };
+    let script = format!(
+        r#"cp "$REMOTE_LAB_DEVICES_FILE" devices.json && cp "$REMOTE_LAB_INVENTORY" inventory.yml && {list}"#
+    );
+    let (status, stderr) = finish(run_sh(&s, dir.path(), &script).spawn().unwrap()).await;
+    assert!(status.success(), "{stderr}");
+
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    let devices: Vec<Value> = serde_json::from_str(&read("devices.json")).unwrap();
+    let inventory: Value = yaml_serde::from_str(&read("inventory.yml")).unwrap();
+    let hostvars = if ansible {
+        let listed: Value = serde_json::from_str(&read("listed.json")).unwrap();
+        listed["_meta"]["hostvars"].clone()
+    } else {
+        inventory["all"]["hosts"].clone()
+    };
+    let names: Vec<_> = devices.iter().map(|d| d["name"].clone()).collect();
+    assert_eq!(names, ["r1", "r2"]);
+    for device in &devices {
+        let name = device["name"].as_str().unwrap();
+        assert!(device["raw"]["ansible_host"].is_string(), "{device}");
+        assert_eq!(
+            hostvars[name]["ansible_host"],
+            device["raw"]["ansible_host"]
+        );
+        assert_eq!(inventory["all"]["hosts"][name], device["raw"]);
+    }
+}
+
+#[tokio::test]
+async fn status_shows_the_holder_its_lab_and_the_queue() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let (holder, _) = s.create_session().await;
+    let (acquired, _) = s.acquire(&holder, Upload::new("lab.yml", TWO_NODES)).await;
+    assert!(acquired.is_success());
+    let (waiting, _) = s.create_session().await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let table = cli(&s, dir.path()).arg("status").output().await.unwrap();
+    assert!(table.status.success());
+    let table = String::from_utf8(table.stdout).unwrap();
+    let slot = table.lines().nth(1).unwrap();
+    for word in ["up", &holder[..8], "lab.yml", "r1 (192.168.121.101)"] {
+        assert!(slot.contains(word), "{word} missing in {table}");
+    }
+    assert!(
+        table.contains(&format!("1    {}  waiting", &waiting[..8])),
+        "{table}"
+    );
+
+    let json = cli(&s, dir.path())
+        .args(["status", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["slots"], s.get_json("/sessions").await["slots"]);
+    let ids: Vec<_> = json["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].clone())
+        .collect();
+    assert_eq!(ids, [&holder[..8], &waiting[..8]]);
+}
+
+#[tokio::test]
+async fn session_end_removes_a_session_and_reports_an_unknown_one() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let (id, _) = s.create_session().await;
+    let dir = tempfile::tempdir().unwrap();
+    let end = || {
+        let mut command = cli(&s, dir.path());
+        command.args(["session", "end", &id]);
+        command
+    };
+    assert!(end().status().await.unwrap().success());
+    assert_eq!(
+        s.session_status(&id).await.0,
+        reqwest::StatusCode::NOT_FOUND
+    );
+
+    let again = end().output().await.unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("404 Not Found: Session not found"));
+}
+
+#[tokio::test]
+async fn lab_down_needs_force_for_a_held_lab_and_defaults_to_the_holder() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let (holder, _) = s.create_session().await;
+    s.acquire(&holder, Upload::new("lab.yml", TWO_NODES)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lab_down = |args: &[&str]| {
+        let mut command = cli(&s, dir.path());
+        command.args(["lab", "down"]).args(args);
+        command
+    };
+
+    let held = lab_down(&["--session", &holder]).output().await.unwrap();
+    assert_eq!(held.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&held.stderr).contains("Lab still in use"));
+    let (_, lab) = s.lab_call(Method::GET, "/lab", &holder).await;
+    assert_eq!(lab["running"], true);
+
+    // No --session: the session active longest, the lab's holder.
+    let forced = lab_down(&["--force"]).output().await.unwrap();
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    let (_, lab) = s.lab_call(Method::GET, "/lab", &holder).await;
+    assert_eq!(lab["running"], false);
+    assert!(!s.dirs.netlab_registry().contains("default:"));
+}
