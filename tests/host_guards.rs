@@ -50,10 +50,17 @@ async fn sigint_stops_the_server_cleanly_too() {
 }
 
 #[tokio::test]
-async fn a_lab_left_by_a_killed_server_is_cleared_at_the_next_start() {
+async fn a_lab_the_store_does_not_know_is_cleared_at_the_next_start() {
     let netlab = require_netlab!();
     let dirs = ServerDirs::new();
-    let mut crashed = Server::start(Options::new(&netlab).dirs(&dirs)).await;
+    // Without a store nothing tells the next start that this lab is ours
+    // to keep: it is the crashed run's leftover.
+    let in_memory = || {
+        Options::new(&netlab)
+            .env("NEOPS_IN_MEMORY", "1")
+            .dirs(&dirs)
+    };
+    let mut crashed = Server::start(in_memory()).await;
     let (id, _) = crashed.create_session().await;
     crashed.acquire(&id, Upload::new("t.yml", TWO_NODES)).await;
     crashed.stop_with(libc::SIGKILL);
@@ -63,7 +70,7 @@ async fn a_lab_left_by_a_killed_server_is_cleared_at_the_next_start() {
     );
     assert_eq!(dirs.lab_dirs().len(), 1);
 
-    let s = Server::start(Options::new(&netlab).dirs(&dirs)).await;
+    let s = Server::start(in_memory()).await;
     assert!(
         !dirs.netlab_registry().contains("default:"),
         "{}",

@@ -96,7 +96,7 @@ async fn two_slots_run_two_labs_and_the_third_session_gets_the_first_slot_that_f
 }
 
 #[tokio::test]
-async fn a_restart_with_fewer_slots_clears_every_lab_the_crashed_run_left() {
+async fn a_restart_with_fewer_slots_keeps_slot_1_and_clears_the_others() {
     let netlab = require_netlab!();
     let dirs = ServerDirs::new();
     let mut crashed =
@@ -115,17 +115,27 @@ async fn a_restart_with_fewer_slots_clears_every_lab_the_crashed_run_left() {
     let registry = dirs.netlab_registry();
     assert_eq!(registry.matches("dir:").count(), 2, "{registry}");
 
-    // One slot now: slot 2's lab lives in this server's work folder, so it is cleared too.
+    // One slot now: slot 1's lab is re-adopted; slot 2's lab lives in this
+    // server's work folder and has no slot any more, so it is cleared.
     let s = Server::start(Options::new(&netlab).dirs(&dirs)).await;
-    assert!(
-        !dirs.netlab_registry().contains("dir:"),
-        "{}",
-        dirs.netlab_registry()
-    );
-    assert!(dirs.lab_dirs().is_empty());
-    let (id, _) = s.create_session().await;
+    let registry = dirs.netlab_registry();
+    assert_eq!(registry.matches("dir:").count(), 1, "{registry}");
+    assert!(registry.contains("default:"), "{registry}");
+    assert_eq!(dirs.lab_dirs().len(), 1);
+    let (_, status) = s.session_status(&b).await;
     assert_eq!(
-        s.acquire(&id, Upload::new("b.yml", OTHER)).await.0,
+        status,
+        serde_json::json!({"status": "waiting", "position": 1})
+    );
+    let (status, body) = s.acquire(&a, Upload::new("a.yml", TWO_NODES)).await;
+    assert_eq!(
+        (status, &body["reused"]),
+        (StatusCode::OK, &serde_json::json!(true))
+    );
+    assert_eq!(s.end_session(&a).await, StatusCode::NO_CONTENT);
+    s.wait_until_active(&b).await;
+    assert_eq!(
+        s.acquire(&b, Upload::new("b.yml", OTHER)).await.0,
         StatusCode::OK
     );
 }

@@ -86,6 +86,8 @@ class LocalServer:
             *("--host", "127.0.0.1", "--port", "0"),
             *("--work-dir", str(folder / "work")),
             *("--netlab-bin", netlab),
+            # This server lives for one run: nothing of it must wait in line for the next.
+            "--in-memory",
         ]
         _log.info("Starting a local neops-remote-lab server: %s (log: %s)", " ".join(command), log_path)
         with log_path.open("wb") as log:

@@ -466,9 +466,9 @@ impl Coordinator {
                     Err(broadcast::error::RecvError::Closed) => break,
                     // A missed event (lagging) may have moved us: look.
                     _ => {
-                        let now = self.answer(id);
+                        let (now, last) = self.answer(id);
                         if now != Some(start) {
-                            self.flushed(self.last_event_id()).await;
+                            self.flushed(last).await;
                             return now;
                         }
                     }
@@ -477,23 +477,27 @@ impl Coordinator {
                 _ = self.shared.shutdown.cancelled() => break,
             }
         }
-        let now = self.answer(id);
-        self.flushed(self.last_event_id()).await;
+        let (now, last) = self.answer(id);
+        self.flushed(last).await;
         now
     }
 
     /// A long-poll's answer. Telling a waiting client that it is ACTIVE
     /// counts as its claim: a live client learns it this way and may take
     /// a while before its next request (a dead one's poll is dropped with
-    /// its connection before it gets here).
-    fn answer(&self, id: &SessionId) -> Option<Standing> {
+    /// its connection before it gets here). Also returns the last event id
+    /// the answer may report.
+    fn answer(&self, id: &SessionId) -> (Option<Standing>, u64) {
         let mut state = self.shared.lock();
-        let standing = state.line.standing(id)?;
+        let last = state.events.last_id();
+        let Some(standing) = state.line.standing(id) else {
+            return (None, last);
+        };
         if standing.status == SessionStatus::Active {
             state.line.touch(id, Instant::now());
             state.refresh(*id);
         }
-        Some(standing)
+        (Some(standing), last)
     }
 
     /// Waits until every event up to `last` was written (or failed to be):
