@@ -23,6 +23,7 @@
 //!   [`server_guard`] keeps one server per host.
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod coordinator;
 pub mod lab;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 
+use neops_remote_lab::auth::TokenSource;
 use neops_remote_lab::lab::netlab::NetlabConfig;
 use neops_remote_lab::logging::{self, LogFormat};
 use neops_remote_lab::queue::Timeouts;
@@ -162,7 +163,18 @@ struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     keep_labs_on_stop: bool,
+
+    /// Turns bearer-token auth on: a file of `name:token` lines (blank
+    /// lines and `#` comments ignored), re-read on SIGHUP. The environment
+    /// variable NEOPS_REMOTE_LAB_TOKENS (`name:token,name:token`) does the
+    /// same without a file.
+    #[arg(long, env = "NEOPS_TOKENS_FILE", value_name = "PATH")]
+    tokens_file: Option<PathBuf>,
 }
+
+/// Tokens given inline, instead of a file. Deliberately not a flag: a
+/// command line is visible to every user of the host.
+const TOKENS_ENV: &str = "NEOPS_REMOTE_LAB_TOKENS";
 
 /// A day, in seconds: the upper bound of every duration flag, so no
 /// deadline computed from one can overflow.
@@ -179,7 +191,18 @@ fn parse_level(text: &str) -> Result<String, String> {
 }
 
 impl ServeArgs {
-    fn config(&self) -> Result<Config, String> {
+    /// `inline_tokens`: the value `NEOPS_REMOTE_LAB_TOKENS` had.
+    fn config(&self, inline_tokens: Option<String>) -> Result<Config, String> {
+        let tokens = match (&self.tokens_file, inline_tokens) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "give the tokens either in --tokens-file or in {TOKENS_ENV}, not both"
+                ));
+            }
+            (Some(path), None) => Some(TokenSource::File(path.clone())),
+            (None, Some(list)) => Some(TokenSource::List(list)),
+            (None, None) => None,
+        };
         let state_dir =
             match (&self.state_dir, self.in_memory) {
                 (_, true) => None,
@@ -216,19 +239,31 @@ impl ServeArgs {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             state_dir,
             keep_labs_on_stop: self.keep_labs_on_stop,
+            tokens,
         })
     }
 }
 
+/// Takes the inline tokens out of the environment, so that netlab and the
+/// topology plugins it runs never see them. Call it while only one thread
+/// runs.
+fn take_inline_tokens() -> Option<String> {
+    let tokens = std::env::var(TOKENS_ENV).ok();
+    // SAFETY: called first thing in `main`, before any other thread exists.
+    unsafe { std::env::remove_var(TOKENS_ENV) };
+    tokens
+}
+
 fn main() -> ExitCode {
+    let inline_tokens = take_inline_tokens();
     let cli = Cli::parse();
     match cli.command {
         Some(command) => cli::main(command),
-        None => serve(cli.serve),
+        None => serve(cli.serve, inline_tokens),
     }
 }
 
-fn serve(cli: ServeArgs) -> ExitCode {
+fn serve(cli: ServeArgs, inline_tokens: Option<String>) -> ExitCode {
     let level = if cli.debug {
         "debug"
     } else {
@@ -248,7 +283,7 @@ fn serve(cli: ServeArgs) -> ExitCode {
         );
     }
 
-    let config = match cli.config() {
+    let config = match cli.config(inline_tokens) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!("{error}");

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
+use crate::auth::{Auth, TokenError, TokenSource};
 use crate::coordinator::{Coordinator, Restored, labs_with_their_holder};
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
@@ -53,6 +54,8 @@ pub struct Config {
     /// Leave the labs running at a graceful stop, for the next start to
     /// re-adopt.
     pub keep_labs_on_stop: bool,
+    /// Where the bearer tokens come from; `None`: auth off.
+    pub tokens: Option<TokenSource>,
 }
 
 /// Why the server could not start or stopped abnormally; each is reported
@@ -60,6 +63,7 @@ pub struct Config {
 #[derive(Debug)]
 pub enum ServerError {
     HostTaken(GuardError),
+    Tokens(TokenError),
     NetlabMissing(String),
     Bind(String, std::io::Error),
     Io(std::io::Error),
@@ -73,6 +77,7 @@ impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServerError::HostTaken(error) => error.fmt(f),
+            ServerError::Tokens(error) => write!(f, "cannot use the tokens: {error}"),
             ServerError::NetlabMissing(error) => write!(
                 f,
                 "netlab does not work: {error}\n\
@@ -94,6 +99,15 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // First of all: a stop signal during start-up must still clean up.
     let stop = CancellationToken::new();
     tokio::spawn(forward_stop_signals(stop.clone()));
+    let auth = match config.tokens.clone() {
+        None => None,
+        Some(source) => {
+            let auth = Arc::new(Auth::load(source).map_err(ServerError::Tokens)?);
+            tracing::info!(tokens = auth.count(), "bearer-token auth is on");
+            reload_on_hangup(Arc::clone(&auth))?;
+            Some(auth)
+        }
+    };
 
     match serve::raise_open_files_limit() {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
@@ -191,6 +205,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         started: Instant::now(),
         max_upload_bytes: config.max_upload_bytes,
         metrics: metrics::recorder(),
+        auth,
     };
     tokio::spawn(metrics::record_events(Arc::clone(&coordinator)));
     tracing::info!(
@@ -314,6 +329,31 @@ async fn forward_stop_signals(stop: CancellationToken) {
             std::process::exit(1);
         }
     }
+}
+
+/// SIGHUP re-reads the tokens file; a faulty one keeps the tokens in force.
+/// The handler is installed before this returns, so an early SIGHUP never
+/// ends the server.
+fn reload_on_hangup(auth: Arc<Auth>) -> Result<(), ServerError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).map_err(ServerError::Io)?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            if !auth.reloadable() {
+                tracing::warn!(
+                    "SIGHUP: the tokens come from NEOPS_REMOTE_LAB_TOKENS; nothing to re-read"
+                );
+                continue;
+            }
+            match auth.reload() {
+                Ok(count) => tracing::info!(tokens = count, "SIGHUP: tokens file re-read"),
+                Err(error) => {
+                    tracing::error!(%error, "SIGHUP: tokens file not used; the tokens in force stay")
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 fn metadata(config: &Config, bound: SocketAddr) -> ServerMeta {

@@ -177,6 +177,7 @@ impl InProcess {
             started: Instant::now(),
             max_upload_bytes: 1024 * 1024,
             metrics: crate::metrics::recorder(),
+            auth: None,
         });
         InProcess {
             router,

@@ -1,5 +1,8 @@
 //! The HTTP contract, route by route, against the real binary and real
 //! netlab — including every case of the original service's own test list.
+//! Each test runs twice: `open::` as the contract has it, and `with_auth::`
+//! against a server with bearer-token auth on, whose client sends a token
+//! (auth changes nothing for a session's own token).
 
 mod common;
 
@@ -7,19 +10,46 @@ use common::{Options, Server, TWO_NODES, Upload};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-async fn server() -> Option<Server> {
+async fn server(auth: bool) -> Option<Server> {
     let netlab = common::netlab()?;
-    Some(Server::start(Options::new(&netlab)).await)
+    let options = Options::new(&netlab);
+    let options = if auth {
+        options
+            .tokens("contract:c0ntract-t0ken,other:0ther-t0ken")
+            .bearer("c0ntract-t0ken")
+    } else {
+        options
+    };
+    Some(Server::start(options).await)
 }
 
+/// The server for the mode of the module the test is in (`AUTH`).
 macro_rules! server {
     () => {
-        match server().await {
+        match server(AUTH).await {
             Some(server) => server,
             None => return,
         }
     };
 }
+
+/// Every test, once in `open` and once in `with_auth`.
+macro_rules! in_both_modes {
+    ($($test:item)*) => {
+        mod open {
+            use super::*;
+            const AUTH: bool = false;
+            $($test)*
+        }
+        mod with_auth {
+            use super::*;
+            const AUTH: bool = true;
+            $($test)*
+        }
+    };
+}
+
+in_both_modes! {
 
 #[tokio::test]
 async fn session_queue_follows_the_original_tests_1_to_9() {
@@ -465,4 +495,6 @@ async fn long_poll_answers_when_the_position_changes() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
 }

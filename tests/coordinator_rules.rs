@@ -12,6 +12,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::in_process::send;
 use futures_util::stream;
+use neops_remote_lab::auth::{Caller, TokenSet};
+use neops_remote_lab::coordinator::GateError;
 use neops_remote_lab::coordinator::events::{EndReason, Event, EventKind};
 use neops_remote_lab::lab::LabChange;
 use neops_remote_lab::queue::Timeouts;
@@ -602,4 +604,27 @@ async fn a_stalled_upload_gets_408_and_stops_keeping_its_session_alive() {
         neops_remote_lab::api::UPLOAD_IDLE_LIMIT + Duration::from_secs(300)
     );
     drop(chunks);
+}
+
+#[tokio::test]
+async fn a_session_is_checked_against_its_owner_after_its_existence() {
+    let app = InProcess::start(1, default_timeouts());
+    let tokens = TokenSet::from_list("ci:one,ada:two").unwrap();
+    let (ci, ada) = (tokens.find("one"), tokens.find("two"));
+    let (id, _) = app
+        .coordinator
+        .create(None, None, ci.clone())
+        .await
+        .unwrap();
+    let check = |caller: Option<&Caller>| app.coordinator.check_owner(&id, caller);
+    assert_eq!(check(ci.as_ref()), Ok(()));
+    assert_eq!(check(ada.as_ref()), Err(GateError::NotOwner));
+    assert_eq!(check(None), Err(GateError::NotOwner));
+    let ended = app.coordinator.end(&id, EndReason::Closed).await;
+    assert_eq!(ended.ok(), Some(true));
+    assert_eq!(
+        check(ada.as_ref()),
+        Err(GateError::UnknownSession),
+        "404 first"
+    );
 }

@@ -7,11 +7,15 @@
 - A `POST` whose bytes left is never sent again blindly: `post_once` sends an `Idempotency-Key`
   and repeats it only when the server declares that header for the route in `/openapi.json`.
 - Every other error status fails at once with the server's detail.
+
+Every request carries `Authorization: Bearer $REMOTE_LAB_TOKEN` when that variable is set (a
+server with auth on needs it; one without ignores it). The token is never logged.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
@@ -31,6 +35,7 @@ _log = logging.getLogger(__name__)
 Upload = tuple[str, tuple[str, bytes, str]]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+BEARER_TOKEN_ENV = "REMOTE_LAB_TOKEN"  # noqa: S105 (a variable name, not a secret)
 
 # Up to 5 retries, waiting 0, 1, 2, 4, 8 s: long enough to ride out a server restart, short
 # enough to fail a run visibly. Errors that are neither connect nor read errors (TLS) are not retried.
@@ -67,6 +72,9 @@ class Transport:
         self.request_timeout = request_timeout
         self._http = requests.Session()
         self._http.headers["User-Agent"] = f"neops-remote-lab-client/{__version__}"
+        token = os.environ.get(BEARER_TOKEN_ENV, "").strip()
+        if token:
+            self._http.headers["Authorization"] = f"Bearer {token}"
         methods = _SAFE_METHODS | {"POST"} if repeatable_posts else _SAFE_METHODS
         adapter = HTTPAdapter(max_retries=_retry(methods))
         self._http.mount("http://", adapter)

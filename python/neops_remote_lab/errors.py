@@ -31,7 +31,20 @@ class RemoteLabHTTPError(requests.HTTPError):
     def __init__(self, method: str, path: str, response: requests.Response) -> None:
         self.status_code = response.status_code
         self.detail = detail_of(response)
-        super().__init__(f"{method} {path} failed with HTTP {self.status_code}: {self.detail}", response=response)
+        message = f"{method} {path} failed with HTTP {self.status_code}: {self.detail}"
+        super().__init__(message + _auth_hint(response), response=response)
+
+
+def _auth_hint(response: requests.Response) -> str:
+    """What to do about a refused token: the server's own words do not name our variable."""
+    if response.status_code == 401:
+        sent = "Authorization" in response.request.headers if response.request is not None else False
+        if sent:
+            return " (the server does not accept the token in REMOTE_LAB_TOKEN)"
+        return " (the server needs a token: set REMOTE_LAB_TOKEN)"
+    if response.status_code == 403:
+        return " (the session was created with another token than REMOTE_LAB_TOKEN)"
+    return ""
 
 
 # The server's words for a failed or hung bring-up, e.g.

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 from browser import chromium
+from conftest import StartServer
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -116,3 +117,36 @@ def test_the_dashboard_shows_the_queue_and_a_bring_up_live(
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert resources, "the page loaded its script and stylesheet"
     assert all(name.startswith(server.url) for name in resources), resources
+
+
+def test_with_auth_on_the_dashboard_asks_for_a_token(
+    start_server: StartServer, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("ci:ci-t0ken-4711\nada:ada-t0ken-0815\n")
+    server = start_server("--tokens-file", str(tokens))
+    created = requests.post(
+        f"{server.url}/session",
+        headers={"Authorization": "Bearer ci-t0ken-4711"},
+        json={"client": {"user": "bob"}},
+        timeout=10,
+    )
+    session = created.json()["session_id"]
+
+    browser.get(f"{server.url}/")
+    wait_for(browser, "#login", "needs a token")
+    assert browser.find_element(By.ID, "connection").get_attribute("data-state") == "locked"
+    token = browser.find_element(By.CSS_SELECTOR, "#login input")
+    token.send_keys("n0t-a-t0ken")
+    token.submit()
+    wait_for(browser, "#login-refused", "refused")
+
+    token.send_keys("ada-t0ken-0815")
+    token.submit()
+    row = f'#queue tr[data-session="{session[:8]}"]'
+    wait_for(browser, row, "ci bob")
+    WebDriverWait(browser, WAIT).until(
+        lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live", "the event stream"
+    )
+    wait_for(browser, '#events li[data-type="session_joined"]', "token ci")
+    assert not browser.find_element(By.ID, "login").is_displayed()

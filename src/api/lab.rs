@@ -14,7 +14,7 @@ use futures_util::stream;
 
 use super::dto::{self, AcquireFormDto};
 use super::error::ApiError;
-use super::{AppState, QueryParams, SessionHeader, gate, idempotency_key, upload_form};
+use super::{AppState, QueryParams, SessionHeader, Who, gate, idempotency_key, upload_form};
 use crate::lab::LabError;
 use crate::lab::upload::{Upload, parse_bool};
 use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
@@ -25,7 +25,7 @@ use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
     request_body(content = AcquireFormDto, content_type = "multipart/form-data"),
     responses((status = 200, body = AcquireResponseDto, description = "OK"),
         (status = 400, body = ErrorDto, description = "bad file name, extension or topology"),
-        (status = 404, body = ErrorDto, description = "Not found"), (status = 413, body = ErrorDto, description = "Payload too large"),
+        (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 413, body = ErrorDto, description = "Payload too large"),
         (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "session not active, or lab busy"),
         (status = 408, body = ErrorDto, description = "the upload stalled (no data for 30 s)"),
         (status = 502, body = ErrorDto, description = "netlab failed"),
@@ -33,10 +33,11 @@ use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
         (status = 504, body = ErrorDto, description = "netlab hung")))]
 pub async fn acquire(
     State(state): State<AppState>,
+    who: Who,
     SessionHeader(session_id): SessionHeader,
     request: Request,
 ) -> Result<Json<AcquireResponseDto>, ApiError> {
-    let (id, hold) = gate(&state, &session_id)?;
+    let (id, hold) = gate(&state, &session_id, who.caller())?;
     let key = idempotency_key(request.headers())?;
     // Stop reading at once if the session ends while its upload arrives.
     let form = tokio::select! {
@@ -59,12 +60,13 @@ pub async fn acquire(
 /// What runs now, and netlab's own status report.
 #[utoipa::path(get, path = "/lab", tag = "lab", operation_id = "lab_status",
     params(("X-Session-ID" = String, Header)),
-    responses((status = 200, body = LabStatusDto, description = "OK"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
+    responses((status = 200, body = LabStatusDto, description = "OK"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
 pub async fn status(
     State(state): State<AppState>,
+    who: Who,
     SessionHeader(session_id): SessionHeader,
 ) -> Result<Json<LabStatusDto>, ApiError> {
-    let (_, hold) = gate(&state, &session_id)?;
+    let (_, hold) = gate(&state, &session_id, who.caller())?;
     let netlab_status = state.coordinator.tool_status(&hold).await;
     Ok(Json(dto::lab_status(
         &state.coordinator.lab_view(&hold),
@@ -75,13 +77,14 @@ pub async fn status(
 /// Drop one reference to the lab. At zero it keeps running, idle, for reuse.
 #[utoipa::path(post, path = "/lab/release", tag = "lab",
     params(("X-Session-ID" = String, Header)),
-    responses((status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy"),
+    responses((status = 204, description = "No Content"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy"),
         (status = 503, body = ErrorDto, description = "The release could not be stored")))]
 pub async fn release(
     State(state): State<AppState>,
+    who: Who,
     SessionHeader(session_id): SessionHeader,
 ) -> Result<StatusCode, ApiError> {
-    let (_, hold) = gate(&state, &session_id)?;
+    let (_, hold) = gate(&state, &session_id, who.caller())?;
     state
         .coordinator
         .release(&hold)
@@ -94,16 +97,17 @@ pub async fn release(
 /// while the lab is held (409).
 #[utoipa::path(delete, path = "/lab", tag = "lab",
     params(("X-Session-ID" = String, Header), ("force" = Option<bool>, Query, description = "default true")),
-    responses((status = 202, description = "Accepted: the lab was torn down"), (status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 409, body = ErrorDto, description = "Conflict"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy"),
+    responses((status = 202, description = "Accepted: the lab was torn down"), (status = 204, description = "No Content"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 409, body = ErrorDto, description = "Conflict"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy"),
         (status = 502, body = ErrorDto, description = "netlab failed to tear the lab down (the slot stays dirty)"),
         (status = 503, body = ErrorDto, description = "The server is stopping, a dirty slot's teardown failed again, or the change could not be stored"),
         (status = 504, body = ErrorDto, description = "netlab hung")))]
 pub async fn destroy(
     State(state): State<AppState>,
+    who: Who,
     SessionHeader(session_id): SessionHeader,
     query: QueryParams,
 ) -> Result<StatusCode, ApiError> {
-    let (_, hold) = gate(&state, &session_id)?;
+    let (_, hold) = gate(&state, &session_id, who.caller())?;
     let force = match query.get("force") {
         None => true,
         Some(text) => parse_bool(text).ok_or_else(|| {
@@ -125,12 +129,13 @@ pub async fn destroy(
 /// The running lab's devices.
 #[utoipa::path(get, path = "/lab/devices", tag = "lab",
     params(("X-Session-ID" = String, Header)),
-    responses((status = 200, body = Vec<DeviceInfoDto>, description = "OK"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
+    responses((status = 200, body = Vec<DeviceInfoDto>, description = "OK"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
 pub async fn devices(
     State(state): State<AppState>,
+    who: Who,
     SessionHeader(session_id): SessionHeader,
 ) -> Result<Json<Vec<DeviceInfoDto>>, ApiError> {
-    let (_, hold) = gate(&state, &session_id)?;
+    let (_, hold) = gate(&state, &session_id, who.caller())?;
     let view = state.coordinator.lab_view(&hold);
     if !view.running() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "No lab running"));
@@ -145,12 +150,13 @@ pub async fn devices(
 #[utoipa::path(get, path = "/lab/log", tag = "lab",
     params(("X-Session-ID" = String, Header)),
     responses((status = 200, content_type = "text/plain", description = "netlab output lines"),
-        (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
+        (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "Locked: the session is not active, or the lab is busy")))]
 pub async fn log(
     State(state): State<AppState>,
+    who: Who,
     SessionHeader(session_id): SessionHeader,
 ) -> Result<Response, ApiError> {
-    let (_, hold) = gate(&state, &session_id)?;
+    let (_, hold) = gate(&state, &session_id, who.caller())?;
     let reader = state.coordinator.lab_log(&hold);
     let lines = stream::unfold(reader, |mut reader| async move {
         let batch = reader.next_lines().await?;

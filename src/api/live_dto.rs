@@ -32,6 +32,7 @@ impl From<&SessionView> for QueuedSessionDto {
             position: view.standing.position,
             slot: view.slot,
             client: view.client.as_deref().map(Into::into),
+            owner: view.owner.as_ref().map(|owner| owner.name().to_string()),
             waiting_seconds: view.waiting.as_secs_f64(),
             holding_seconds: view.holding.map(|held| held.as_secs_f64()),
         }
@@ -100,11 +101,13 @@ impl From<&EventKind> for EventKindDto {
                 session,
                 position,
                 client,
+                owner,
                 ..
             } => EventKindDto::SessionJoined {
                 session: session.to_string(),
                 position: *position,
                 client: client.as_deref().map(Into::into),
+                owner: owner.as_ref().map(|owner| owner.name().to_string()),
             },
             EventKind::SessionPromoted {
                 session,

@@ -1,5 +1,6 @@
 //! The HTTP API: routes, the session gate, and the OpenAPI document.
 
+mod auth;
 mod client_info;
 mod dashboard;
 mod dto;
@@ -29,8 +30,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use auth::Who;
 pub use error::ApiError;
 
+use crate::auth::{Auth, Caller};
 use crate::coordinator::{Coordinator, GateError, Hold};
 use crate::session_id::SessionId;
 use crate::wire;
@@ -43,6 +46,8 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Renders `GET /metrics`.
     pub metrics: PrometheusHandle,
+    /// The tokens in force; `None`: auth off.
+    pub auth: Option<Arc<Auth>>,
 }
 
 /// An event as `GET /events` sends it: the JSON the store keeps in its
@@ -53,12 +58,12 @@ pub fn event_json(event: &crate::coordinator::events::Event) -> String {
 
 /// The API's routes, with `/docs` (Swagger UI), `/redoc` and
 /// `/openapi.json`, the dashboard at `/`; every request is counted for
-/// `/metrics`.
+/// `/metrics`. With auth on, every route that acts or shows the host's data
+/// needs a token; `/healthz` and the pages that hold no data (the
+/// dashboard's shell, the API documentation) stay open, since a browser
+/// cannot add the header to a page it loads.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/", get(dashboard::page))
-        .route("/dashboard.css", get(dashboard::style))
-        .route("/dashboard.js", get(dashboard::script))
+    let mut data = Router::new()
         .route("/sessions", get(watch::sessions))
         .route("/events", get(watch::events))
         .route("/metrics", get(http_metrics::render))
@@ -80,14 +85,28 @@ pub fn router(state: AppState) -> Router {
         .route("/lab/release", post(lab::release))
         .route("/lab/devices", get(lab::devices))
         .route("/lab/log", get(lab::log))
+        .route("/debug/health", get(health::debug_health));
+    if let Some(tokens) = &state.auth {
+        data = data.route_layer(middleware::from_fn_with_state(
+            Arc::clone(tokens),
+            auth::require,
+        ));
+    }
+    let mut doc = ApiDoc::openapi();
+    if state.auth.is_some() {
+        require_bearer(&mut doc);
+    }
+    let api = data
+        .route("/", get(dashboard::page))
+        .route("/dashboard.css", get(dashboard::style))
+        .route("/dashboard.js", get(dashboard::script))
         .route("/healthz", get(health::healthz))
-        .route("/debug/health", get(health::debug_health))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })
         .with_state(state);
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .merge(redoc::router())
         .layer(middleware::from_fn(http_metrics::count))
 }
@@ -135,9 +154,44 @@ pub fn router(state: AppState) -> Router {
         wire::SlotDto,
         wire::LabSummaryDto,
         wire::DeviceSummaryDto,
-    ))
+    )),
+    modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme (used only with auth on).
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let scheme = Http::builder()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "A token from the server's tokens file; needed only when the server \
+                 runs with --tokens-file or NEOPS_REMOTE_LAB_TOKENS.",
+            ))
+            .build();
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        }
+    }
+}
+
+/// With auth on, the document says every operation needs the token, except
+/// `/healthz`.
+fn require_bearer(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::SecurityRequirement;
+    doc.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
+    if let Some(item) = doc.paths.paths.get_mut("/healthz") {
+        for operation in [&mut item.get].into_iter().flatten() {
+            operation.security = Some(Vec::new());
+        }
+    }
+}
 
 /// The raw `X-Session-ID` header; missing → 422, as the original answered.
 pub struct SessionHeader(pub String);
@@ -160,15 +214,28 @@ fn parse_session_id(text: &str) -> Result<SessionId, ApiError> {
     text.parse().map_err(|_| ApiError::session_not_found())
 }
 
-/// The lab routes' access check: the session exists (404) and holds a lab
-/// slot (423). It counts as busy, hence alive, until the [`Hold`] drops.
-fn gate<'a>(state: &'a AppState, session_id: &str) -> Result<(SessionId, Hold<'a>), ApiError> {
+/// The lab routes' access check: the session exists (404), belongs to the
+/// caller's token (403) and holds a lab slot (423). It counts as busy, hence
+/// alive, until the [`Hold`] drops.
+fn gate<'a>(
+    state: &'a AppState,
+    session_id: &str,
+    caller: Option<&Caller>,
+) -> Result<(SessionId, Hold<'a>), ApiError> {
     let id = parse_session_id(session_id)?;
-    match state.coordinator.hold(&id) {
-        Ok(hold) => Ok((id, hold)),
-        Err(GateError::UnknownSession) => Err(ApiError::session_not_found()),
-        Err(GateError::NotActive) => {
-            Err(ApiError::new(StatusCode::LOCKED, "Session is not active"))
+    state.coordinator.check_owner(&id, caller)?;
+    let hold = state.coordinator.hold(&id)?;
+    Ok((id, hold))
+}
+
+impl From<GateError> for ApiError {
+    fn from(error: GateError) -> Self {
+        match error {
+            GateError::UnknownSession => ApiError::session_not_found(),
+            GateError::NotOwner => {
+                ApiError::new(StatusCode::FORBIDDEN, "Session belongs to another token")
+            }
+            GateError::NotActive => ApiError::new(StatusCode::LOCKED, "Session is not active"),
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::client_info;
 use super::error::ApiError;
-use super::{AppState, QueryParams, SessionHeader};
+use super::{AppState, QueryParams, SessionHeader, Who};
 use crate::coordinator::events::EndReason;
 use crate::wire::{
     ActiveSessionResponseDto, CreateSessionRequestDto, CreateSessionResponseDto, ErrorDto,
@@ -34,13 +34,15 @@ const MAX_WAIT_SECS: f64 = 60.0;
         (status = 503, body = ErrorDto, description = "The session could not be stored (e.g. the disk is full); it was not created")))]
 pub async fn create(
     State(state): State<AppState>,
+    Who(caller): Who,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<CreateSessionResponseDto>), ApiError> {
     let key = super::idempotency_key(&headers)?;
     let client = client_info::read(body).await?;
-    let (id, standing) = state.coordinator.create(key, client).await?;
-    tracing::info!(session = %id, position = standing.position, "session created");
+    let owner = caller.as_ref().map(|caller| caller.name().to_string());
+    let (id, standing) = state.coordinator.create(key, client, caller).await?;
+    tracing::info!(session = %id, position = standing.position, owner, "session created");
     let body = CreateSessionResponseDto {
         session_id: id.full(),
         position: standing.position,
@@ -53,14 +55,16 @@ pub async fn create(
 /// when the wait ends; an active session is answered at once.
 #[utoipa::path(get, path = "/session/{session_id}", tag = "sessions", operation_id = "session_status",
     params(("session_id" = String, Path), ("wait" = Option<f64>, Query, minimum = 0, description = "long-poll up to this many seconds; more than 60 counts as 60")),
-    responses((status = 200, body = SessionStatusResponseDto, description = "OK"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed")))]
+    responses((status = 200, body = SessionStatusResponseDto, description = "OK"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed")))]
 pub async fn status(
     State(state): State<AppState>,
+    who: Who,
     Path(session_id): Path<String>,
     query: QueryParams,
 ) -> Result<Json<SessionStatusResponseDto>, ApiError> {
     let id = super::parse_session_id(&session_id)?;
     let wait = query.get("wait").map(parse_wait).transpose()?;
+    state.coordinator.check_owner(&id, who.caller())?;
     let standing = match wait {
         None => state.coordinator.status(&id).await,
         Some(limit) => state.coordinator.wait(&id, limit).await,
@@ -82,18 +86,26 @@ fn parse_wait(text: &str) -> Result<Duration, ApiError> {
 }
 
 /// The session that has been active longest (while nobody is active: the
-/// head of the queue). Looking does not keep it alive.
+/// head of the queue). Looking does not keep it alive. With auth on, only
+/// the session's own token gets its full id; others get its first 8 hex
+/// digits, as `GET /sessions` shows it.
 #[utoipa::path(get, path = "/active-session", tag = "sessions",
     responses((status = 200, body = ActiveSessionResponseDto, description = "OK"), (status = 404, body = ErrorDto, description = "Not found")))]
 pub async fn active(
     State(state): State<AppState>,
+    who: Who,
 ) -> Result<Json<ActiveSessionResponseDto>, ApiError> {
-    let (id, standing) = state
+    let (id, standing, owner) = state
         .coordinator
         .longest_active()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "No active session"))?;
+    let session_id = if owner.as_ref() == who.caller() {
+        id.full()
+    } else {
+        id.to_string()
+    };
     Ok(Json(ActiveSessionResponseDto {
-        session_id: id.full(),
+        session_id,
         status: standing.status.into(),
         position: standing.position,
     }))
@@ -103,13 +115,15 @@ pub async fn active(
 /// next session is promoted.
 #[utoipa::path(delete, path = "/session/{session_id}", tag = "sessions",
     params(("session_id" = String, Path)),
-    responses((status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"),
+    responses((status = 204, description = "No Content"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"),
         (status = 503, body = ErrorDto, description = "The session ended, but that could not be stored")))]
 pub async fn end(
     State(state): State<AppState>,
+    who: Who,
     Path(session_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = super::parse_session_id(&session_id)?;
+    state.coordinator.check_owner(&id, who.caller())?;
     if state.coordinator.end(&id, EndReason::Closed).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -120,12 +134,14 @@ pub async fn end(
 /// Keep a session (waiting or active) alive.
 #[utoipa::path(post, path = "/session/heartbeat", tag = "sessions",
     params(("X-Session-ID" = String, Header)),
-    responses((status = 204, description = "No Content"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed")))]
+    responses((status = 204, description = "No Content"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed")))]
 pub async fn heartbeat(
     State(state): State<AppState>,
+    who: Who,
     SessionHeader(session_id): SessionHeader,
 ) -> Result<StatusCode, ApiError> {
     let id = super::parse_session_id(&session_id)?;
+    state.coordinator.check_owner(&id, who.caller())?;
     if state.coordinator.heartbeat(&id) {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
 
 use super::ClientInfo;
+use crate::auth::Caller;
 use crate::lab::LabChange;
 use crate::session_id::SessionId;
 use crate::store::{InMemory, Store};
@@ -67,6 +68,8 @@ pub enum EventKind {
         position: usize,
         /// Who the client said it is, if it said.
         client: Option<Arc<ClientInfo>>,
+        /// The token it was created with (with auth on).
+        owner: Option<Caller>,
         /// The `Idempotency-Key` it was created with (kept for restarts,
         /// never shown).
         key: Option<String>,

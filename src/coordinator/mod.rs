@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Caller;
 use crate::lab::bring_up_log::LogReader;
 use crate::lab::upload::Upload;
 use crate::lab::{LabChange, LabError, LabObserver, LabSlot, LabView};
@@ -87,6 +88,8 @@ pub enum GateError {
     UnknownSession,
     /// The session waits; it holds no slot (HTTP 423).
     NotActive,
+    /// The session belongs to another token (HTTP 403).
+    NotOwner,
 }
 
 #[derive(Debug)]
@@ -118,6 +121,8 @@ struct State {
     /// The id of the last event that changed each session's standing (its
     /// joining, its promotion): what a reply about it waits to be written.
     stamps: HashMap<SessionId, u64>,
+    /// With auth on: the token each session was created with.
+    owners: HashMap<SessionId, Caller>,
 }
 
 impl State {
@@ -170,6 +175,7 @@ impl State {
         self.keys.forget(&id);
         self.clients.remove(&id);
         self.stamps.remove(&id);
+        self.owners.remove(&id);
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -303,6 +309,7 @@ impl Coordinator {
                 keys: Keys::default(),
                 clients: HashMap::new(),
                 stamps: HashMap::new(),
+                owners: HashMap::new(),
             }),
             timer: Notify::new(),
             shutdown,
@@ -340,16 +347,18 @@ impl Coordinator {
     }
 
     /// Opens a session at the tail of the line; it is promoted at once when
-    /// a slot is free. `client` is what the client said about itself. With
-    /// an idempotency `key` that already created a live session, that
-    /// session is returned (and counts as seen) instead. Returns once the
+    /// a slot is free. `client` is what the client said about itself,
+    /// `owner` the token that asks (with auth on). With an idempotency `key`
+    /// that already created a live session for the same owner, that session
+    /// is returned (and counts as seen) instead. Returns once the
     /// session is stored; when it could not be, it is taken out again.
     pub async fn create(
         &self,
         key: Option<String>,
         client: Option<ClientInfo>,
+        owner: Option<Caller>,
     ) -> Result<(SessionId, Standing), StoreError> {
-        let (id, standing, events) = self.join(key, client);
+        let (id, standing, events) = self.join(key, client, owner);
         let Some(events) = events else {
             // A repeat: the first request's session, once it is stored
             // (when that failed, the first request takes it out again).
@@ -372,9 +381,15 @@ impl Coordinator {
         &self,
         key: Option<String>,
         client: Option<ClientInfo>,
+        owner: Option<Caller>,
     ) -> (SessionId, Standing, Option<RangeInclusive<u64>>) {
         let now = Instant::now();
         let client = client.map(Arc::new);
+        // Each token has its own keys: one never finds another's session.
+        let key = key.map(|key| match &owner {
+            Some(owner) => format!("{owner}\n{key}"),
+            None => key,
+        });
         let mut state = self.shared.lock();
         if let Some(id) = key.as_deref().and_then(|key| state.keys.session(key))
             && let Some(standing) = state.line.touch(&id, now)
@@ -390,6 +405,9 @@ impl Coordinator {
         if let Some(client) = &client {
             state.clients.insert(id, Arc::clone(client));
         }
+        if let Some(owner) = &owner {
+            state.owners.insert(id, owner.clone());
+        }
         let position = state
             .line
             .standing(&id)
@@ -398,6 +416,7 @@ impl Coordinator {
             session: id,
             position,
             client,
+            owner,
             key,
         });
         state.stamps.insert(id, first);
@@ -405,6 +424,21 @@ impl Coordinator {
         state.refresh(id);
         let standing = state.line.standing(&id).expect("just joined");
         (id, standing, Some(first..=state.events.last_id()))
+    }
+
+    /// Whether `caller` may act for the session: with auth off both are
+    /// `None`. An unknown session comes first (404), another token's second
+    /// (403). A session's owner never changes, so a request checked here
+    /// may go on to touch the session: another token's never does.
+    pub fn check_owner(&self, id: &SessionId, caller: Option<&Caller>) -> Result<(), GateError> {
+        let state = self.shared.lock();
+        if state.line.standing(id).is_none() {
+            Err(GateError::UnknownSession)
+        } else if state.owners.get(id) != caller {
+            Err(GateError::NotOwner)
+        } else {
+            Ok(())
+        }
     }
 
     /// Where the session stands; counts as a sign of life (which is not
@@ -515,9 +549,11 @@ impl Coordinator {
 
     /// The session that has been ACTIVE longest (promotion is first come,
     /// first served, so it is the head of the line), or, while nobody is
-    /// ACTIVE, the head. Looking does not keep it alive.
-    pub fn longest_active(&self) -> Option<(SessionId, Standing)> {
-        self.shared.lock().line.head()
+    /// ACTIVE, the head, with its owner. Looking does not keep it alive.
+    pub fn longest_active(&self) -> Option<(SessionId, Standing, Option<Caller>)> {
+        let state = self.shared.lock();
+        let (id, standing) = state.line.head()?;
+        Some((id, standing, state.owners.get(&id).cloned()))
     }
 
     /// Number of sessions, ACTIVE ones included.
@@ -542,6 +578,7 @@ impl Coordinator {
                     .position(|slot| slot.holder == Some(listed.id))
                     .map(|index| index + 1),
                 client: state.clients.get(&listed.id).cloned(),
+                owner: state.owners.get(&listed.id).cloned(),
                 waiting: listed
                     .promoted
                     .unwrap_or(now)

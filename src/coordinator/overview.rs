@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Phase;
+use crate::auth::Caller;
 use crate::lab::LabView;
 use crate::queue::Standing;
 use crate::session_id::SessionId;
@@ -30,6 +31,8 @@ pub struct SessionView {
     /// The slot it holds (from 1), when ACTIVE.
     pub slot: Option<usize>,
     pub client: Option<Arc<ClientInfo>>,
+    /// The token that created it (with auth on).
+    pub owner: Option<Caller>,
     /// Time in the line before its promotion (up to now while waiting).
     pub waiting: Duration,
     /// Time since its promotion, when ACTIVE.

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::Coordinator;
 use super::events::EventBus;
+use crate::auth::Caller;
 use crate::store::{StoredLab, StoredSession};
 
 /// The slot each stored session keeps at a start with `slots` slots, in
@@ -91,6 +92,9 @@ impl Coordinator {
             if let Some(client) = session.client {
                 state.clients.insert(id, Arc::new(client));
             }
+            if let Some(owner) = session.owner {
+                state.owners.insert(id, Caller::restored(&owner));
+            }
             if let (Some(slot), Some((promoted_at, _))) = (kept, session.promoted) {
                 state.line.promote_next(instant(promoted_at), true);
                 let slot_state = &mut state.slots[slot - 1];
@@ -123,6 +127,7 @@ mod tests {
             promoted: slot.map(|slot| (SystemTime::now(), slot)),
             client: None,
             key: None,
+            owner: None,
         }
     }
 

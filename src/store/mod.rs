@@ -73,6 +73,8 @@ pub struct StoredSession {
     pub client: Option<ClientInfo>,
     /// The `Idempotency-Key` of its `POST /session`.
     pub key: Option<String>,
+    /// The name of the token it belongs to (auth on).
+    pub owner: Option<String>,
 }
 
 /// A slot's lab as stored.

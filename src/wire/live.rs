@@ -1,6 +1,7 @@
 //! Wire types of the read-only views (`GET /sessions`, `GET /events`).
 //! Sessions appear by their short id only (the first 8 hex digits): the
-//! full id is what grants access to a session, and these views are public.
+//! full id is what grants access to a session, and these views are for
+//! everyone who may watch. With auth on they also name each session's token.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,6 +28,9 @@ pub struct QueuedSessionDto {
     /// The slot it holds (from 1), when active.
     pub slot: Option<usize>,
     pub client: Option<ClientInfoDto>,
+    /// The name of the token that created it; only with auth on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// Seconds in the line before its promotion (up to now while waiting).
     pub waiting_seconds: f64,
     /// Seconds since its promotion, when active.
@@ -84,6 +88,9 @@ pub enum EventKindDto {
         session: String,
         position: usize,
         client: Option<ClientInfoDto>,
+        /// The token's name; only with auth on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     SessionPromoted {
         session: String,

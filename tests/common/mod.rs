@@ -70,6 +70,8 @@ pub struct Options {
     pub user: Option<u32>,
     /// `RLIMIT_FSIZE` in bytes: a write beyond it fails as on a full disk.
     pub file_size_limit: Option<u64>,
+    /// The token `Server::http` sends with every request.
+    pub bearer: Option<String>,
 }
 
 impl Options {
@@ -82,7 +84,19 @@ impl Options {
             dirs: None,
             user: None,
             file_size_limit: None,
+            bearer: None,
         }
+    }
+
+    /// Turns auth on with these `name:token` entries (comma-separated).
+    pub fn tokens(self, list: &str) -> Self {
+        self.env("NEOPS_REMOTE_LAB_TOKENS", list)
+    }
+
+    /// Makes the test's HTTP client send `Authorization: Bearer <token>`.
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.to_string());
+        self
     }
 
     pub fn run_as_user(mut self, uid: u32) -> Self {
@@ -187,6 +201,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start(options: Options) -> Server {
+        let http = client(options.bearer.as_deref());
         let (child, dirs) = spawn(options);
         let meta = wait_for_meta(&dirs, child.id());
         let port = meta["port"].as_u64().expect("port in metadata");
@@ -194,12 +209,7 @@ impl Server {
             child: Some(child),
             dirs,
             base: format!("http://127.0.0.1:{port}"),
-            // Below the server's 10 s idle limit, so a pooled connection
-            // is never reused just as the server closes it.
-            http: reqwest::Client::builder()
-                .pool_idle_timeout(Duration::from_secs(5))
-                .build()
-                .unwrap(),
+            http,
         };
         server.wait_healthy().await;
         server
@@ -243,6 +253,12 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends `signal`; the server goes on running.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.pid() as i32, signal) };
     }
 
     /// Sends `signal` and waits for the process to exit.
@@ -431,6 +447,23 @@ impl Drop for Server {
             self.stop_with(libc::SIGTERM);
         }
     }
+}
+
+/// An HTTP client for tests, sending `Authorization: Bearer <token>` when
+/// given one.
+pub fn client(bearer: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = bearer {
+        let value = format!("Bearer {token}").parse().expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        // Below the server's 10 s idle limit, so a pooled connection is
+        // never reused just as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// What `POST /lab` sends.

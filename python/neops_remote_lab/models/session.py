@@ -66,6 +66,7 @@ class QueuedSessionDto(BaseModel):
     position: int = Field(description="As `GET /session/{id}` reports it; 0 is ACTIVE")
     slot: int | None = Field(default=None, description="The lab slot it holds (from 1), when ACTIVE")
     client: ClientInfoDto | None = None
+    owner: str | None = Field(default=None, description="The name of the token that created it (servers with auth on)")
     waiting_seconds: float = Field(description="Seconds in the line before its promotion (up to now while waiting)")
     holding_seconds: float | None = Field(default=None, description="Seconds since its promotion, when ACTIVE")
 

@@ -1,13 +1,42 @@
 // neops-remote-lab dashboard: reads GET /sessions, follows GET /events.
 // Everything shown comes from those two; neither keeps a session alive.
 // Text from clients is only ever set as text, never parsed as HTML.
+// A server with auth on answers 401: the page then asks for a token, keeps
+// it in this tab's sessionStorage and sends it as a header. That is why the
+// event stream is read with fetch: EventSource cannot send headers.
 "use strict";
 
 const MAX_EVENTS = 50;
+const RECONNECT_MS = 2000;
+const TOKEN_KEY = "neops-remote-lab-token";
 const events = [];
 let snapshot = { sessions: [], slots: [] };
 let fetchedAt = performance.now();
 let refreshTimer = null;
+let lastEventId = null;
+
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+/** Shows the token form; `refused` says the token in use was not accepted. */
+function askForToken(refused) {
+  setConnection("locked", "token needed");
+  const form = document.getElementById("login");
+  document.getElementById("login-refused").hidden = !refused;
+  form.hidden = false;
+  form.querySelector("input").focus();
+}
+
+document.getElementById("login").addEventListener("submit", (submitted) => {
+  submitted.preventDefault();
+  const input = submitted.target.querySelector("input");
+  sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+  input.value = "";
+  submitted.target.hidden = true;
+  start();
+});
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -34,9 +63,10 @@ function precise(seconds) {
   return seconds < 10 ? `${seconds.toFixed(1)}s` : duration(seconds);
 }
 
-function who(client) {
-  if (!client) return el("span", { class: "muted" }, "unknown");
-  const parts = [];
+function who(client, owner) {
+  const token = owner ? el("span", { class: "owner", title: "token" }, owner) : null;
+  if (!client) return el("span", {}, token, token ? " " : null, el("span", { class: "muted" }, "unknown"));
+  const parts = token ? [token, " "] : [];
   const name = [client.user, client.host].filter(Boolean).join("@");
   if (name) parts.push(el("span", {}, name));
   if (client.label) parts.push(el("span", { class: "muted" }, " ", client.label));
@@ -59,7 +89,7 @@ function renderQueue() {
       el("td", {}, s.position),
       el("td", { class: "mono" }, s.id),
       el("td", { class: `status-${s.status}` }, status),
-      el("td", { class: "who" }, who(s.client)),
+      el("td", { class: "who" }, who(s.client, s.owner)),
       el("td", {}, duration(waited)),
       el("td", {}, duration(holding)));
   });
@@ -75,7 +105,7 @@ function renderSlots() {
     const facts = el("dl", {});
     const fact = (name, value) => facts.append(el("dt", {}, name), el("dd", {}, value));
     if (holder) {
-      fact("holder", el("span", {}, el("span", { class: "mono" }, holder.id), " ", who(holder.client)));
+      fact("holder", el("span", {}, el("span", { class: "mono" }, holder.id), " ", who(holder.client, holder.owner)));
       fact("holding", duration((holder.holding_seconds || 0) + since()));
     } else {
       fact("holder", el("span", { class: "muted" }, "free"));
@@ -102,7 +132,8 @@ function describe(e) {
   const slot = e.slot ? `slot ${e.slot}: ` : "";
   switch (e.type) {
     case "session_joined": {
-      const name = e.client ? [e.client.user, e.client.host].filter(Boolean).join("@") || e.client.label || "" : "";
+      const client = e.client ? [e.client.user, e.client.host].filter(Boolean).join("@") || e.client.label || "" : "";
+      const name = [e.owner ? `token ${e.owner}` : "", client].filter(Boolean).join(", ");
       return `${e.session} joined at position ${e.position}${name ? ` (${name})` : ""}`;
     }
     case "session_promoted": return `${e.session} holds slot ${e.slot} after ${precise(e.waited_seconds)} in the queue`;
@@ -142,7 +173,8 @@ function render() {
 async function refresh() {
   refreshTimer = null;
   try {
-    const response = await fetch("sessions", { cache: "no-store" });
+    const response = await fetch("sessions", { cache: "no-store", headers: authHeaders() });
+    if (response.status === 401) return;  // the event stream asks for a token
     if (!response.ok) return;
     snapshot = await response.json();
     fetchedAt = performance.now();
@@ -162,21 +194,64 @@ function setConnection(state, text) {
   badge.textContent = text;
 }
 
-function follow() {
-  // EventSource reconnects by itself and sends Last-Event-ID, so nothing
-  // is lost across a short outage; replay fills the list on first load.
-  const source = new EventSource(`events?replay=${MAX_EVENTS}`);
-  source.onopen = () => { setConnection("live", "live"); scheduleRefresh(); };
-  source.onerror = () => setConnection("reconnecting", "reconnecting…");
-  source.onmessage = (message) => {
-    const event = JSON.parse(message.data);
-    events.push(event);
-    if (events.length > MAX_EVENTS) events.splice(0, events.length - MAX_EVENTS);
-    renderEvents();
+function received(event) {
+  events.push(event);
+  if (events.length > MAX_EVENTS) events.splice(0, events.length - MAX_EVENTS);
+  renderEvents();
+  scheduleRefresh();
+}
+
+/** Takes the complete SSE frames off `buffer`; returns what is left. */
+function takeFrames(buffer) {
+  let end;
+  while ((end = buffer.indexOf("\n\n")) >= 0) {
+    const frame = buffer.slice(0, end);
+    buffer = buffer.slice(end + 2);
+    let data = "";
+    for (const line of frame.split("\n")) {
+      if (line.startsWith("id:")) lastEventId = line.slice(3).trim();
+      else if (line.startsWith("data:")) data += line.slice(5).trim();
+    }
+    if (data) received(JSON.parse(data));
+  }
+  return buffer;
+}
+
+/**
+ * Follows /events until it ends, then reconnects with Last-Event-ID (as
+ * EventSource would), so nothing is lost across a short outage; the replay
+ * fills the list on first load. A 401 stops and asks for a token.
+ */
+async function follow() {
+  const headers = authHeaders();
+  if (lastEventId !== null) headers["Last-Event-ID"] = lastEventId;
+  try {
+    const response = await fetch(`events?replay=${MAX_EVENTS}`, { cache: "no-store", headers });
+    if (response.status === 401) {
+      askForToken("Authorization" in headers);
+      return;
+    }
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    setConnection("live", "live");
     scheduleRefresh();
-  };
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer = takeFrames(buffer + value.replaceAll("\r\n", "\n"));
+    }
+  } catch (error) {
+    // The server is away; try again below.
+  }
+  setConnection("reconnecting", "reconnecting…");
+  setTimeout(follow, RECONNECT_MS);
+}
+
+function start() {
+  refresh();
+  follow();
 }
 
 setInterval(render, 1000);
-refresh();
-follow();
+start();

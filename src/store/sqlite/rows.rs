@@ -19,12 +19,15 @@ pub fn apply(tx: &Transaction<'_>, event: &Event, body: &str) -> rusqlite::Resul
             session,
             client,
             key,
+            owner,
             ..
         } => {
             let client = client.as_deref().map(to_json);
+            let owner = owner.as_ref().map(|owner| owner.name());
             tx.execute(
-                "INSERT INTO sessions (id, joined_at, client, idempotency_key) VALUES (?1, ?2, ?3, ?4)",
-                params![session.full(), at, client, key],
+                "INSERT INTO sessions (id, joined_at, client, idempotency_key, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![session.full(), at, client, key, owner],
             )?;
         }
         EventKind::SessionPromoted { session, slot, .. } => {
@@ -127,7 +130,7 @@ pub fn load(connection: &Connection) -> Result<Snapshot, String> {
     let read = |error: rusqlite::Error| error.to_string();
     let mut statement = connection
         .prepare(
-            "SELECT id, joined_at, promoted_at, slot, client, idempotency_key
+            "SELECT id, joined_at, promoted_at, slot, client, idempotency_key, owner
              FROM sessions ORDER BY seq",
         )
         .map_err(read)?;
@@ -174,6 +177,7 @@ fn session_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredSession, String>>
                 .transpose()
                 .map_err(|e| format!("session {id}: client: {e}"))?,
             key: row.get(5).map_err(|e| e.to_string())?,
+            owner: row.get(6).map_err(|e| e.to_string())?,
         })
     })())
 }

@@ -37,6 +37,8 @@ const MIGRATIONS: &[&str] = &[
          at   INTEGER NOT NULL,
          body TEXT NOT NULL                    -- JSON, as GET /events sends it
      );",
+    // 2: the token each session belongs to (servers with auth on).
+    "ALTER TABLE sessions ADD COLUMN owner TEXT;",
 ];
 
 /// Brings the schema to the latest version in one transaction. Taking the

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Map;
 
 use super::*;
+use crate::auth::Caller;
 use crate::coordinator::ClientInfo;
 use crate::coordinator::events::{EndReason, EventKind};
 use crate::lab::{Device, LabChange, LabFiles};
@@ -38,6 +39,7 @@ fn joined(id: SessionId, key: Option<&str>) -> EventKind {
             user: Some("ci".into()),
             ..ClientInfo::default()
         })),
+        owner: Caller::restored("ci").into(),
         key: key.map(str::to_string),
     }
 }
@@ -114,6 +116,7 @@ async fn what_is_committed_comes_back_after_a_reopen() {
     );
     assert_eq!(snapshot.sessions[0].promoted.map(|(_, slot)| slot), Some(1));
     assert_eq!(snapshot.sessions[0].key.as_deref(), Some("key-1"));
+    assert_eq!(snapshot.sessions[0].owner.as_deref(), Some("ci"));
     assert_eq!(
         snapshot.sessions[0]
             .client

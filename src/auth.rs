@@ -1,0 +1,138 @@
+//! Optional bearer-token auth. Off unless a tokens file or
+//! `NEOPS_REMOTE_LAB_TOKENS` is given; then every request but the open ones
+//! (see `api::router`) names a token, and a session belongs to the token
+//! that created it. The coordinator checks owners where it checks holders.
+
+mod tokens;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+pub use tokens::{Caller, TokenError, TokenSet};
+
+/// Where the tokens come from.
+#[derive(Clone)]
+pub enum TokenSource {
+    /// `--tokens-file`: re-read on SIGHUP.
+    File(PathBuf),
+    /// `NEOPS_REMOTE_LAB_TOKENS`, read once.
+    List(String),
+}
+
+/// The list's value is a secret: never printed.
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::File(path) => f.debug_tuple("File").field(path).finish(),
+            TokenSource::List(_) => f.write_str("List(<redacted>)"),
+        }
+    }
+}
+
+impl TokenSource {
+    fn read(&self) -> Result<TokenSet, TokenError> {
+        match self {
+            TokenSource::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    TokenError(format!("cannot read {}: {error}", path.display()))
+                })?;
+                TokenSet::from_file_text(&text)
+                    .map_err(|error| TokenError(format!("{}: {error}", path.display())))
+            }
+            TokenSource::List(text) => TokenSet::from_list(text)
+                .map_err(|error| TokenError(format!("NEOPS_REMOTE_LAB_TOKENS: {error}"))),
+        }
+    }
+}
+
+/// The tokens in force, swapped whole on a reload.
+#[derive(Debug)]
+pub struct Auth {
+    source: TokenSource,
+    current: RwLock<Arc<TokenSet>>,
+}
+
+impl Auth {
+    /// Reads the tokens; any fault refuses the start.
+    pub fn load(source: TokenSource) -> Result<Auth, TokenError> {
+        let set = source.read()?;
+        Ok(Auth {
+            source,
+            current: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    /// Whether the tokens come from a file (and SIGHUP re-reads it).
+    pub fn reloadable(&self) -> bool {
+        matches!(self.source, TokenSource::File(_))
+    }
+
+    /// How many tokens are in force.
+    pub fn count(&self) -> usize {
+        self.set().len()
+    }
+
+    /// Re-reads the tokens file. On a fault the tokens in force stay.
+    pub fn reload(&self) -> Result<usize, TokenError> {
+        let set = self.source.read()?;
+        let count = set.len();
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(set);
+        Ok(count)
+    }
+
+    /// The caller a presented token belongs to.
+    pub fn check(&self, presented: &str) -> Option<Caller> {
+        self.set().find(presented)
+    }
+
+    fn set(&self) -> Arc<TokenSet> {
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_swaps_the_set_and_a_bad_file_keeps_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        std::fs::write(&path, "ci:one\n").unwrap();
+        let auth = Auth::load(TokenSource::File(path.clone())).unwrap();
+        assert!(auth.check("one").is_some());
+
+        std::fs::write(&path, "ada:two\n").unwrap();
+        assert_eq!(auth.reload(), Ok(1));
+        assert_eq!(
+            (auth.check("one"), auth.check("two").unwrap().name()),
+            (None, "ada")
+        );
+
+        std::fs::write(&path, "ada:two\nbroken\n").unwrap();
+        let error = auth.reload().unwrap_err().0;
+        assert!(error.ends_with("line 2: expected `name:token`"), "{error}");
+        assert!(auth.check("two").is_some(), "the old set stays");
+    }
+
+    #[test]
+    fn an_unreadable_file_is_refused_and_the_list_is_never_printed() {
+        let missing = TokenSource::File("/nonexistent/tokens".into());
+        assert!(
+            Auth::load(missing)
+                .unwrap_err()
+                .0
+                .starts_with("cannot read /nonexistent/tokens")
+        );
+        let list = TokenSource::List("ci:topsecret".into());
+        assert!(!format!("{:?}", Auth::load(list).unwrap()).contains("topsecret"));
+    }
+}

@@ -1,0 +1,470 @@
+//! Bearer-token auth against the real binary and real netlab: who gets in,
+//! whose session is whose, what others see, reloading and refusing tokens,
+//! and that no token ever reaches the log.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Options, Server, TWO_NODES, Upload};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+const CI: &str = "ci-t0ken-4711";
+const ADA: &str = "ada-t0ken-0815";
+const TOKENS: &str = "ci:ci-t0ken-4711,ada:ada-t0ken-0815";
+const GHOST: &str = "00000000-0000-4000-8000-000000000000";
+
+/// Every route gated by `X-Session-ID`.
+const LAB_ROUTES: [(Method, &str); 6] = [
+    (Method::POST, "/lab"),
+    (Method::GET, "/lab"),
+    (Method::DELETE, "/lab"),
+    (Method::POST, "/lab/release"),
+    (Method::GET, "/lab/devices"),
+    (Method::GET, "/lab/log"),
+];
+
+async fn server(options: impl FnOnce(Options) -> Options) -> Option<Server> {
+    let netlab = common::netlab()?;
+    Some(Server::start(options(Options::new(&netlab))).await)
+}
+
+macro_rules! server {
+    ($options:expr) => {
+        match server($options).await {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
+/// Status, `WWW-Authenticate` and `detail` of a request.
+async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, String, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|value| value.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (status, challenge, body["detail"].clone())
+}
+
+#[tokio::test]
+async fn every_route_but_healthz_and_the_pages_needs_a_valid_token() {
+    let s = server!(|o| o.tokens(TOKENS));
+    let routes = [
+        (Method::POST, "/session"),
+        (Method::GET, "/session/{GHOST}"),
+        (Method::DELETE, "/session/{GHOST}"),
+        (Method::POST, "/session/heartbeat"),
+        (Method::GET, "/active-session"),
+        (Method::GET, "/sessions"),
+        (Method::GET, "/events"),
+        (Method::GET, "/metrics"),
+        (Method::GET, "/debug/health"),
+    ];
+    for (method, path) in routes.into_iter().chain(LAB_ROUTES) {
+        let url = s.url(&path.replace("{GHOST}", GHOST));
+        let request = || {
+            s.http
+                .request(method.clone(), &url)
+                .header("X-Session-ID", GHOST)
+        };
+
+        let (status, challenge, detail) = answer(request()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(challenge, r#"Bearer realm="neops-remote-lab""#);
+        assert_eq!(detail, "Authorization: Bearer <token> is required");
+
+        let (status, challenge, detail) = answer(request().bearer_auth("n0t-a-t0ken")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(
+            challenge,
+            r#"Bearer realm="neops-remote-lab", error="invalid_token""#
+        );
+        assert_eq!(detail, "Invalid token");
+
+        let (status, challenge, _) = answer(request().basic_auth("ci", Some(CI))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert!(
+            challenge.ends_with(r#"error="invalid_request""#),
+            "{challenge}"
+        );
+    }
+
+    // Open: the health probe, and the pages a browser loads without a header.
+    let health = s.http.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::NO_CONTENT);
+    for page in [
+        "/",
+        "/dashboard.js",
+        "/dashboard.css",
+        "/docs/",
+        "/redoc",
+        "/openapi.json",
+    ] {
+        let response = s.http.get(s.url(page)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{page}");
+    }
+    let spec: Value = s.get_json("/openapi.json").await;
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"],
+        serde_json::json!({"type": "http", "scheme": "bearer",
+            "description": spec["components"]["securitySchemes"]["bearer"]["description"]})
+    );
+    assert_eq!(spec["security"], serde_json::json!([{"bearer": []}]));
+    assert_eq!(
+        spec["paths"]["/healthz"]["get"]["security"],
+        serde_json::json!([])
+    );
+
+    // A valid token gets in, with the scheme in any case.
+    let (status, _, _) = answer(
+        s.http
+            .get(s.url("/debug/health"))
+            .header("Authorization", format!("bEaReR {ADA}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_the_token_that_created_it() {
+    let s = server!(|o| o.tokens(TOKENS).bearer(CI));
+    let ada = common::client(Some(ADA));
+    let (mine, _) = s.create_session().await;
+    let (waiting, _) = s.create_session().await;
+
+    // Another token: 403 wherever the session id is used, 404 still first.
+    let forbidden = |request: reqwest::RequestBuilder| async move {
+        let (status, _, detail) = answer(request).await;
+        assert_eq!(
+            (status, detail.as_str()),
+            (
+                StatusCode::FORBIDDEN,
+                Some("Session belongs to another token")
+            )
+        );
+    };
+    for id in [&mine, &waiting] {
+        forbidden(ada.get(s.url(&format!("/session/{id}")))).await;
+        forbidden(ada.get(s.url(&format!("/session/{id}?wait=5")))).await;
+        forbidden(
+            ada.post(s.url("/session/heartbeat"))
+                .header("X-Session-ID", id),
+        )
+        .await;
+        forbidden(ada.delete(s.url(&format!("/session/{id}")))).await;
+    }
+    for (method, path) in LAB_ROUTES {
+        let request = ada.request(method.clone(), s.url(path));
+        forbidden(request.header("X-Session-ID", &mine)).await;
+        let ghost = ada
+            .request(method, s.url(path))
+            .header("X-Session-ID", GHOST);
+        assert_eq!(answer(ghost).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (status, _, _) = answer(ada.get(s.url(&format!("/session/{GHOST}")))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The owner is not disturbed, and works through a real bring-up.
+    assert_eq!(
+        s.session_status(&mine).await.1,
+        serde_json::json!({"status": "active", "position": 0})
+    );
+    let (status, body) = s
+        .acquire(&mine, Upload::new("topology.yml", TWO_NODES))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["devices"].as_array().unwrap().len(), 2);
+    let (status, _) = s.lab_call(Method::GET, "/lab/devices", &mine).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Idempotency keys are per token: the same key makes Ada her own session.
+    let create = |http: &reqwest::Client| {
+        json(
+            http.post(s.url("/session"))
+                .header("Idempotency-Key", "same-key"),
+        )
+    };
+    let ci_keyed = create(&s.http).await;
+    let ada_keyed = create(&ada).await;
+    assert_ne!(ci_keyed["session_id"], ada_keyed["session_id"]);
+    assert_eq!(create(&ada).await["session_id"], ada_keyed["session_id"]);
+
+    // What others see: token names, and only short ids.
+    let active = json(ada.get(s.url("/active-session"))).await;
+    assert_eq!(active["session_id"], mine[..8]);
+    assert_eq!(s.get_json("/active-session").await["session_id"], mine);
+    let sessions = json(ada.get(s.url("/sessions"))).await;
+    let owners: Vec<(&str, &str)> = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|session| {
+            (
+                session["id"].as_str().unwrap(),
+                session["owner"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(owners.len(), 4);
+    assert_eq!(owners[0], (&mine[..8], "ci"));
+    assert_eq!(owners[3].1, "ada");
+    let events = ada.get(s.url("/events?replay=20")).send().await.unwrap();
+    let mut stream = received_so_far(events).await;
+    let joined = loop {
+        let event = common::sse::take_message(&mut stream).expect("a session_joined event");
+        if event["type"] == "session_joined" {
+            break event;
+        }
+    };
+    assert_eq!(
+        (joined["session"].as_str(), joined["owner"].as_str()),
+        (Some(&mine[..8]), Some("ci"))
+    );
+
+    // Only the owner ends its session; its lab goes with it.
+    forbidden(ada.delete(s.url(&format!("/session/{mine}")))).await;
+    assert_eq!(s.end_session(&mine).await, StatusCode::NO_CONTENT);
+    s.wait_until_active(&waiting).await;
+
+    // No token, right or wrong, is ever written to the log.
+    let log = s.log();
+    assert!(
+        log.contains("session created"),
+        "the log is the DEBUG one: {log}"
+    );
+    for token in [CI, ADA, "n0t-a-t0ken"] {
+        assert!(!log.contains(token), "{token} in the log");
+    }
+}
+
+async fn json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// What a streamed answer sends at once (an event replay), as text.
+async fn received_so_far(mut response: reqwest::Response) -> String {
+    let mut text = String::new();
+    while let Ok(Ok(Some(chunk))) =
+        tokio::time::timeout(Duration::from_millis(500), response.chunk()).await
+    {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    text
+}
+
+/// Polls until `request` answers `expected` (bounded).
+async fn until_status(make: impl Fn() -> reqwest::RequestBuilder, expected: StatusCode) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = make().send().await.unwrap().status();
+        if status == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still {status}, not {expected}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn sighup_rereads_the_tokens_file_and_a_bad_one_keeps_the_old_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    std::fs::write(&file, "# runners\nci:ci-t0ken-4711\n").unwrap();
+    let path = file.to_str().unwrap().to_string();
+    let s = server!(|o| o.arg("--tokens-file", &path));
+    let health = |token: &'static str| {
+        let http = common::client(Some(token));
+        let url = s.url("/debug/health");
+        move || http.get(&url)
+    };
+    until_status(health(CI), StatusCode::OK).await;
+    assert_eq!(
+        health(ADA)().send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    std::fs::write(&file, "ada:ada-t0ken-0815\n").unwrap();
+    s.signal(libc::SIGHUP);
+    until_status(health(ADA), StatusCode::OK).await;
+    until_status(health(CI), StatusCode::UNAUTHORIZED).await;
+
+    std::fs::write(&file, "ada:ada-t0ken-0815\nci:\n").unwrap();
+    s.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.log().contains("tokens file not used") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload error logged: {}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        s.log().contains("line 2: the token of ci is empty"),
+        "{}",
+        s.log()
+    );
+    assert_eq!(health(ADA)().send().await.unwrap().status(), StatusCode::OK);
+    for token in [CI, ADA] {
+        assert!(!s.log().contains(token), "{token} in the log");
+    }
+}
+
+#[test]
+fn a_bad_tokens_file_refuses_the_start_with_the_reason() {
+    let Some(netlab) = common::netlab() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    let path = file.to_str().unwrap();
+    let cases = [
+        (
+            "ci:s3cret-one\nbroken line\n",
+            "line 2: expected `name:token`",
+        ),
+        (
+            "ci:s3cret-one\nci:s3cret-two\n",
+            "line 2: the name ci is already used (line 1)",
+        ),
+        (
+            "ci:s3cret-one\nada:s3cret-one\n",
+            "line 2: the token of ada is already used (line 1)",
+        ),
+        ("ci:\n", "line 1: the token of ci is empty"),
+        ("# nobody\n", "no tokens defined"),
+    ];
+    for (text, reason) in cases {
+        std::fs::write(&file, text).unwrap();
+        let options = Options::new(&netlab).arg("--tokens-file", path);
+        let (status, log) = Server::run_to_exit(options);
+        assert_eq!(status.code(), Some(1), "{log}");
+        assert!(
+            log.contains(&format!("cannot use the tokens: {path}: {reason}")),
+            "{log}"
+        );
+        assert!(!log.contains("s3cret"), "a token in the log: {log}");
+    }
+
+    let missing = dir.path().join("missing");
+    let options = Options::new(&netlab).arg("--tokens-file", missing.to_str().unwrap());
+    let (status, log) = Server::run_to_exit(options);
+    assert_eq!(status.code(), Some(1));
+    assert!(log.contains("cannot read"), "{log}");
+
+    let options = Options::new(&netlab).tokens("ci:one,broken");
+    let (status, log) = Server::run_to_exit(options);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        log.contains("NEOPS_REMOTE_LAB_TOKENS: entry 2: expected `name:token`"),
+        "{log}"
+    );
+
+    std::fs::write(&file, "ci:s3cret-one\n").unwrap();
+    let both = Options::new(&netlab)
+        .arg("--tokens-file", path)
+        .tokens("ci:one");
+    let (status, log) = Server::run_to_exit(both);
+    assert_eq!(status.code(), Some(1));
+    assert!(log.contains("not both"), "{log}");
+}
+
+#[tokio::test]
+async fn another_tokens_requests_keep_no_session_alive() {
+    let s = server!(|o| o.tokens(TOKENS).bearer(CI).arg("--waiting-timeout", "2"));
+    let ada = common::client(Some(ADA));
+    let (_active, _) = s.create_session().await;
+    let (waiting, _) = s.create_session().await;
+    let listed = || async {
+        let sessions = json(s.http.get(s.url("/sessions"))).await;
+        sessions["sessions"].as_array().unwrap().len()
+    };
+    assert_eq!(listed().await, 2);
+    // Ada heartbeats Ci's waiting session all along: it is evicted anyway.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listed().await == 2 {
+        assert!(
+            Instant::now() < deadline,
+            "another token kept the session alive"
+        );
+        let poke = ada
+            .post(s.url("/session/heartbeat"))
+            .header("X-Session-ID", &waiting);
+        assert!(matches!(
+            answer(poke).await.0,
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `neops-remote-lab run` as a client of the server at `base`, with
+/// `token` (or none).
+fn cli_run(base: &str, dir: &std::path::Path, token: Option<&str>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"));
+    command
+        .current_dir(dir)
+        .env("REMOTE_LAB_URL", base)
+        .env_remove("REMOTE_LAB_SESSION_ID")
+        .env_remove("REMOTE_LAB_TOKEN")
+        .args(["run", "-t", "topology.yml", "--", "sh", "-c"])
+        .arg(r#"grep -q '"name": "r2"' "$REMOTE_LAB_DEVICES_FILE""#)
+        .stdin(std::process::Stdio::null());
+    if let Some(token) = token {
+        command.env("REMOTE_LAB_TOKEN", token);
+    }
+    command.output().unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_sends_remote_lab_token() {
+    let s = server!(|o| o.tokens(TOKENS).bearer(CI));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("topology.yml"), TWO_NODES).unwrap();
+    let run = tokio::task::spawn_blocking({
+        let (base, path) = (s.base.clone(), dir.path().to_path_buf());
+        move || {
+            (
+                cli_run(&base, &path, Some(ADA)),
+                cli_run(&base, &path, None),
+            )
+        }
+    });
+    let (with_token, without) = run.await.unwrap();
+    let stderr = String::from_utf8_lossy(&with_token.stderr);
+    assert!(with_token.status.success(), "{stderr}");
+    assert!(!stderr.contains(ADA), "the token in the output: {stderr}");
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(!without.status.success());
+    assert!(stderr.contains("401"), "{stderr}");
+    assert_eq!(
+        json(s.http.get(s.url("/sessions"))).await["sessions"],
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn a_restart_keeps_each_sessions_owner() {
+    let Some(netlab) = common::netlab() else {
+        return;
+    };
+    let dirs = common::ServerDirs::new();
+    let options = || Options::new(&netlab).dirs(&dirs).tokens(TOKENS).bearer(CI);
+    let mut first = Server::start(options()).await;
+    let (mine, _) = first.create_session().await;
+    first.stop_with(libc::SIGTERM);
+
+    let s = Server::start(options()).await;
+    let ada = common::client(Some(ADA));
+    let (status, _, _) = answer(ada.get(s.url(&format!("/session/{mine}")))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(s.session_status(&mine).await.0, StatusCode::OK);
+    let sessions = json(ada.get(s.url("/sessions"))).await;
+    assert_eq!(sessions["sessions"][0]["owner"], "ci");
+}
