@@ -127,34 +127,38 @@ pub fn keep_labs(connection: &mut Connection, kept: &[usize]) -> rusqlite::Resul
 /// Reads what a previous run left. A row that does not parse means the
 /// database was damaged or edited: say which.
 pub fn load(connection: &Connection) -> Result<Snapshot, String> {
-    let read = |error: rusqlite::Error| error.to_string();
-    let mut statement = connection
-        .prepare(
-            "SELECT id, joined_at, promoted_at, slot, client, idempotency_key, owner
-             FROM sessions ORDER BY seq",
-        )
-        .map_err(read)?;
-    let sessions = statement
-        .query_map([], session_row)
-        .map_err(read)?
-        .map(|row| row.map_err(read)?)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut statement = connection
-        .prepare(
-            "SELECT slot, dir, netlab_dir, identity, topology, devices, ref_count, started_at, phase
-             FROM labs ORDER BY slot",
-        )
-        .map_err(read)?;
-    let labs = statement
-        .query_map([], lab_row)
-        .map_err(read)?
-        .map(|row| row.map_err(read)?)
-        .collect::<Result<Vec<_>, _>>()?;
+    let sessions = read_all(
+        connection,
+        "SELECT id, joined_at, promoted_at, slot, client, idempotency_key, owner
+         FROM sessions ORDER BY seq",
+        session_row,
+    )?;
+    let labs = read_all(
+        connection,
+        "SELECT slot, dir, netlab_dir, identity, topology, devices, ref_count, started_at, phase
+         FROM labs ORDER BY slot",
+        lab_row,
+    )?;
     Ok(Snapshot {
         sessions,
         labs,
-        last_event_id: last_event_id(connection).map_err(read)?,
+        last_event_id: last_event_id(connection).map_err(|error| error.to_string())?,
     })
+}
+
+/// Every row `query` returns, each turned into a `T` by `parse`.
+fn read_all<T>(
+    connection: &Connection,
+    query: &str,
+    parse: fn(&Row<'_>) -> rusqlite::Result<Result<T, String>>,
+) -> Result<Vec<T>, String> {
+    let read = |error: rusqlite::Error| error.to_string();
+    let mut statement = connection.prepare(query).map_err(read)?;
+    statement
+        .query_map([], parse)
+        .map_err(read)?
+        .map(|row| row.map_err(read)?)
+        .collect()
 }
 
 fn session_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredSession, String>> {
