@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Options, Server, TWO_NODES, Upload};
+use common::{Options, Server, ServerDirs, TWO_NODES, Upload};
 use reqwest::Method;
 use serde_json::Value;
 use tokio::process::{Child, Command};
@@ -321,4 +321,67 @@ async fn lab_down_needs_force_for_a_held_lab_and_defaults_to_the_holder() {
     let (_, lab) = s.lab_call(Method::GET, "/lab", &holder).await;
     assert_eq!(lab["running"], false);
     assert!(!s.dirs.netlab_registry().contains("default:"));
+}
+
+#[tokio::test]
+async fn a_lost_session_stops_the_command_and_everything_it_started() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let dir = lab_folder();
+    let script = "sleep 600 & echo $! > grandchild; echo $REMOTE_LAB_SESSION_ID > session; wait";
+    let mut command = run_sh(&s, dir.path(), script);
+    command.env("REMOTE_LAB_HEARTBEAT_INTERVAL", "1");
+    let run = command.spawn().unwrap();
+    wait_for_file(&dir.path().join("session")).await;
+    wait_for_file(&dir.path().join("grandchild")).await;
+    // Someone else ends the session (an operator, an eviction).
+    let id = std::fs::read_to_string(dir.path().join("session")).unwrap();
+    assert_eq!(
+        s.end_session(id.trim()).await,
+        reqwest::StatusCode::NO_CONTENT
+    );
+
+    let (status, stderr) = finish(run).await;
+    assert_eq!(status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("the session is lost"), "{stderr}");
+    // The command's own child went too: it was in the command's group.
+    let grandchild: i32 = std::fs::read_to_string(dir.path().join("grandchild"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // SAFETY: signal 0 only checks whether the process exists.
+    while unsafe { libc::kill(grandchild, 0) } == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the command's child {grandchild} outlived it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn a_waiting_run_keeps_its_place_across_a_server_crash() {
+    let netlab = require_netlab!();
+    let dirs = ServerDirs::new();
+    let port = common::free_port();
+    let options = || Options::new(&netlab).dirs(&dirs).port(port);
+    let mut first = Server::start(options()).await;
+    let (holder, _) = first.create_session().await;
+    let dir = lab_folder();
+    let run = run_sh(&first, dir.path(), "touch ran").spawn().unwrap();
+    wait_for_sessions(&first, "queued behind the holder", |now| now.len() == 2).await;
+
+    first.stop_with(libc::SIGKILL);
+    let second = Server::start(options()).await;
+    assert_eq!(
+        second.end_session(&holder).await,
+        reqwest::StatusCode::NO_CONTENT
+    );
+    let (status, stderr) = finish(run).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(dir.path().join("ran").exists());
+    assert_nothing_left(&second).await;
 }

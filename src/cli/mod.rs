@@ -46,13 +46,23 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     /// A client for the server; heartbeats every `REMOTE_LAB_HEARTBEAT_INTERVAL`
-    /// seconds (default 30, 0 turns them off), as the Python client.
+    /// seconds (default 30, 0 turns them off, at least 1 otherwise), as the
+    /// Python client. Errors: [`client::Error::Config`] for a value that is
+    /// not a number of seconds.
     fn client(&self) -> client::Result<Client> {
-        let every = std::env::var("REMOTE_LAB_HEARTBEAT_INTERVAL")
-            .ok()
-            .and_then(|text| text.trim().parse::<f64>().ok())
-            .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-            .map_or(Duration::from_secs(30), Duration::from_secs_f64);
+        let every = match std::env::var("REMOTE_LAB_HEARTBEAT_INTERVAL") {
+            Err(_) => Duration::from_secs(30),
+            Ok(text) => match text.trim().parse::<f64>() {
+                Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+                    Duration::from_secs_f64(seconds)
+                }
+                _ => {
+                    return Err(client::Error::Config(format!(
+                        "REMOTE_LAB_HEARTBEAT_INTERVAL: expected a number of seconds, got {text:?}"
+                    )));
+                }
+            },
+        };
         Client::builder(&self.url)
             .heartbeat_interval(Some(every))
             .build()

@@ -3,6 +3,7 @@
 //! started, Ctrl-C, a cancelled CI job's SIGTERM).
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -75,7 +76,10 @@ pub async fn run(args: RunArgs) -> u8 {
     let info = client_info::from_environment(Some(&label));
     // Not interruptible: a POST that reached the server creates a session,
     // which must be known to be ended. A signal meanwhile is kept for later.
-    let session = match client.open_session(Some(info)).await {
+    // Keyed, so a request whose answer is lost (a server restarting) can be
+    // sent again without opening a second session.
+    let key = uuid::Uuid::new_v4().to_string();
+    let session = match client.open_session_with_key(Some(info), Some(&key)).await {
         Ok(session) => session,
         Err(error) => return failed(&error.to_string()),
     };
@@ -154,8 +158,10 @@ async fn acquire(
         follow_bring_up(client, session).await;
         std::future::pending::<()>().await
     };
+    // Keyed: sent again after a lost answer, it returns the first result.
+    let key = uuid::Uuid::new_v4().to_string();
     tokio::select! {
-        acquired = session.acquire(lab, reuse, None) => acquired,
+        acquired = session.acquire(lab, reuse, Some(&key)) => acquired,
         () = follow => unreachable!("following never ends by itself"),
     }
 }
@@ -204,9 +210,13 @@ async fn follow_bring_up(client: &Client, session: &Session) {
     }
 }
 
-/// Writes the devices and inventory files, runs the command with them and
-/// forwards SIGTERM and SIGHUP to it. SIGINT is not forwarded: Ctrl-C
-/// reaches the command through the terminal's process group.
+/// Writes the devices and inventory files and runs the command with them.
+/// Without a terminal (CI) the command gets a process group of its own, and
+/// SIGINT, SIGTERM and SIGHUP go to that whole group, so nothing the command
+/// started outlives the lab. On a terminal it stays in the terminal's
+/// foreground group (it may read from it, and Ctrl-C reaches it there), and
+/// SIGTERM and SIGHUP go to the command. When the session is lost (see
+/// [`Session::lost`]) the command is stopped the same way and `run` fails.
 async fn run_command(
     client: &Client,
     session: &Session,
@@ -233,6 +243,10 @@ async fn run_command(
         .env("REMOTE_LAB_INVENTORY", &files.inventory)
         .env("REMOTE_LAB_SESSION_ID", session.id())
         .env("REMOTE_LAB_URL", client.base_url());
+    let own_group = !std::io::stdin().is_terminal();
+    if own_group {
+        command.process_group(0);
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
@@ -246,26 +260,39 @@ async fn run_command(
             };
         }
     };
+    let mut lost: Option<String> = None;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            signal = signals.recv() => forward(child.id(), signal),
+            signal = signals.recv() => forward(child.id(), signal, own_group),
+            why = session.lost(), if lost.is_none() => {
+                say(&format!("the session is lost ({why}); stopping the command"));
+                forward(child.id(), libc::SIGTERM, own_group);
+                lost = Some(why);
+            }
         }
     };
-    match status {
-        Ok(status) => exit_code(status),
-        Err(error) => failed(&format!("lost the command: {error}")),
+    match (status, lost) {
+        (_, Some(why)) => failed(&format!("the lab was lost while the command ran: {why}")),
+        (Ok(status), None) => exit_code(status),
+        (Err(error), None) => failed(&format!("lost the command: {error}")),
     }
 }
 
-fn forward(pid: Option<u32>, signal: i32) {
+/// Passes `signal` on to the command: to its whole process group when it
+/// has its own, else to it alone (SIGINT not at all: on a terminal, Ctrl-C
+/// reaches the command by itself).
+fn forward(pid: Option<u32>, signal: i32, own_group: bool) {
     let Some(pid) = pid.and_then(|pid| i32::try_from(pid).ok()) else {
         return;
     };
-    if signal != libc::SIGINT {
-        // SAFETY: signalling our own child, which has not been reaped yet.
-        unsafe { libc::kill(pid, signal) };
-    }
+    let target = match (own_group, signal) {
+        (true, _) => -pid,
+        (false, libc::SIGINT) => return,
+        (false, _) => pid,
+    };
+    // SAFETY: signalling our own child (or its group), not yet reaped.
+    unsafe { libc::kill(target, signal) };
 }
 
 /// The command's exit code, or 128+N when signal N ended it (as shells report it).

@@ -18,7 +18,7 @@ pub enum Error {
     },
     /// The request did not reach the server, or its answer did not arrive
     /// (connection refused, timeout, an answer that is not the expected JSON).
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", causes(source))]
     Transport {
         what: String,
         #[source]
@@ -51,3 +51,17 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes, e.g. `error sending request: client error
+/// (Connect): tcp connect error: Connection refused (os error 111)`:
+/// reqwest's own message alone does not say what failed.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}

@@ -19,19 +19,25 @@
 //! Every request carries `Authorization: Bearer <token>` when a token is
 //! set ([`ClientBuilder::token`], else the environment variable
 //! `REMOTE_LAB_TOKEN`). Error answers become [`Error::Status`] with the
-//! HTTP status and the server's `detail`.
+//! HTTP status and the server's `detail`. Requests that are safe to repeat
+//! are tried again for up to a minute when the server cannot be reached or
+//! answers 503 (a restarting server keeps its queue); `POST`s only with an
+//! `Idempotency-Key`.
 
 pub mod client_info;
 mod error;
 mod lab_files;
+mod retry;
 mod session;
 
 pub use error::{Error, Result};
 pub use lab_files::LabFiles;
 pub use session::{LogLines, Session};
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use backon::Retryable;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -66,10 +72,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Time between heartbeats of an open session (default 30 s); `None`
-    /// sends none.
+    /// Time between heartbeats of an open session (default 30 s, at least
+    /// 1 s); `None` or zero sends none.
     pub fn heartbeat_interval(mut self, every: Option<Duration>) -> Self {
-        self.heartbeat_interval = every.filter(|every| !every.is_zero());
+        self.heartbeat_interval = every
+            .filter(|every| !every.is_zero())
+            .map(|every| every.max(Duration::from_secs(1)));
         self
     }
 
@@ -80,6 +88,12 @@ impl ClientBuilder {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Config(format!(
                 "server URL must start with http:// or https://, got {base:?}"
+            )));
+        }
+        if base.starts_with("https://") && !cfg!(feature = "rustls") {
+            return Err(Error::Config(format!(
+                "{base}: this build has no TLS; build it with the `rustls` feature \
+                 (cargo install neops-remote-lab --features rustls), or use the Python client"
             )));
         }
         let token = self
@@ -149,16 +163,24 @@ impl Client {
         client: Option<ClientInfoDto>,
         idempotency_key: Option<&str>,
     ) -> Result<Session> {
-        let mut request = self.request(Method::POST, "/session");
-        if let Some(client) = client {
-            request = request.json(&CreateSessionRequestDto {
-                client: Some(client),
-            });
-        }
-        if let Some(key) = idempotency_key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let created: CreateSessionResponseDto = self.json("POST /session", request).await?;
+        let make = || {
+            let mut request = self.request(Method::POST, "/session");
+            if let Some(client) = &client {
+                request = request.json(&CreateSessionRequestDto {
+                    client: Some(client.clone()),
+                });
+            }
+            if let Some(key) = idempotency_key {
+                request = request.header("Idempotency-Key", key);
+            }
+            Ok(request)
+        };
+        let response = match idempotency_key {
+            Some(_) => self.send_again("POST /session", make).await?,
+            None => self.send("POST /session", make()?).await?,
+        };
+        let created: CreateSessionResponseDto =
+            response.json().await.map_err(transport("POST /session"))?;
         Ok(Session::open(
             self.clone(),
             created,
@@ -176,28 +198,47 @@ impl Client {
     /// torn down first. 404 when there is no such session.
     pub async fn end_session(&self, session_id: &str) -> Result<()> {
         let path = format!("/session/{session_id}");
-        let request = self.request(Method::DELETE, &path);
-        self.send("DELETE /session", request).await.map(drop)
+        // A try whose answer was lost may have ended it: then 404 is success.
+        let retried = AtomicBool::new(false);
+        let ended = (|| self.send("DELETE /session", self.request(Method::DELETE, &path)))
+            .retry(retry::policy())
+            .when(retry::is_transient)
+            .notify(|_, _| retried.store(true, Ordering::Relaxed))
+            .await;
+        match ended {
+            Err(error)
+                if error.status() == Some(reqwest::StatusCode::NOT_FOUND)
+                    && retried.load(Ordering::Relaxed) =>
+            {
+                Ok(())
+            }
+            other => other.map(drop),
+        }
     }
 
     /// `GET /sessions`: the queue and the slots (not a sign of life).
     pub async fn sessions(&self) -> Result<SessionsDto> {
-        let request = self.request(Method::GET, "/sessions");
-        self.json("GET /sessions", request).await
+        let response = self.get("GET /sessions", "/sessions").await?;
+        response.json().await.map_err(transport("GET /sessions"))
     }
 
     /// `GET /sessions` as the server sent it.
     pub async fn sessions_json(&self) -> Result<String> {
-        let request = self.request(Method::GET, "/sessions");
-        let response = self.send("GET /sessions", request).await?;
+        let response = self.get("GET /sessions", "/sessions").await?;
         response.text().await.map_err(transport("GET /sessions"))
     }
 
     /// `GET /active-session`: the full id of the session active longest
     /// (`None` when nobody is active). Not a sign of life.
     pub async fn active_session(&self) -> Result<Option<String>> {
-        let request = self.request(Method::GET, "/active-session");
-        match self.json::<Value>("GET /active-session", request).await {
+        let answer = match self.get("GET /active-session", "/active-session").await {
+            Ok(response) => response
+                .json::<Value>()
+                .await
+                .map_err(transport("GET /active-session")),
+            Err(error) => Err(error),
+        };
+        match answer {
             Ok(body) => Ok(body["session_id"].as_str().map(str::to_string)),
             Err(error) if error.status() == Some(reqwest::StatusCode::NOT_FOUND) => Ok(None),
             Err(error) => Err(error),
@@ -239,9 +280,35 @@ impl Client {
         })
     }
 
-    async fn json<T: DeserializeOwned>(&self, what: &str, request: RequestBuilder) -> Result<T> {
-        let response = self.send(what, request).await?;
+    /// Sends what `make` builds, and again after a transient failure (see
+    /// [`retry`]). Only for requests that are safe to repeat.
+    async fn send_again(
+        &self,
+        what: &str,
+        make: impl Fn() -> Result<RequestBuilder>,
+    ) -> Result<Response> {
+        (|| async { self.send(what, make()?).await })
+            .retry(retry::policy())
+            .when(retry::is_transient)
+            .notify(|error, after| tracing::warn!(%error, "trying again in {after:?}"))
+            .await
+    }
+
+    /// [`Client::send_again`], then the answer's JSON.
+    async fn json_again<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        make: impl Fn() -> Result<RequestBuilder>,
+    ) -> Result<T> {
+        let response = self.send_again(what, make).await?;
         response.json().await.map_err(transport(what))
+    }
+
+    /// `GET path` with the ordinary time limit, tried again while the
+    /// server is unreachable.
+    async fn get(&self, what: &str, path: &str) -> Result<Response> {
+        self.send_again(what, || Ok(self.request(Method::GET, path)))
+            .await
     }
 }
 

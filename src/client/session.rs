@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, Response, StatusCode};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::error::Result;
@@ -25,6 +26,8 @@ pub struct Session {
     id: String,
     position: usize,
     heartbeat: Option<JoinHandle<()>>,
+    /// Why the session was lost, once a heartbeat found out.
+    lost: watch::Receiver<Option<String>>,
 }
 
 impl Session {
@@ -33,15 +36,17 @@ impl Session {
         created: CreateSessionResponseDto,
         every: Option<Duration>,
     ) -> Self {
+        let (lost_sender, lost) = watch::channel(None);
         let heartbeat = every.map(|every| {
             let (client, id) = (client.clone(), created.session_id.clone());
-            tokio::spawn(heartbeats(client, id, every))
+            tokio::spawn(heartbeats(client, id, every, lost_sender))
         });
         Session {
             client,
             id: created.session_id,
             position: created.position,
             heartbeat,
+            lost,
         }
     }
 
@@ -51,6 +56,20 @@ impl Session {
             id,
             position: 0,
             heartbeat: None,
+            lost: watch::channel(None).1,
+        }
+    }
+
+    /// Completes, saying why, when a heartbeat finds the session gone: the
+    /// server no longer knows it (ended by someone else, evicted), refuses
+    /// it, or stayed unreachable for longer than the client retries. Never
+    /// completes for a session without heartbeats.
+    pub async fn lost(&self) -> String {
+        let mut lost = self.lost.clone();
+        match lost.wait_for(Option::is_some).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            // The heartbeat task is gone without a verdict (closed).
+            Err(_) => std::future::pending().await,
         }
     }
 
@@ -72,8 +91,11 @@ impl Session {
             None => format!("/session/{}", self.id),
         };
         let limit = self.client.request_timeout + wait.unwrap_or_default();
-        let request = self.client.request(Method::GET, &path).timeout(limit);
-        self.client.json("GET /session", request).await
+        self.client
+            .json_again("GET /session", || {
+                Ok(self.client.request(Method::GET, &path).timeout(limit))
+            })
+            .await
     }
 
     /// Long-polls until the session is ACTIVE, calling `on_change` with
@@ -97,22 +119,30 @@ impl Session {
     /// `POST /lab`: uploads the lab and returns its devices once it is up
     /// (or attached: `reuse` attaches to a running lab of the same content).
     /// With `idempotency_key`, a repeat after a lost answer returns the
-    /// first request's result. Errors: 423 `Lab currently busy` or
-    /// `Session is not active`, 400 a refused upload, 502/504 netlab failed
-    /// or hung (`detail` carries netlab's last lines).
+    /// first request's result, and a request that got no answer (the
+    /// server restarting) is sent again. Errors: 423 `Lab currently busy`
+    /// or `Session is not active`, 400 a refused upload, 502/504 netlab
+    /// failed or hung (`detail` carries netlab's last lines).
     pub async fn acquire(
         &self,
         lab: &LabFiles,
         reuse: bool,
         idempotency_key: Option<&str>,
     ) -> Result<AcquireResponseDto> {
-        let mut request = self
-            .lab_request(Method::POST, "/lab", false)
-            .multipart(lab.form(reuse)?);
-        if let Some(key) = idempotency_key {
-            request = request.header("Idempotency-Key", key);
-        }
-        self.client.json("POST /lab", request).await
+        let make = || {
+            let request = self
+                .lab_request(Method::POST, "/lab", false)
+                .multipart(lab.form(reuse)?);
+            Ok(match idempotency_key {
+                Some(key) => request.header("Idempotency-Key", key),
+                None => request,
+            })
+        };
+        let response = match idempotency_key {
+            Some(_) => self.client.send_again("POST /lab", make).await?,
+            None => self.client.send("POST /lab", make()?).await?,
+        };
+        response.json().await.map_err(transport("POST /lab"))
     }
 
     /// `POST /lab/release`: drops one reference; at zero the lab stays up, idle.
@@ -129,21 +159,31 @@ impl Session {
     /// (held and `force` false), 502/503/504 a failed teardown.
     pub async fn destroy(&self, force: bool) -> Result<bool> {
         let path = format!("/lab?force={force}");
-        let request = self.lab_request(Method::DELETE, &path, false);
-        let response = self.client.send("DELETE /lab", request).await?;
+        let response = self
+            .client
+            .send_again("DELETE /lab", || {
+                Ok(self.lab_request(Method::DELETE, &path, false))
+            })
+            .await?;
         Ok(response.status() == StatusCode::ACCEPTED)
     }
 
     /// `GET /lab/devices`. Errors: 404 `No lab running`.
     pub async fn devices(&self) -> Result<Vec<DeviceInfoDto>> {
-        let request = self.lab_request(Method::GET, "/lab/devices", true);
-        self.client.json("GET /lab/devices", request).await
+        self.client
+            .json_again("GET /lab/devices", || {
+                Ok(self.lab_request(Method::GET, "/lab/devices", true))
+            })
+            .await
     }
 
     /// `GET /lab`: the slot's lab and netlab's own status report.
     pub async fn lab(&self) -> Result<LabStatusDto> {
-        let request = self.lab_request(Method::GET, "/lab", true);
-        self.client.json("GET /lab", request).await
+        self.client
+            .json_again("GET /lab", || {
+                Ok(self.lab_request(Method::GET, "/lab", true))
+            })
+            .await
     }
 
     /// `GET /lab/log`: netlab's output of the slot's current (or last)
@@ -186,19 +226,31 @@ impl Drop for Session {
     }
 }
 
-/// Keeps the session alive; failures are left to the next beat (a session
-/// that is gone shows up as 404 on the owner's next real request).
-async fn heartbeats(client: Client, id: String, every: Duration) {
+/// Keeps the session alive. A heartbeat the server refuses (404: the
+/// session is gone; 401/403), or one that cannot get through within the
+/// retry time, ends the heartbeats and reports the session lost.
+async fn heartbeats(
+    client: Client,
+    id: String,
+    every: Duration,
+    lost: watch::Sender<Option<String>>,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await; // the first tick is immediate; creation was the sign of life
     loop {
         ticks.tick().await;
-        let request = client
-            .request(Method::POST, "/session/heartbeat")
-            .header("X-Session-ID", &id);
-        if let Err(error) = client.send("POST /session/heartbeat", request).await {
-            tracing::debug!(%error, "heartbeat failed");
+        let beat = client
+            .send_again("POST /session/heartbeat", || {
+                Ok(client
+                    .request(Method::POST, "/session/heartbeat")
+                    .header("X-Session-ID", &id))
+            })
+            .await;
+        if let Err(error) = beat {
+            tracing::warn!(%error, "the session is lost");
+            lost.send_replace(Some(error.to_string()));
+            return;
         }
     }
 }

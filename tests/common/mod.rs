@@ -72,6 +72,8 @@ pub struct Options {
     pub file_size_limit: Option<u64>,
     /// The token `Server::http` sends with every request.
     pub bearer: Option<String>,
+    /// The port to listen on (0: any free one).
+    pub port: u16,
 }
 
 impl Options {
@@ -85,7 +87,14 @@ impl Options {
             user: None,
             file_size_limit: None,
             bearer: None,
+            port: 0,
         }
+    }
+
+    /// Listen on `port`, e.g. to restart a server where its clients expect it.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
     }
 
     /// Turns auth on with these `name:token` entries (comma-separated).
@@ -502,6 +511,12 @@ impl<'a> Upload<'a> {
     }
 }
 
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// Starts the server process without waiting for it to serve.
 pub fn spawn(options: Options) -> (Child, ServerDirs) {
     let dirs = options.dirs.unwrap_or_else(ServerDirs::new);
@@ -512,14 +527,8 @@ pub fn spawn(options: Options) -> (Child, ServerDirs) {
         .unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"));
     command
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--log-level",
-            options.log_level,
-        ])
+        .args(["--host", "127.0.0.1", "--log-level", options.log_level])
+        .args(["--port", &options.port.to_string()])
         .arg("--netlab-bin")
         .arg(&options.netlab)
         .args(["--netlab-up-args", EXTERNAL_UP_ARGS])
