@@ -468,3 +468,27 @@ async fn a_restart_keeps_each_sessions_owner() {
     let sessions = json(ada.get(s.url("/sessions"))).await;
     assert_eq!(sessions["sessions"][0]["owner"], "ci");
 }
+
+#[tokio::test]
+async fn the_status_table_names_each_sessions_owner() {
+    let s = server!(|o| o.tokens(TOKENS).bearer(CI));
+    s.create_session().await;
+    let output = tokio::task::spawn_blocking({
+        let base = s.base.clone();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"))
+                .args(["status", "--url", &base])
+                .env("REMOTE_LAB_TOKEN", ADA)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{table}");
+    let header = table.lines().find(|line| line.starts_with("POS")).unwrap();
+    assert!(header.ends_with("OWNER"), "{table}");
+    let row = table.lines().find(|line| line.starts_with("0 ")).unwrap();
+    assert!(row.ends_with(" ci"), "{table}");
+}

@@ -125,12 +125,24 @@ async fn a_command_that_cannot_be_started_still_ends_the_session() {
     let netlab = require_netlab!();
     let s = Server::start(Options::new(&netlab)).await;
     let dir = lab_folder();
+    // Not found: said before queueing.
     let output = cli(&s, dir.path())
         .args(["run", "-t", "topology.yml", "--", "./no-such-command"])
         .output()
         .await
         .unwrap();
     assert_eq!(output.status.code(), Some(127));
+    assert_nothing_left(&s).await;
+    // Found but not executable: only spawning tells, once the lab is up.
+    std::fs::write(dir.path().join("not-executable"), "#!/bin/sh\n").unwrap();
+    let output = cli(&s, dir.path())
+        .args(["run", "-t", "topology.yml", "--", "./not-executable"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(126), "{stderr}");
+    assert!(stderr.contains("brought up"), "{stderr}");
     assert_nothing_left(&s).await;
 }
 

@@ -61,6 +61,14 @@ pub async fn run(args: RunArgs) -> u8 {
         Ok(signals) => signals,
         Err(error) => return failed(&format!("cannot listen for signals: {error}")),
     };
+    // Found before queueing, not after minutes of waiting and a bring-up.
+    if !findable(&args.command[0]) {
+        say(&format!(
+            "cannot run {}: not found",
+            command_line(&args.command)
+        ));
+        return NOT_FOUND;
+    }
     let lab = match LabFiles::collect(&args.topology, &args.extra, args.root.as_deref()) {
         Ok(lab) => lab,
         Err(error) => return failed(&error.to_string()),
@@ -319,6 +327,17 @@ fn failed(message: &str) -> u8 {
 
 fn say(message: &str) {
     eprintln!("neops-remote-lab: {message}");
+}
+
+/// Whether `program` names a file: a path as given, else a name on `PATH`
+/// (as the shell would look it up).
+fn findable(program: &std::ffi::OsStr) -> bool {
+    let path = std::path::Path::new(program);
+    if path.components().count() > 1 {
+        return path.is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|dirs| std::env::split_paths(&dirs).any(|dir| dir.join(program).is_file()))
 }
 
 fn command_line(command: &[OsString]) -> String {

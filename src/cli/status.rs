@@ -46,8 +46,10 @@ fn tables(view: &SessionsDto) -> String {
             devices,
         ]
     });
+    // Sessions have owners (token names) only when the server has auth on.
+    let owners = view.sessions.iter().any(|session| session.owner.is_some());
     let queue = view.sessions.iter().map(|session| {
-        vec![
+        let mut row = vec![
             session.position.to_string(),
             session.id.clone(),
             format!("{:?}", session.status).to_lowercase(),
@@ -57,7 +59,11 @@ fn tables(view: &SessionsDto) -> String {
                 .holding_seconds
                 .map_or("-".into(), |held| format!("{held:.0}s")),
             session.client.as_ref().map_or("-".into(), who),
-        ]
+        ];
+        if owners {
+            row.push(session.owner.clone().unwrap_or_else(|| "-".into()));
+        }
+        row
     });
     let mut out = table(
         &["SLOT", "PHASE", "HOLDER", "TOPOLOGY", "REFS", "DEVICES"],
@@ -67,12 +73,13 @@ fn tables(view: &SessionsDto) -> String {
     if view.sessions.is_empty() {
         out.push_str("No sessions.\n");
     } else {
-        out.push_str(&table(
-            &[
-                "POS", "SESSION", "STATUS", "SLOT", "WAITED", "HOLDING", "CLIENT",
-            ],
-            queue.collect(),
-        ));
+        let mut header = vec![
+            "POS", "SESSION", "STATUS", "SLOT", "WAITED", "HOLDING", "CLIENT",
+        ];
+        if owners {
+            header.push("OWNER");
+        }
+        out.push_str(&table(&header, queue.collect()));
     }
     out
 }

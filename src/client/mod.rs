@@ -318,3 +318,24 @@ fn transport(what: &str) -> impl FnOnce(reqwest::Error) -> Error + '_ {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_needs_the_rustls_feature_and_says_so() {
+        let built = Client::builder("https://lab-host:8000").build();
+        if cfg!(feature = "rustls") {
+            assert!(built.is_ok());
+        } else {
+            let error = built.expect_err("refused without TLS").to_string();
+            assert!(
+                error.contains("no TLS") && error.contains("rustls"),
+                "{error}"
+            );
+        }
+        assert!(Client::builder("ftp://lab-host").build().is_err());
+        assert!(Client::builder("http://lab-host:8000/").build().is_ok());
+    }
+}
