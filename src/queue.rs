@@ -33,14 +33,50 @@ pub struct Standing {
     pub position: usize,
 }
 
-/// How long a session may go unseen before it is evicted.
+/// How long a session may go unseen before it is evicted, unless it
+/// announced a [`Lease`].
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     pub active: Duration,
     pub waiting: Duration,
     /// A session promoted to ACTIVE that sends no request after its
-    /// promotion is evicted this long after it (its client is likely gone).
+    /// promotion is evicted this long after it (its client is likely gone);
+    /// after a restart, every session must be seen within it.
     pub claim: Duration,
+}
+
+/// A client's promise to send a sign of life every `heartbeat` (1 to 300
+/// s, `POST /session`'s `heartbeat_seconds`). Its session is evicted after
+/// [`Lease::silence_limit`] without one, waiting or active, whatever it is
+/// doing: a CI job killed with SIGKILL gives its lab back within seconds
+/// instead of the whole active timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    heartbeat: Duration,
+}
+
+impl Lease {
+    /// The announced interval bounds, in seconds.
+    pub const SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
+
+    /// The lease of a client that beats every `seconds`; `None` outside
+    /// [`Lease::SECONDS`].
+    pub fn every(seconds: u64) -> Option<Lease> {
+        Lease::SECONDS.contains(&seconds).then(|| Lease {
+            heartbeat: Duration::from_secs(seconds),
+        })
+    }
+
+    /// The announced interval.
+    pub fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    /// How long the session may go unseen: three missed beats, and never
+    /// less than 10 s (a beat may be late on a loaded machine).
+    pub fn silence_limit(&self) -> Duration {
+        (self.heartbeat * 3).max(Duration::from_secs(10))
+    }
 }
 
 /// Which rule a session's deadline comes from.
@@ -50,8 +86,11 @@ pub enum DeadlineKind {
     Waiting,
     /// ACTIVE and not seen within the active timeout.
     Active,
-    /// Promoted, and not seen since, within the claim window.
+    /// Promoted (or restored after a restart), and not seen since, within
+    /// the claim window.
     Claim,
+    /// Not seen within its announced lease's silence limit.
+    Lease,
 }
 
 #[derive(Debug)]
@@ -63,39 +102,37 @@ struct Entry {
     joined: Instant,
     last_seen: Instant,
     /// Requests of this session still running (a bring-up can take longer
-    /// than the active timeout); a session is never evicted while busy.
+    /// than the active timeout); without a lease a session is never
+    /// evicted while busy.
     in_flight: u32,
-    /// Set while the session holds a slot.
-    promoted: Option<Promotion>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Promotion {
-    at: Instant,
-    /// A request arrived after the promotion: the client is known to live.
-    claimed: bool,
+    /// When it was promoted, while it holds a slot.
+    promoted: Option<Instant>,
+    /// Set at a promotion outside its own request, and at a restart: the
+    /// session must be seen within the claim window from then. A request
+    /// clears it.
+    unclaimed_since: Option<Instant>,
+    lease: Option<Lease>,
 }
 
 impl Entry {
     fn deadline(&self, timeouts: &Timeouts) -> Option<(Instant, DeadlineKind)> {
-        if self.in_flight > 0 {
-            return None;
-        }
-        let Some(promotion) = self.promoted else {
-            return Some((self.last_seen + timeouts.waiting, DeadlineKind::Waiting));
+        let claim = self
+            .unclaimed_since
+            .map(|since| (since + timeouts.claim, DeadlineKind::Claim));
+        // A lease holds even while a request runs: its client beats
+        // throughout, so a silent one died mid-request.
+        let silence = match (self.lease, self.promoted) {
+            (Some(lease), _) => Some((self.last_seen + lease.silence_limit(), DeadlineKind::Lease)),
+            (None, _) if self.in_flight > 0 => return None,
+            (None, None) => Some((self.last_seen + timeouts.waiting, DeadlineKind::Waiting)),
+            // The active window counts from the promotion at the earliest: a
+            // session that waited quietly is not evicted the instant it is promoted.
+            (None, Some(at)) => Some((
+                self.last_seen.max(at) + timeouts.active,
+                DeadlineKind::Active,
+            )),
         };
-        // The active window counts from the promotion at the earliest: a
-        // session that waited quietly is not evicted the instant it is promoted.
-        let active = (
-            self.last_seen.max(promotion.at) + timeouts.active,
-            DeadlineKind::Active,
-        );
-        let claim = (promotion.at + timeouts.claim, DeadlineKind::Claim);
-        Some(if promotion.claimed || active.0 <= claim.0 {
-            active
-        } else {
-            claim
-        })
+        [claim, silence].into_iter().flatten().min()
     }
 }
 
@@ -118,6 +155,12 @@ pub struct Listed {
     pub joined: Instant,
     /// When it was promoted, while it holds a slot.
     pub promoted: Option<Instant>,
+    /// Its last sign of life.
+    pub last_seen: Instant,
+    pub lease: Option<Lease>,
+    /// When it is evicted unless seen, and by which rule; `None` while a
+    /// request of a session without a lease runs.
+    pub deadline: Option<(Instant, DeadlineKind)>,
 }
 
 /// The waiting line. See the module documentation.
@@ -157,25 +200,47 @@ impl Queue {
         self.active
     }
 
-    /// Adds a WAITING session at the tail.
-    pub fn join(&mut self, id: SessionId, now: Instant) {
-        self.rejoin(id, now, now);
-    }
-
-    /// Adds a WAITING session at the tail that joined at `joined` (before a
-    /// restart), seen last `now`.
-    pub fn rejoin(&mut self, id: SessionId, joined: Instant, now: Instant) {
+    /// Adds a WAITING session at the tail, with its client's lease if it
+    /// announced one.
+    pub fn join(&mut self, id: SessionId, now: Instant, lease: Option<Lease>) {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.entries.push_back(Entry {
             ticket,
             id,
-            joined,
+            joined: now,
             last_seen: now,
             in_flight: 0,
             promoted: None,
+            unclaimed_since: None,
+            lease,
         });
         self.tickets.insert(id, ticket);
+    }
+
+    /// Adds a session a previous run stored at the tail: it joined at
+    /// `joined`, and is promoted (at `promoted`) when it held a slot it
+    /// keeps. Its client must show a sign of life within the claim window
+    /// from `now`: a live one polls within seconds, a dead one must not
+    /// keep its place (or its slot) for a whole timeout.
+    pub fn restore(
+        &mut self,
+        id: SessionId,
+        joined: Instant,
+        promoted: Option<Instant>,
+        lease: Option<Lease>,
+        now: Instant,
+    ) {
+        self.join(id, now, lease);
+        let holders_form_the_front = self.active + 1 == self.entries.len();
+        let entry = self.entries.back_mut().expect("just joined");
+        entry.joined = joined;
+        entry.unclaimed_since = Some(now);
+        if let Some(at) = promoted {
+            debug_assert!(holders_form_the_front, "a holder behind a waiting session");
+            entry.promoted = Some(at);
+            self.active += 1;
+        }
     }
 
     /// The longest-waiting session, the next to be promoted.
@@ -188,7 +253,10 @@ impl Queue {
     /// (joining an empty line), which proves its client alive.
     pub fn promote_next(&mut self, now: Instant, claimed: bool) -> Option<SessionId> {
         let entry = self.entries.get_mut(self.active)?;
-        entry.promoted = Some(Promotion { at: now, claimed });
+        entry.promoted = Some(now);
+        if !claimed {
+            entry.unclaimed_since = Some(now);
+        }
         self.active += 1;
         Some(entry.id)
     }
@@ -205,9 +273,7 @@ impl Queue {
         let entry = &mut self.entries[index];
         // Never move backwards: a request that started earlier may finish later.
         entry.last_seen = entry.last_seen.max(now);
-        if let Some(promotion) = &mut entry.promoted {
-            promotion.claimed = true;
-        }
+        entry.unclaimed_since = None;
         Some(self.standing_at(index))
     }
 
@@ -250,6 +316,12 @@ impl Queue {
         self.index_of(id).map(|index| self.entries[index].joined)
     }
 
+    /// The session's lease, if its client announced one.
+    pub fn lease(&self, id: &SessionId) -> Option<Lease> {
+        self.index_of(id)
+            .and_then(|index| self.entries[index].lease)
+    }
+
     /// Every session in line order. Looking is not a sign of life.
     pub fn list(&self) -> impl Iterator<Item = Listed> + '_ {
         self.entries
@@ -259,7 +331,10 @@ impl Queue {
                 id: entry.id,
                 standing: self.standing_at(index),
                 joined: entry.joined,
-                promoted: entry.promoted.map(|promotion| promotion.at),
+                promoted: entry.promoted,
+                last_seen: entry.last_seen,
+                lease: entry.lease,
+                deadline: entry.deadline(&self.timeouts),
             })
     }
 
@@ -275,7 +350,7 @@ impl Queue {
             id: entry.id,
             was_active: entry.promoted.is_some(),
             joined: entry.joined,
-            promoted: entry.promoted.map(|promotion| promotion.at),
+            promoted: entry.promoted,
         })
     }
 
@@ -332,7 +407,7 @@ mod tests {
         let mut q = queue();
         let t0 = Instant::now();
         let s = ids(3);
-        s.iter().for_each(|id| q.join(*id, t0));
+        s.iter().for_each(|id| q.join(*id, t0, None));
         assert_eq!(q.standing(&s[0]), at(SessionStatus::Waiting, 0));
         q.promote_next(t0, true);
         assert_eq!(q.standing(&s[0]), at(SessionStatus::Active, 0));
@@ -350,7 +425,7 @@ mod tests {
         let mut q = Queue::new(TIMEOUTS, 2);
         let t0 = Instant::now();
         let s = ids(4);
-        s.iter().for_each(|id| q.join(*id, t0));
+        s.iter().for_each(|id| q.join(*id, t0, None));
         q.promote_next(t0, true);
         q.promote_next(t0, true);
         assert_eq!(q.active_count(), 2);
@@ -370,9 +445,9 @@ mod tests {
         let mut q = queue();
         let t0 = Instant::now();
         let (a, b) = (SessionId::new(), SessionId::new());
-        q.join(a, t0);
+        q.join(a, t0, None);
         q.promote_next(t0, true);
-        q.join(b, t0);
+        q.join(b, t0, None);
         assert_eq!(q.deadline(&a), Some((t0 + ACTIVE, DeadlineKind::Active)));
         assert_eq!(q.deadline(&b), Some((t0 + WAITING, DeadlineKind::Waiting)));
         q.touch(&a, t0 + Duration::from_secs(100));
@@ -393,9 +468,9 @@ mod tests {
         let mut q = queue();
         let t0 = Instant::now();
         let (a, b) = (SessionId::new(), SessionId::new());
-        q.join(a, t0);
+        q.join(a, t0, None);
         q.promote_next(t0, true);
-        q.join(b, t0);
+        q.join(b, t0, None);
         q.leave(&a);
         let promoted = t0 + Duration::from_secs(500);
         q.promote_next(promoted, false);
@@ -420,7 +495,7 @@ mod tests {
         let mut q = queue();
         let t0 = Instant::now();
         let a = SessionId::new();
-        q.join(a, t0);
+        q.join(a, t0, None);
         q.begin_request(&a, t0);
         q.promote_next(t0, false);
         assert_eq!(q.deadline(&a), None, "pinned while its request runs");
@@ -440,7 +515,7 @@ mod tests {
         );
         let t0 = Instant::now();
         let a = SessionId::new();
-        q.join(a, t0);
+        q.join(a, t0, None);
         q.promote_next(t0, false);
         assert_eq!(
             q.deadline(&a),
@@ -453,7 +528,7 @@ mod tests {
         let mut q = queue();
         let t0 = Instant::now();
         let s = ids(50);
-        s.iter().for_each(|id| q.join(*id, t0));
+        s.iter().for_each(|id| q.join(*id, t0, None));
         q.promote_next(t0, true);
         for id in s.iter().step_by(3) {
             if q.leave(id).is_some_and(|gone| gone.was_active) {
@@ -475,5 +550,63 @@ mod tests {
             assert_eq!(q.standing(id), expected);
         }
         assert_eq!(q.count(), remaining.len());
+    }
+
+    #[test]
+    fn a_lease_replaces_both_timeouts_and_holds_while_a_request_runs() {
+        let mut q = queue();
+        let t0 = Instant::now();
+        let (a, b) = (SessionId::new(), SessionId::new());
+        let lease = Lease::every(5).unwrap();
+        assert_eq!(lease.silence_limit(), Duration::from_secs(15));
+        assert_eq!(
+            Lease::every(2).unwrap().silence_limit(),
+            Duration::from_secs(10)
+        );
+        assert_eq!((Lease::every(0), Lease::every(301)), (None, None));
+        q.join(a, t0, Some(lease));
+        q.join(b, t0, Some(lease));
+        q.promote_next(t0, true);
+        let limit = t0 + Duration::from_secs(15);
+        assert_eq!(q.deadline(&a), Some((limit, DeadlineKind::Lease)));
+        assert_eq!(q.deadline(&b), Some((limit, DeadlineKind::Lease)));
+        // A bring-up in flight does not pin a leased session: its client
+        // beats meanwhile, and one that stopped beating is gone.
+        q.begin_request(&a, t0);
+        assert_eq!(q.deadline(&a), Some((limit, DeadlineKind::Lease)));
+        q.touch(&a, t0 + Duration::from_secs(5));
+        assert_eq!(
+            q.deadline(&a),
+            Some((limit + Duration::from_secs(5), DeadlineKind::Lease))
+        );
+    }
+
+    #[test]
+    fn a_restored_session_must_be_seen_within_the_claim_window() {
+        let mut q = queue();
+        let t0 = Instant::now();
+        let (holder, waiter) = (SessionId::new(), SessionId::new());
+        let restart = t0 + Duration::from_secs(1000);
+        q.restore(holder, t0, Some(t0), None, restart);
+        q.restore(waiter, t0, None, Some(Lease::every(60).unwrap()), restart);
+        assert_eq!(q.standing(&holder), at(SessionStatus::Active, 0));
+        assert_eq!(q.standing(&waiter), at(SessionStatus::Waiting, 1));
+        let claim = (restart + CLAIM, DeadlineKind::Claim);
+        assert_eq!(q.deadline(&holder), Some(claim));
+        assert_eq!(q.deadline(&waiter), Some(claim));
+        // A sign of life lifts it: the usual rules apply again.
+        q.touch(&holder, restart + Duration::from_secs(2));
+        assert_eq!(
+            q.deadline(&holder),
+            Some((
+                restart + Duration::from_secs(2) + ACTIVE,
+                DeadlineKind::Active
+            ))
+        );
+        q.touch(&waiter, restart);
+        assert_eq!(
+            q.deadline(&waiter),
+            Some((restart + Duration::from_secs(180), DeadlineKind::Lease))
+        );
     }
 }

@@ -13,8 +13,8 @@ use axum::http::{Request, StatusCode};
 use common::in_process::send;
 use futures_util::stream;
 use neops_remote_lab::auth::{Caller, TokenSet};
-use neops_remote_lab::coordinator::GateError;
 use neops_remote_lab::coordinator::events::{EndReason, Event, EventKind};
+use neops_remote_lab::coordinator::{GateError, NewSession};
 use neops_remote_lab::lab::LabChange;
 use neops_remote_lab::queue::Timeouts;
 use neops_remote_lab::testing::{InProcess, default_timeouts, script};
@@ -613,7 +613,10 @@ async fn a_session_is_checked_against_its_owner_after_its_existence() {
     let (ci, ada) = (tokens.find("one"), tokens.find("two"));
     let (id, _) = app
         .coordinator
-        .create(None, None, ci.clone())
+        .create(NewSession {
+            owner: ci.clone(),
+            ..NewSession::default()
+        })
         .await
         .unwrap();
     let check = |caller: Option<&Caller>| app.coordinator.check_owner(&id, caller);
@@ -627,4 +630,140 @@ async fn a_session_is_checked_against_its_owner_after_its_existence() {
         Err(GateError::UnknownSession),
         "404 first"
     );
+}
+
+/// `POST /session` with a JSON body (and an `Idempotency-Key`, if given).
+async fn create_with(app: &InProcess, body: &str, key: Option<&str>) -> (StatusCode, Value) {
+    let mut builder = Request::builder()
+        .method("POST")
+        .uri("/session")
+        .header("content-type", "application/json");
+    if let Some(key) = key {
+        builder = builder.header("idempotency-key", key);
+    }
+    send(app, builder.body(Body::from(body.to_string())).unwrap()).await
+}
+
+async fn create_leased(app: &InProcess, heartbeat_seconds: u64) -> String {
+    let body = format!(r#"{{"heartbeat_seconds": {heartbeat_seconds}}}"#);
+    let (status, body) = create_with(app, &body, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["session_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_leased_holder_is_evicted_after_three_beats_even_mid_bring_up() {
+    let app = InProcess::start(1, default_timeouts());
+    let mut events = app.coordinator.subscribe();
+    let holder = create_leased(&app, 5).await;
+    let waiter = create_leased(&app, 5).await;
+    // The holder's bring-up never ends; its client beats twice, then dies.
+    let upload = tokio::spawn(app.router.clone().oneshot(upload_request(
+        &holder,
+        Body::from(form(&format!("nodes: [r1]\n# {}\n", script::HANG))),
+    )));
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(heartbeat(&app, &holder).await, StatusCode::NO_CONTENT);
+        assert_eq!(heartbeat(&app, &waiter).await, StatusCode::NO_CONTENT);
+    }
+    let last_beat = Instant::now();
+    // The waiter keeps beating; the holder is gone 15 s after its last beat,
+    // with its bring-up running: a request in flight does not pin a lease.
+    let beats = {
+        let router = app.router.clone();
+        let waiter = waiter.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let beat = request("POST", "/session/heartbeat", Some(&waiter));
+                router.clone().oneshot(beat).await.unwrap();
+            }
+        })
+    };
+    assert_eq!(ended(&mut events, &holder).await, EndReason::LeaseExpired);
+    assert_eq!(last_beat.elapsed(), Duration::from_secs(15));
+    let answer = upload.await.unwrap().unwrap();
+    assert_eq!(
+        answer.status(),
+        StatusCode::NOT_FOUND,
+        "its bring-up was stopped"
+    );
+    assert_eq!(promoted(&mut events, &waiter).await, 1);
+    let (_, view) = send(&app, request("GET", "/sessions", None)).await;
+    let listed = &view["sessions"][0];
+    assert_eq!(
+        (&listed["heartbeat_seconds"], &listed["lease_seconds"]),
+        (&Value::from(5), &Value::from(15.0))
+    );
+    beats.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_lease_still_gives_ten_seconds_and_no_lease_keeps_the_timeouts() {
+    let app = InProcess::start(1, default_timeouts());
+    let mut events = app.coordinator.subscribe();
+    let start = Instant::now();
+    let quick = create_leased(&app, 1).await;
+    let (plain, _) = create(&app).await;
+    assert_eq!(ended(&mut events, &quick).await, EndReason::LeaseExpired);
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    // The next one announced nothing: it is promoted, claims its slot, and
+    // has the whole active timeout, as with the original client.
+    assert_eq!(promoted(&mut events, &plain).await, 1);
+    let claimed = Instant::now();
+    assert_eq!(heartbeat(&app, &plain).await, StatusCode::NO_CONTENT);
+    assert_eq!(ended(&mut events, &plain).await, EndReason::Evicted);
+    assert_eq!(claimed.elapsed(), Duration::from_secs(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_lease_or_body_is_refused_and_opens_nothing() {
+    let app = InProcess::start(1, default_timeouts());
+    for body in [
+        r#"{"heartbeat_seconds": 0}"#,
+        r#"{"heartbeat_seconds": 301}"#,
+        r#"{"heartbeat_seconds": "5"}"#,
+        "[]",
+        r#"[{"user": "ada"}]"#,
+    ] {
+        let (status, answer) = create_with(&app, body, None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+    }
+    assert_eq!(app.coordinator.count(), 0);
+    let (status, _) = create_with(&app, "null", None).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "null says nothing, like no body"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idempotency_key_reused_with_another_body_is_refused() {
+    let app = InProcess::start(1, default_timeouts());
+    let first = r#"{"client": {"user": "ada"}, "heartbeat_seconds": 5}"#;
+    let (status, opened) = create_with(&app, first, Some("k-1")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, again) = create_with(&app, first, Some("k-1")).await;
+    assert_eq!(
+        (status, &again["session_id"]),
+        (StatusCode::CREATED, &opened["session_id"])
+    );
+    for other in [
+        r#"{"client": {"user": "bob"}, "heartbeat_seconds": 5}"#,
+        r#"{"client": {"user": "ada"}}"#,
+        "",
+    ] {
+        let (status, answer) = create_with(&app, other, Some("k-1")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{other:?}");
+        assert!(
+            answer["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Idempotency-Key"),
+            "{answer}"
+        );
+    }
+    assert_eq!(app.coordinator.count(), 1, "nothing else was opened");
 }

@@ -392,3 +392,50 @@ async fn a_full_disk_answers_503_and_loses_nothing_committed() {
         "the holder that left does not come back"
     );
 }
+
+#[tokio::test]
+async fn after_a_restart_only_the_sessions_that_show_a_sign_of_life_keep_their_place() {
+    let real = require_netlab!();
+    let netlab = CountingNetlab::new(&real);
+    let dirs = ServerDirs::new();
+    let claim = || options(&netlab, &dirs).arg("--claim-timeout", "3");
+    let mut first = Server::start(claim()).await;
+    // A holder whose job died while the server was down, a live waiter,
+    // and a waiter that died too.
+    let ids = create_sessions(&first, 3).await;
+    let (dead_holder, live) = (&ids[0], &ids[1]);
+    acquire(&first, dead_holder, TWO_NODES).await;
+    first.stop_with(libc::SIGKILL);
+
+    let second = Server::start(claim()).await;
+    // Only the live one beats; the dead ones are gone within the claim
+    // window, not after the active (300 s) or waiting (600 s) timeout.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert_eq!(second.heartbeat(live).await, StatusCode::NO_CONTENT);
+        // Looking at the line is no sign of life (a status poll would be).
+        let listed = second.get_json("/sessions").await;
+        let listed: Vec<&str> = listed["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|session| session["id"].as_str().unwrap())
+            .collect();
+        if listed == [&live[..8]] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", second.log());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    second.wait_until_active(live).await;
+    let ended = |event: &Value| event["type"] == "session_ended";
+    let events = second
+        .replayed_events(64, |events| events.iter().filter(|e| ended(e)).count() == 2)
+        .await;
+    let reasons: Vec<&str> = events
+        .iter()
+        .filter(|event| ended(event))
+        .map(|event| event["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["claim_expired", "claim_expired"], "{events:?}");
+}

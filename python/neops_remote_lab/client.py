@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import signal
 import time
@@ -34,7 +35,11 @@ __all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "HEARTBEAT_INTERVAL_ENV", "RemoteLabCli
 _log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_ENV = "REMOTE_LAB_HEARTBEAT_INTERVAL"
-DEFAULT_HEARTBEAT_INTERVAL = 30.0
+# Announced to the server as the session's lease: a client killed even by SIGKILL (a cancelled CI
+# job) gives its lab back three missed beats later, 15 s, instead of after the 300 s active timeout.
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+# The longest interval the server accepts as a lease (`heartbeat_seconds`, 1 to 300).
+_MAX_LEASE_SECONDS = 300
 
 # While queued the client long-polls: the server holds `GET /session/{id}?wait=N` open until the
 # position changes. Short holds keep the elapsed time shown to the user fresh.
@@ -55,7 +60,9 @@ class RemoteLabClient:
 
     The constructor blocks until the session is ACTIVE (the head of the queue). From then on
     `acquire` uploads a topology and returns its devices, `release` gives the lab back. A
-    background heartbeat keeps the session alive however long a test or a bring-up takes.
+    background heartbeat keeps the session alive however long a test or a bring-up takes; its
+    interval is announced to the server as the session's lease, so when the process dies without
+    closing (SIGKILL, a lost machine) the server hands the lab on after three missed beats.
     `close()` ends the session; it is idempotent and also runs at interpreter exit and, unless
     `close_on_sigterm=False`, when the process gets SIGTERM.
 
@@ -81,7 +88,9 @@ class RemoteLabClient:
         `base_url` falls back to `REMOTE_LAB_URL`. `request_timeout` is the seconds one ordinary
         request may take to connect and to answer; `lab_acquisition_timeout` the seconds one
         `acquire` may take. `heartbeat_interval` (seconds, 0 disables) falls back to
-        `REMOTE_LAB_HEARTBEAT_INTERVAL`, then to 30. `progress` hears about the queue position
+        `REMOTE_LAB_HEARTBEAT_INTERVAL`, then to 5; up to 300 s it is announced as the session's lease
+        (`POST /session`'s `heartbeat_seconds`: the server evicts the session after max(3 x interval,
+        10) seconds without a sign of life). `progress` hears about the queue position
         and the lab bring-up; given one, the client also reports the holders while it waits
         and netlab's output lines while the server brings a lab up (`held_by`, `lab_log`).
 
@@ -115,12 +124,12 @@ class RemoteLabClient:
         self._heartbeat: Heartbeat | None = None
         self._holds_sigterm = False
 
-        created = self._create_session()
+        interval = _heartbeat_interval(heartbeat_interval)
+        created = self._create_session(interval)
         self.session_id = created.session_id
         self._transport.use_session(created.session_id)
         self._holds_sigterm = close_on_sigterm and _SIGTERM.hold()
         atexit.register(self.close)
-        interval = _heartbeat_interval(heartbeat_interval)
         if interval > 0:
             self._heartbeat = Heartbeat(url, created.session_id, interval, request_timeout)
         try:
@@ -138,12 +147,17 @@ class RemoteLabClient:
     ) -> None:
         self.close()
 
-    def _create_session(self) -> CreateSessionResponseDto:
+    def _create_session(self, heartbeat_interval: float) -> CreateSessionResponseDto:
         # Sent again after a lost answer only with an Idempotency-Key the server honours:
         # otherwise a second, orphaned session would block everyone queued behind it.
         # A server that does not know the body (the original 1.4.0) ignores it.
-        body = {"client": self._client_info} if self._client_info else None
-        response = self._transport.post_once("/session", json=body)
+        body: dict[str, object] = {}
+        if self._client_info:
+            body["client"] = self._client_info
+        lease = math.ceil(heartbeat_interval)
+        if 0 < lease <= _MAX_LEASE_SECONDS:
+            body["heartbeat_seconds"] = lease
+        response = self._transport.post_once("/session", json=body or None)
         created = CreateSessionResponseDto.model_validate(response.json())
         _log.info("Session %s created at queue position %d", created.session_id[:8], created.position)
         return created

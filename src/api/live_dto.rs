@@ -35,6 +35,10 @@ impl From<&SessionView> for QueuedSessionDto {
             owner: view.owner.as_ref().map(|owner| owner.name().to_string()),
             waiting_seconds: view.waiting.as_secs_f64(),
             holding_seconds: view.holding.map(|held| held.as_secs_f64()),
+            heartbeat_seconds: view.lease.map(|lease| lease.heartbeat().as_secs()),
+            lease_seconds: view.lease.map(|lease| lease.silence_limit().as_secs_f64()),
+            silent_seconds: view.silent.as_secs_f64(),
+            evicted_in_seconds: view.evicted_in.map(|left| left.as_secs_f64()),
         }
     }
 }
@@ -102,12 +106,14 @@ impl From<&EventKind> for EventKindDto {
                 position,
                 client,
                 owner,
+                lease,
                 ..
             } => EventKindDto::SessionJoined {
                 session: session.to_string(),
                 position: *position,
                 client: client.as_deref().map(Into::into),
                 owner: owner.as_ref().map(|owner| owner.name().to_string()),
+                heartbeat_seconds: lease.map(|lease| lease.heartbeat().as_secs()),
             },
             EventKind::SessionPromoted {
                 session,

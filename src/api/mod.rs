@@ -1,7 +1,6 @@
 //! The HTTP API: routes, the session gate, and the OpenAPI document.
 
 mod auth;
-mod client_info;
 mod dashboard;
 mod dto;
 mod error;
@@ -11,6 +10,7 @@ mod lab;
 mod live_dto;
 mod redoc;
 mod session;
+mod session_body;
 mod upload_form;
 mod watch;
 

@@ -7,10 +7,11 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
-use super::client_info;
 use super::error::ApiError;
+use super::session_body;
 use super::{AppState, QueryParams, SessionHeader, Who};
 use crate::coordinator::events::EndReason;
+use crate::coordinator::{CreateError, NewSession};
 use crate::wire::{
     ActiveSessionResponseDto, CreateSessionRequestDto, CreateSessionResponseDto, ErrorDto,
     SessionStatusResponseDto,
@@ -20,17 +21,20 @@ use crate::wire::{
 const MAX_WAIT_SECS: f64 = 60.0;
 
 /// Join the queue. An empty queue makes the new session active at once.
-/// The optional JSON body `{"client": {...}}` says who is asking (shown in
-/// `GET /sessions`, the events and the dashboard); without a body this is
-/// exactly the original's route. A repeat with the same `Idempotency-Key`
-/// returns the session the first request created, as long as it lives.
+/// The optional JSON body says who is asking (`client`, shown in
+/// `GET /sessions`, the events and the dashboard) and how often the client
+/// will show a sign of life (`heartbeat_seconds`, its lease); without a
+/// body (or with JSON `null`) this is exactly the original's route. A
+/// repeat with the same `Idempotency-Key` returns the session the first
+/// request created, as long as it lives; the same key with another body is
+/// refused (422).
 #[utoipa::path(post, path = "/session", tag = "sessions",
     params(super::IdempotencyKeyParam),
     request_body(content = Option<CreateSessionRequestDto>, content_type = "application/json"),
     responses((status = 201, body = CreateSessionResponseDto, description = "Created"),
         (status = 400, body = ErrorDto, description = "Malformed Idempotency-Key"),
-        (status = 413, body = ErrorDto, description = "Client info too large"),
-        (status = 422, body = ErrorDto, description = "Malformed client info"),
+        (status = 413, body = ErrorDto, description = "Body too large"),
+        (status = 422, body = ErrorDto, description = "A body that is not a JSON object or null, a malformed field, or an Idempotency-Key already used with another body"),
         (status = 503, body = ErrorDto, description = "The session could not be stored (e.g. the disk is full); it was not created")))]
 pub async fn create(
     State(state): State<AppState>,
@@ -39,9 +43,20 @@ pub async fn create(
     body: Body,
 ) -> Result<(StatusCode, Json<CreateSessionResponseDto>), ApiError> {
     let key = super::idempotency_key(&headers)?;
-    let client = client_info::read(body).await?;
+    let body = session_body::read(body).await?;
     let owner = caller.as_ref().map(|caller| caller.name().to_string());
-    let (id, standing) = state.coordinator.create(key, client, caller).await?;
+    let new = NewSession {
+        key,
+        client: body.client,
+        owner: caller,
+        lease: body.lease,
+    };
+    let (id, standing) = state.coordinator.create(new).await.map_err(|error| match error {
+        CreateError::KeyReused => ApiError::unprocessable(
+            "Idempotency-Key was already used for another request (another body); send a fresh key",
+        ),
+        CreateError::NotSaved(error) => error.into(),
+    })?;
     tracing::info!(session = %id, position = standing.position, owner, "session created");
     let body = CreateSessionResponseDto {
         session_id: id.full(),

@@ -46,12 +46,13 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     /// A client for the server; heartbeats every `REMOTE_LAB_HEARTBEAT_INTERVAL`
-    /// seconds (default 30, 0 turns them off, at least 1 otherwise), as the
-    /// Python client. Errors: [`client::Error::Config`] for a value that is
-    /// not a number of seconds.
+    /// seconds (default 5, 0 turns them off, at least 1 otherwise) and
+    /// announces them as its session's lease, as the Python client does.
+    /// Errors: [`client::Error::Config`] for a value that is not a number
+    /// of seconds.
     fn client(&self) -> client::Result<Client> {
         let every = match std::env::var("REMOTE_LAB_HEARTBEAT_INTERVAL") {
-            Err(_) => Duration::from_secs(30),
+            Err(_) => client::DEFAULT_HEARTBEAT,
             Ok(text) => match text.trim().parse::<f64>() {
                 Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => {
                     Duration::from_secs_f64(seconds)

@@ -48,6 +48,10 @@ use crate::wire::{ClientInfoDto, CreateSessionRequestDto, CreateSessionResponseD
 /// The environment variable a token is read from.
 pub const TOKEN_ENV: &str = "REMOTE_LAB_TOKEN";
 
+/// Time between heartbeats unless set otherwise: a dead client's lab is
+/// handed on 15 s after its last beat.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// Builds a [`Client`].
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
@@ -72,8 +76,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Time between heartbeats of an open session (default 30 s, at least
-    /// 1 s); `None` or zero sends none.
+    /// Time between heartbeats of an open session (default
+    /// [`DEFAULT_HEARTBEAT`], at least 1 s); `None` or zero sends none.
+    /// Up to 300 s the interval is announced to the server as the session's
+    /// lease: if the client dies (even by SIGKILL), the server evicts the
+    /// session after three missed beats (at least 10 s) and gives its lab
+    /// to the next in line.
     pub fn heartbeat_interval(mut self, every: Option<Duration>) -> Self {
         self.heartbeat_interval = every
             .filter(|every| !every.is_zero())
@@ -140,7 +148,7 @@ impl Client {
             base_url: base_url.into(),
             token: None,
             request_timeout: Duration::from_secs(30),
-            heartbeat_interval: Some(Duration::from_secs(30)),
+            heartbeat_interval: Some(DEFAULT_HEARTBEAT),
         }
     }
 
@@ -149,9 +157,11 @@ impl Client {
         &self.base
     }
 
-    /// `POST /session` with the optional client info (`{"client": …}`):
-    /// joins the queue and starts heartbeats (see [`Session`]). Idempotent
-    /// with `Idempotency-Key`: use [`Client::open_session_with_key`].
+    /// `POST /session` with the optional client info (`{"client": …}`) and
+    /// the heartbeat interval as its lease (`"heartbeat_seconds"`, see
+    /// [`ClientBuilder::heartbeat_interval`]): joins the queue and starts
+    /// heartbeats (see [`Session`]). Idempotent with `Idempotency-Key`: use
+    /// [`Client::open_session_with_key`].
     pub async fn open_session(&self, client: Option<ClientInfoDto>) -> Result<Session> {
         self.open_session_with_key(client, None).await
     }
@@ -163,12 +173,14 @@ impl Client {
         client: Option<ClientInfoDto>,
         idempotency_key: Option<&str>,
     ) -> Result<Session> {
+        let body = CreateSessionRequestDto {
+            client,
+            heartbeat_seconds: self.announced_heartbeat(),
+        };
         let make = || {
             let mut request = self.request(Method::POST, "/session");
-            if let Some(client) = &client {
-                request = request.json(&CreateSessionRequestDto {
-                    client: Some(client.clone()),
-                });
+            if body.client.is_some() || body.heartbeat_seconds.is_some() {
+                request = request.json(&body);
             }
             if let Some(key) = idempotency_key {
                 request = request.header("Idempotency-Key", key);
@@ -243,6 +255,14 @@ impl Client {
             Err(error) if error.status() == Some(reqwest::StatusCode::NOT_FOUND) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    /// The heartbeat interval in whole seconds (rounded up), when it can be
+    /// announced as a lease (1 to 300 s).
+    fn announced_heartbeat(&self) -> Option<u64> {
+        let every = self.heartbeat_interval?;
+        let seconds = every.as_secs() + u64::from(every.subsec_nanos() > 0);
+        (seconds <= 300).then_some(seconds)
     }
 
     /// A request with the ordinary time limit.

@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 use super::ClientInfo;
 use crate::auth::Caller;
 use crate::lab::LabChange;
+use crate::queue::Lease;
 use crate::session_id::SessionId;
 use crate::store::{InMemory, Store};
 
@@ -46,6 +47,8 @@ pub enum EndReason {
     ClaimExpired,
     /// Its creation could not be stored, so its client was told it failed.
     NotSaved,
+    /// Not seen within the lease its client announced.
+    LeaseExpired,
 }
 
 impl EndReason {
@@ -56,6 +59,7 @@ impl EndReason {
             EndReason::Evicted => "evicted",
             EndReason::ClaimExpired => "claim_expired",
             EndReason::NotSaved => "not_saved",
+            EndReason::LeaseExpired => "lease_expired",
         }
     }
 }
@@ -73,6 +77,8 @@ pub enum EventKind {
         /// The `Idempotency-Key` it was created with (kept for restarts,
         /// never shown).
         key: Option<String>,
+        /// The heartbeat interval its client announced.
+        lease: Option<Lease>,
     },
     /// The session now holds lab slot `slot` (numbered from 1).
     SessionPromoted {

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::ClientInfo;
 use crate::lab::{Acquired, LabError};
+use crate::queue::Lease;
 use crate::session_id::SessionId;
 
 /// How many `POST /lab` keys one session keeps; the oldest is forgotten
@@ -37,6 +39,26 @@ pub enum LabKey {
     Reused,
 }
 
+/// A keyed `POST /session`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionKey {
+    /// No live session was opened with the key.
+    New,
+    /// The key opened this live session, with the same request.
+    Opened(SessionId),
+    /// The key opened a live session with another request (other client
+    /// info or lease): refused, as for `POST /lab` (HTTP 422).
+    Reused,
+}
+
+/// What makes two `POST /session` requests the same: everything their body
+/// said about the client.
+pub fn session_fingerprint(client: Option<&ClientInfo>, lease: Option<Lease>) -> String {
+    let client = serde_json::to_string(&client).expect("client info serializes");
+    let lease = lease.map(|lease| lease.heartbeat().as_secs());
+    format!("{client} lease={lease:?}")
+}
+
 #[derive(Default)]
 struct LabKeys {
     order: VecDeque<String>,
@@ -47,7 +69,8 @@ struct LabKeys {
 /// All keys of all live sessions.
 #[derive(Default)]
 pub struct Keys {
-    sessions: HashMap<String, SessionId>,
+    /// Each `POST /session` key's session and request fingerprint.
+    sessions: HashMap<String, (SessionId, String)>,
     session_key: HashMap<SessionId, String>,
     labs: HashMap<SessionId, LabKeys>,
 }
@@ -62,15 +85,20 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// The live session a `POST /session` with `key` created, if any.
-    pub fn session(&self, key: &str) -> Option<SessionId> {
-        self.sessions.get(key).copied()
+    /// What a `POST /session` with `key` and the request `fingerprint`
+    /// (see [`session_fingerprint`]) finds.
+    pub fn session(&self, key: &str, fingerprint: &str) -> SessionKey {
+        match self.sessions.get(key) {
+            None => SessionKey::New,
+            Some((id, first)) if first == fingerprint => SessionKey::Opened(*id),
+            Some(_) => SessionKey::Reused,
+        }
     }
 
-    /// Remembers that `key` created `id`.
-    pub fn remember_session(&mut self, key: String, id: SessionId) {
+    /// Remembers that `key` opened `id` with the request `fingerprint`.
+    pub fn remember_session(&mut self, key: String, fingerprint: String, id: SessionId) {
         self.session_key.insert(id, key.clone());
-        self.sessions.insert(key, id);
+        self.sessions.insert(key, (id, fingerprint));
     }
 
     /// The first `POST /lab` of session `id` with `key`, or a repeat of
@@ -111,13 +139,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn session_keys_live_as_long_as_their_session() {
+    fn session_keys_live_as_long_as_their_session_and_their_request() {
         let mut keys = Keys::default();
         let id = SessionId::new();
-        keys.remember_session("k".into(), id);
-        assert_eq!(keys.session("k"), Some(id));
+        let (first, other) = (
+            session_fingerprint(None, Lease::every(5)),
+            session_fingerprint(None, None),
+        );
+        keys.remember_session("k".into(), first.clone(), id);
+        assert_eq!(keys.session("k", &first), SessionKey::Opened(id));
+        assert_eq!(keys.session("k", &other), SessionKey::Reused);
         keys.forget(&id);
-        assert_eq!(keys.session("k"), None);
+        assert_eq!(keys.session("k", &first), SessionKey::New);
     }
 
     #[test]

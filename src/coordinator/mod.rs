@@ -39,12 +39,12 @@ use crate::auth::Caller;
 use crate::lab::bring_up_log::LogReader;
 use crate::lab::upload::Upload;
 use crate::lab::{LabChange, LabError, LabObserver, LabSlot, LabView};
-use crate::queue::{DeadlineKind, Queue, SessionStatus, Standing, Timeouts};
+use crate::queue::{DeadlineKind, Lease, Queue, SessionStatus, Standing, Timeouts};
 use crate::session_id::SessionId;
 use crate::store::{Store, StoreError};
 use deadlines::Deadlines;
 use events::{EndReason, Event, EventBus, EventKind, Resume};
-use idempotency::{Keys, LabKey, LabOutcome};
+use idempotency::{Keys, LabKey, LabOutcome, SessionKey};
 pub use overview::{ClientInfo, Overview, SessionView, SlotView};
 pub use restore::{Restored, labs_with_their_holder};
 
@@ -108,6 +108,49 @@ impl SlotState {
     }
 }
 
+/// What the coordinator knows of a session besides its place in the line
+/// (which the [`Queue`] keeps).
+#[derive(Debug)]
+struct SessionRecord {
+    /// What its client said about itself, if anything.
+    client: Option<Arc<ClientInfo>>,
+    /// With auth on: the token it was created with.
+    owner: Option<Caller>,
+    /// The id of the last event that changed its standing (its joining,
+    /// its promotion): what a reply about it waits to be written.
+    stamp: u64,
+}
+
+/// A session to open (see [`Coordinator::create`]).
+#[derive(Debug, Default)]
+pub struct NewSession {
+    /// The `Idempotency-Key` of its `POST /session`.
+    pub key: Option<String>,
+    /// What the client said about itself.
+    pub client: Option<ClientInfo>,
+    /// The token that asks (auth on).
+    pub owner: Option<Caller>,
+    /// The heartbeat interval the client announced.
+    pub lease: Option<Lease>,
+}
+
+impl NewSession {
+    /// What makes a keyed repeat "the same request": everything its body
+    /// said.
+    fn fingerprint(&self) -> String {
+        idempotency::session_fingerprint(self.client.as_ref(), self.lease)
+    }
+}
+
+/// Why a session was not opened.
+#[derive(Debug)]
+pub enum CreateError {
+    /// The `Idempotency-Key` opened a session with another body (HTTP 422).
+    KeyReused,
+    /// The session could not be stored; it was taken out again (HTTP 503).
+    NotSaved(StoreError),
+}
+
 /// Everything behind the one lock.
 #[derive(Debug)]
 struct State {
@@ -116,16 +159,16 @@ struct State {
     deadlines: Deadlines<DeadlineKind, SessionId>,
     events: EventBus,
     keys: Keys,
-    /// Client info of the sessions that gave one.
-    clients: HashMap<SessionId, Arc<ClientInfo>>,
-    /// The id of the last event that changed each session's standing (its
-    /// joining, its promotion): what a reply about it waits to be written.
-    stamps: HashMap<SessionId, u64>,
-    /// With auth on: the token each session was created with.
-    owners: HashMap<SessionId, Caller>,
+    sessions: HashMap<SessionId, SessionRecord>,
 }
 
 impl State {
+    /// The id of the last event that changed the session's standing (0 for
+    /// none this run, or an unknown session).
+    fn stamp(&self, id: &SessionId) -> u64 {
+        self.sessions.get(id).map_or(0, |record| record.stamp)
+    }
+
     /// Puts the session's deadline where the line's rules say it is now.
     fn refresh(&mut self, id: SessionId) {
         let deadline = self.line.deadline(&id);
@@ -161,7 +204,9 @@ impl State {
                 slot: index + 1,
                 waited,
             });
-            self.stamps.insert(id, stamp);
+            if let Some(record) = self.sessions.get_mut(&id) {
+                record.stamp = stamp;
+            }
             self.refresh(id);
         }
     }
@@ -173,9 +218,7 @@ impl State {
         let departed = self.line.leave(&id)?;
         self.deadlines.set(id, None);
         self.keys.forget(&id);
-        self.clients.remove(&id);
-        self.stamps.remove(&id);
-        self.owners.remove(&id);
+        self.sessions.remove(&id);
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -307,9 +350,7 @@ impl Coordinator {
                 deadlines: Deadlines::default(),
                 events: EventBus::new(Arc::clone(&store), 0),
                 keys: Keys::default(),
-                clients: HashMap::new(),
-                stamps: HashMap::new(),
-                owners: HashMap::new(),
+                sessions: HashMap::new(),
             }),
             timer: Notify::new(),
             shutdown,
@@ -347,30 +388,28 @@ impl Coordinator {
     }
 
     /// Opens a session at the tail of the line; it is promoted at once when
-    /// a slot is free. `client` is what the client said about itself,
-    /// `owner` the token that asks (with auth on). With an idempotency `key`
-    /// that already created a live session for the same owner, that session
-    /// is returned (and counts as seen) instead. Returns once the
-    /// session is stored; when it could not be, it is taken out again.
-    pub async fn create(
-        &self,
-        key: Option<String>,
-        client: Option<ClientInfo>,
-        owner: Option<Caller>,
-    ) -> Result<(SessionId, Standing), StoreError> {
-        let (id, standing, events) = self.join(key, client, owner);
+    /// a slot is free. With an idempotency key that already opened a live
+    /// session for the same owner, that session is returned (and counts as
+    /// seen) instead, if the request said the same about itself
+    /// ([`CreateError::KeyReused`] otherwise). Returns once the session is
+    /// stored; when it could not be, it is taken out again.
+    pub async fn create(&self, new: NewSession) -> Result<(SessionId, Standing), CreateError> {
+        let (id, standing, events) = self.join(new)?;
         let Some(events) = events else {
             // A repeat: the first request's session, once it is stored
             // (when that failed, the first request takes it out again).
             let stamp = self.stamp(&id);
-            self.store.committed(stamp..=stamp).await?;
+            self.store
+                .committed(stamp..=stamp)
+                .await
+                .map_err(CreateError::NotSaved)?;
             return Ok((id, standing));
         };
         self.shared.timer.notify_one();
         if let Err(error) = self.store.committed(events).await {
             // Nobody learns its id: it must not wait (or hold a slot) unseen.
             let _ = self.end(&id, EndReason::NotSaved).await;
-            return Err(error);
+            return Err(CreateError::NotSaved(error));
         }
         Ok((id, standing))
     }
@@ -379,11 +418,16 @@ impl Coordinator {
     /// the events its joining published (`None` for a repeated key).
     fn join(
         &self,
-        key: Option<String>,
-        client: Option<ClientInfo>,
-        owner: Option<Caller>,
-    ) -> (SessionId, Standing, Option<RangeInclusive<u64>>) {
+        new: NewSession,
+    ) -> Result<(SessionId, Standing, Option<RangeInclusive<u64>>), CreateError> {
         let now = Instant::now();
+        let fingerprint = new.fingerprint();
+        let NewSession {
+            key,
+            client,
+            owner,
+            lease,
+        } = new;
         let client = client.map(Arc::new);
         // Each token has its own keys: one never finds another's session.
         let key = key.map(|key| match &owner {
@@ -391,23 +435,24 @@ impl Coordinator {
             None => key,
         });
         let mut state = self.shared.lock();
-        if let Some(id) = key.as_deref().and_then(|key| state.keys.session(key))
-            && let Some(standing) = state.line.touch(&id, now)
+        match key
+            .as_deref()
+            .map(|key| state.keys.session(key, &fingerprint))
         {
-            state.refresh(id);
-            return (id, standing, None);
+            Some(SessionKey::Reused) => return Err(CreateError::KeyReused),
+            Some(SessionKey::Opened(id)) => {
+                if let Some(standing) = state.line.touch(&id, now) {
+                    state.refresh(id);
+                    return Ok((id, standing, None));
+                }
+            }
+            Some(SessionKey::New) | None => {}
         }
         let id = SessionId::new();
         if let Some(key) = &key {
-            state.keys.remember_session(key.clone(), id);
+            state.keys.remember_session(key.clone(), fingerprint, id);
         }
-        state.line.join(id, now);
-        if let Some(client) = &client {
-            state.clients.insert(id, Arc::clone(client));
-        }
-        if let Some(owner) = &owner {
-            state.owners.insert(id, owner.clone());
-        }
+        state.line.join(id, now, lease);
         let position = state
             .line
             .standing(&id)
@@ -415,15 +460,23 @@ impl Coordinator {
         let first = state.events.publish(EventKind::SessionJoined {
             session: id,
             position,
-            client,
-            owner,
+            client: client.clone(),
+            owner: owner.clone(),
             key,
+            lease,
         });
-        state.stamps.insert(id, first);
+        state.sessions.insert(
+            id,
+            SessionRecord {
+                client,
+                owner,
+                stamp: first,
+            },
+        );
         state.fill_free_slots(now, &self.shared.shutdown, Some(id));
         state.refresh(id);
         let standing = state.line.standing(&id).expect("just joined");
-        (id, standing, Some(first..=state.events.last_id()))
+        Ok((id, standing, Some(first..=state.events.last_id())))
     }
 
     /// Whether `caller` may act for the session: with auth off both are
@@ -432,9 +485,10 @@ impl Coordinator {
     /// may go on to touch the session: another token's never does.
     pub fn check_owner(&self, id: &SessionId, caller: Option<&Caller>) -> Result<(), GateError> {
         let state = self.shared.lock();
-        if state.line.standing(id).is_none() {
-            Err(GateError::UnknownSession)
-        } else if state.owners.get(id) != caller {
+        let Some(record) = state.sessions.get(id) else {
+            return Err(GateError::UnknownSession);
+        };
+        if record.owner.as_ref() != caller {
             Err(GateError::NotOwner)
         } else {
             Ok(())
@@ -461,13 +515,14 @@ impl Coordinator {
         let mut state = self.shared.lock();
         let standing = state.line.touch(id, Instant::now())?;
         state.refresh(*id);
-        Some((standing, state.stamps.get(id).copied().unwrap_or(0)))
+        let stamp = state.stamp(id);
+        Some((standing, stamp))
     }
 
     /// The id of the last event that changed the session's standing (0 for
     /// none this run).
     fn stamp(&self, id: &SessionId) -> u64 {
-        self.shared.lock().stamps.get(id).copied().unwrap_or(0)
+        self.shared.lock().stamp(id)
     }
 
     /// Waits until the session's standing differs from what it is now, at
@@ -514,7 +569,7 @@ impl Coordinator {
     /// stamp: the event the answer may report.
     fn answer(&self, id: &SessionId) -> (Option<Standing>, u64) {
         let mut state = self.shared.lock();
-        let last = state.stamps.get(id).copied().unwrap_or(0);
+        let last = state.stamp(id);
         let Some(standing) = state.line.standing(id) else {
             return (None, last);
         };
@@ -553,7 +608,11 @@ impl Coordinator {
     pub fn longest_active(&self) -> Option<(SessionId, Standing, Option<Caller>)> {
         let state = self.shared.lock();
         let (id, standing) = state.line.head()?;
-        Some((id, standing, state.owners.get(&id).cloned()))
+        let owner = state
+            .sessions
+            .get(&id)
+            .and_then(|record| record.owner.clone());
+        Some((id, standing, owner))
     }
 
     /// Number of sessions, ACTIVE ones included.
@@ -569,21 +628,29 @@ impl Coordinator {
         let sessions = state
             .line
             .list()
-            .map(|listed| SessionView {
-                id: listed.id,
-                standing: listed.standing,
-                slot: state
-                    .slots
-                    .iter()
-                    .position(|slot| slot.holder == Some(listed.id))
-                    .map(|index| index + 1),
-                client: state.clients.get(&listed.id).cloned(),
-                owner: state.owners.get(&listed.id).cloned(),
-                waiting: listed
-                    .promoted
-                    .unwrap_or(now)
-                    .saturating_duration_since(listed.joined),
-                holding: listed.promoted.map(|at| now.saturating_duration_since(at)),
+            .map(|listed| {
+                let record = state.sessions.get(&listed.id);
+                SessionView {
+                    id: listed.id,
+                    standing: listed.standing,
+                    slot: state
+                        .slots
+                        .iter()
+                        .position(|slot| slot.holder == Some(listed.id))
+                        .map(|index| index + 1),
+                    client: record.and_then(|record| record.client.clone()),
+                    owner: record.and_then(|record| record.owner.clone()),
+                    waiting: listed
+                        .promoted
+                        .unwrap_or(now)
+                        .saturating_duration_since(listed.joined),
+                    holding: listed.promoted.map(|at| now.saturating_duration_since(at)),
+                    lease: listed.lease,
+                    silent: now.saturating_duration_since(listed.last_seen),
+                    evicted_in: listed
+                        .deadline
+                        .map(|(at, _)| at.saturating_duration_since(now)),
+                }
             })
             .collect();
         let phases: Vec<(Phase, Option<SessionId>)> = state
@@ -773,6 +840,7 @@ impl Coordinator {
                     .filter_map(|(kind, id)| {
                         let reason = match kind {
                             DeadlineKind::Claim => EndReason::ClaimExpired,
+                            DeadlineKind::Lease => EndReason::LeaseExpired,
                             DeadlineKind::Active | DeadlineKind::Waiting => EndReason::Evicted,
                         };
                         tracing::warn!(session = %id, ?kind, "evicting session: not seen within its timeout");

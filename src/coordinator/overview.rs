@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Phase;
 use crate::auth::Caller;
 use crate::lab::LabView;
-use crate::queue::Standing;
+use crate::queue::{Lease, Standing};
 use crate::session_id::SessionId;
 
 /// Who a session's client says it is (`POST /session` body). Free text the
@@ -37,6 +37,13 @@ pub struct SessionView {
     pub waiting: Duration,
     /// Time since its promotion, when ACTIVE.
     pub holding: Option<Duration>,
+    /// The heartbeat interval its client announced.
+    pub lease: Option<Lease>,
+    /// Time since its last sign of life.
+    pub silent: Duration,
+    /// Time left before it is evicted unless seen; `None` while a long
+    /// request of a session without a lease runs.
+    pub evicted_in: Option<Duration>,
 }
 
 /// One lab slot.

@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
-use super::Coordinator;
 use super::events::EventBus;
+use super::{Coordinator, SessionRecord, idempotency};
 use crate::auth::Caller;
 use crate::store::{StoredLab, StoredSession};
 
@@ -62,8 +62,10 @@ pub struct Restored {
 }
 
 impl Coordinator {
-    /// Puts `restored` back. Call once, before serving. Every session counts
-    /// as seen now, so live clients have their whole timeout to come back;
+    /// Puts `restored` back. Call once, before serving. Every session must
+    /// show a sign of life within the claim window: live clients poll or
+    /// beat within seconds, and a client that died while the server was
+    /// down must not keep its place (or its lab) for a whole timeout.
     /// ACTIVE sessions keep their slot (see [`kept_slots`]); a slot left
     /// free goes to the next in line, who must claim it within the claim
     /// window like any promoted session.
@@ -85,22 +87,28 @@ impl Coordinator {
         state.events = EventBus::new(Arc::clone(&self.store), restored.last_event_id);
         for (session, kept) in restored.sessions.into_iter().zip(kept) {
             let id = session.id;
-            state.line.rejoin(id, instant(session.joined_at), now);
+            let promoted = kept.and(session.promoted).map(|(at, _)| instant(at));
+            state
+                .line
+                .restore(id, instant(session.joined_at), promoted, session.lease, now);
             if let Some(key) = session.key {
-                state.keys.remember_session(key, id);
+                let fingerprint =
+                    idempotency::session_fingerprint(session.client.as_ref(), session.lease);
+                state.keys.remember_session(key, fingerprint, id);
             }
-            if let Some(client) = session.client {
-                state.clients.insert(id, Arc::new(client));
-            }
-            if let Some(owner) = session.owner {
-                state.owners.insert(id, Caller::restored(&owner));
-            }
-            if let (Some(slot), Some((promoted_at, _))) = (kept, session.promoted) {
-                state.line.promote_next(instant(promoted_at), true);
+            if let Some(slot) = kept {
                 let slot_state = &mut state.slots[slot - 1];
                 slot_state.holder = Some(id);
                 slot_state.holder_token = self.shared.shutdown.child_token();
             }
+            state.sessions.insert(
+                id,
+                SessionRecord {
+                    client: session.client.map(Arc::new),
+                    owner: session.owner.as_deref().map(Caller::restored),
+                    stamp: 0,
+                },
+            );
             state.refresh(id);
         }
         state.fill_free_slots(now, &self.shared.shutdown, None);
@@ -128,6 +136,7 @@ mod tests {
             client: None,
             key: None,
             owner: None,
+            lease: None,
         }
     }
 

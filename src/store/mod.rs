@@ -26,6 +26,7 @@ use std::time::SystemTime;
 use crate::coordinator::ClientInfo;
 use crate::coordinator::events::Event;
 use crate::lab::{BoxFuture, Device, LabFiles};
+use crate::queue::Lease;
 use crate::session_id::SessionId;
 
 /// Where the coordinator's events go to last. See the module documentation.
@@ -75,6 +76,8 @@ pub struct StoredSession {
     pub key: Option<String>,
     /// The name of the token it belongs to (auth on).
     pub owner: Option<String>,
+    /// The heartbeat interval its client announced.
+    pub lease: Option<Lease>,
 }
 
 /// A slot's lab as stored.

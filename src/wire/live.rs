@@ -35,6 +35,18 @@ pub struct QueuedSessionDto {
     pub waiting_seconds: f64,
     /// Seconds since its promotion, when active.
     pub holding_seconds: Option<f64>,
+    /// The heartbeat interval its client announced (`POST /session`'s
+    /// `heartbeat_seconds`); `null` when it announced none.
+    pub heartbeat_seconds: Option<u64>,
+    /// Seconds it may stay silent before it is evicted, by its lease
+    /// (max(3 × heartbeat, 10)); `null` without a lease (the waiting and
+    /// active timeouts apply).
+    pub lease_seconds: Option<f64>,
+    /// Seconds since its last sign of life.
+    pub silent_seconds: f64,
+    /// Seconds left before it is evicted unless it shows a sign of life;
+    /// `null` while a long request of a session without a lease runs.
+    pub evicted_in_seconds: Option<f64>,
 }
 
 /// One lab slot.
@@ -91,6 +103,9 @@ pub enum EventKindDto {
         /// The token's name; only with auth on.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
+        /// The heartbeat interval its client announced (its lease).
+        #[serde(default)]
+        heartbeat_seconds: Option<u64>,
     },
     SessionPromoted {
         session: String,
@@ -99,7 +114,7 @@ pub enum EventKindDto {
     },
     SessionEnded {
         session: String,
-        /// `closed`, `evicted`, `claim_expired` or `not_saved`.
+        /// `closed`, `evicted`, `claim_expired`, `lease_expired` or `not_saved`.
         reason: String,
         waited_seconds: f64,
         held_seconds: Option<f64>,

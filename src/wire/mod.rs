@@ -115,8 +115,18 @@ pub struct ClientInfoDto {
     pub label: Option<String>,
 }
 
-/// Body of `POST /session`; the body itself is optional.
+/// Body of `POST /session`; the body itself is optional (no body, an empty
+/// one and JSON `null` all mean "nothing to say"). Unknown keys are ignored.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 pub struct CreateSessionRequestDto {
     pub client: Option<ClientInfoDto>,
+    /// The client's promise to send a sign of life (a heartbeat, a status
+    /// poll, any request with this session) at least every this many
+    /// seconds. The session is then evicted after max(3 × this, 10) seconds
+    /// without one, waiting or active, instead of the waiting and active
+    /// timeouts: a client killed with SIGKILL gives its slot back within
+    /// seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 300)]
+    pub heartbeat_seconds: Option<u64>,
 }

@@ -302,6 +302,31 @@ impl Server {
         response.json().await.unwrap_or(Value::Null)
     }
 
+    /// The events of `GET /events?replay=<replay>` and the live ones after
+    /// them, read until `enough` says so (bounded).
+    pub async fn replayed_events(
+        &self,
+        replay: usize,
+        enough: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let url = self.url(&format!("/events?replay={replay}"));
+        let mut response = self.http.get(url).send().await.unwrap();
+        let (mut text, mut events) = (String::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !enough(&events) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let chunk = tokio::time::timeout(left, response.chunk()).await;
+            let Ok(Ok(Some(chunk))) = chunk else {
+                panic!("the events ended or stalled: {events:?}");
+            };
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(event) = sse::take_message(&mut text) {
+                events.push(event);
+            }
+        }
+        events
+    }
+
     /// `POST /session/heartbeat` for `id`; returns the status.
     pub async fn heartbeat(&self, id: &str) -> StatusCode {
         let request = self

@@ -69,6 +69,13 @@ class QueuedSessionDto(BaseModel):
     owner: str | None = Field(default=None, description="The name of the token that created it (servers with auth on)")
     waiting_seconds: float = Field(description="Seconds in the line before its promotion (up to now while waiting)")
     holding_seconds: float | None = Field(default=None, description="Seconds since its promotion, when ACTIVE")
+    heartbeat_seconds: int | None = Field(
+        default=None, description="The heartbeat interval its client announced (its lease); None when none"
+    )
+    lease_seconds: float | None = Field(
+        default=None, description="Seconds it may stay silent before it is evicted, by its lease; None without one"
+    )
+    silent_seconds: float | None = Field(default=None, description="Seconds since its last sign of life")
 
 
 class SlotDto(BaseModel):

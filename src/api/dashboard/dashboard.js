@@ -79,6 +79,19 @@ function since() {
   return (performance.now() - fetchedAt) / 1000;
 }
 
+/** A session's lease: how long it may stay silent, and when it was last seen. */
+function lease(s) {
+  const seen = `seen ${duration(s.silent_seconds + since())} ago`;
+  if (s.lease_seconds === null) {
+    return el("span", { class: "lease muted", title: "no heartbeat announced: the waiting or active timeout applies" },
+      `timeout · ${seen}`);
+  }
+  return el("span", {
+    class: "lease",
+    title: `beats every ${s.heartbeat_seconds}s; evicted after ${s.lease_seconds}s without a sign of life`,
+  }, `${duration(s.lease_seconds)} lease · ${seen}`);
+}
+
 function renderQueue() {
   const body = document.querySelector("#queue tbody");
   const rows = snapshot.sessions.map((s) => {
@@ -91,7 +104,8 @@ function renderQueue() {
       el("td", { class: `status-${s.status}` }, status),
       el("td", { class: "who" }, who(s.client, s.owner)),
       el("td", {}, duration(waited)),
-      el("td", {}, duration(holding)));
+      el("td", {}, duration(holding)),
+      el("td", {}, lease(s)));
   });
   body.replaceChildren(...rows);
   document.getElementById("queue-count").textContent = `(${snapshot.sessions.length})`;
@@ -107,6 +121,7 @@ function renderSlots() {
     if (holder) {
       fact("holder", el("span", {}, el("span", { class: "mono" }, holder.id), " ", who(holder.client, holder.owner)));
       fact("holding", duration((holder.holding_seconds || 0) + since()));
+      fact("lease", lease(holder));
     } else {
       fact("holder", el("span", { class: "muted" }, "free"));
     }
@@ -134,10 +149,11 @@ function describe(e) {
     case "session_joined": {
       const client = e.client ? [e.client.user, e.client.host].filter(Boolean).join("@") || e.client.label || "" : "";
       const name = [e.owner ? `token ${e.owner}` : "", client].filter(Boolean).join(", ");
-      return `${e.session} joined at position ${e.position}${name ? ` (${name})` : ""}`;
+      const beats = e.heartbeat_seconds ? `, beats every ${e.heartbeat_seconds}s` : "";
+      return `${e.session} joined at position ${e.position}${name ? ` (${name})` : ""}${beats}`;
     }
     case "session_promoted": return `${e.session} holds slot ${e.slot} after ${precise(e.waited_seconds)} in the queue`;
-    case "session_ended": return `${e.session} ${e.reason.replace("_", " ")}` +
+    case "session_ended": return `${e.session} ${e.reason.replaceAll("_", " ")}` +
       (e.held_seconds !== null ? ` after holding ${precise(e.held_seconds)}` : ` after waiting ${precise(e.waited_seconds)}`);
     case "lab_starting": return `${slot}bringing up ${e.topology} (${e.identity})`;
     case "lab_up": return `${slot}lab up: ${e.devices} devices in ${precise(e.seconds)}`;
@@ -156,7 +172,7 @@ function describe(e) {
 function renderEvents() {
   const items = events.map((e) => {
     const at = e.at ? new Date(e.at) : null;
-    const bad = ["lab_failed", "lab_dirty", "dropped"].includes(e.type) || e.reason === "evicted" || e.reason === "claim_expired";
+    const bad = ["lab_failed", "lab_dirty", "dropped"].includes(e.type) || ["evicted", "claim_expired", "lease_expired"].includes(e.reason);
     const text = el("div", {}, describe(e));
     if (e.error) text.append(el("pre", { class: "tail" }, e.error));
     return el("li", { "data-type": e.type, "data-id": e.id ?? null, class: bad ? "bad" : null },

@@ -9,6 +9,7 @@ use rusqlite::{Connection, Row, Transaction, params};
 use crate::coordinator::ClientInfo;
 use crate::coordinator::events::{Event, EventKind};
 use crate::lab::{Device, LabChange, LabFiles};
+use crate::queue::Lease;
 use crate::store::{Snapshot, StoredLab, StoredSession};
 
 /// Applies one event to the tables and appends it to the history.
@@ -20,14 +21,16 @@ pub fn apply(tx: &Transaction<'_>, event: &Event, body: &str) -> rusqlite::Resul
             client,
             key,
             owner,
+            lease,
             ..
         } => {
             let client = client.as_deref().map(to_json);
             let owner = owner.as_ref().map(|owner| owner.name());
+            let heartbeat = lease.map(|lease| lease.heartbeat().as_secs() as i64);
             tx.execute(
-                "INSERT INTO sessions (id, joined_at, client, idempotency_key, owner)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![session.full(), at, client, key, owner],
+                "INSERT INTO sessions (id, joined_at, client, idempotency_key, owner, heartbeat_seconds)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![session.full(), at, client, key, owner, heartbeat],
             )?;
         }
         EventKind::SessionPromoted { session, slot, .. } => {
@@ -129,7 +132,7 @@ pub fn keep_labs(connection: &mut Connection, kept: &[usize]) -> rusqlite::Resul
 pub fn load(connection: &Connection) -> Result<Snapshot, String> {
     let sessions = read_all(
         connection,
-        "SELECT id, joined_at, promoted_at, slot, client, idempotency_key, owner
+        "SELECT id, joined_at, promoted_at, slot, client, idempotency_key, owner, heartbeat_seconds
          FROM sessions ORDER BY seq",
         session_row,
     )?;
@@ -182,6 +185,15 @@ fn session_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredSession, String>>
                 .map_err(|e| format!("session {id}: client: {e}"))?,
             key: row.get(5).map_err(|e| e.to_string())?,
             owner: row.get(6).map_err(|e| e.to_string())?,
+            lease: match row.get::<_, Option<i64>>(7).map_err(|e| e.to_string())? {
+                None => None,
+                Some(seconds) => Some(
+                    u64::try_from(seconds)
+                        .ok()
+                        .and_then(Lease::every)
+                        .ok_or_else(|| format!("session {id}: heartbeat_seconds {seconds}"))?,
+                ),
+            },
         })
     })())
 }

@@ -39,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 2: the token each session belongs to (servers with auth on).
     "ALTER TABLE sessions ADD COLUMN owner TEXT;",
+    // 3: the heartbeat interval a client announced (its lease), in seconds.
+    "ALTER TABLE sessions ADD COLUMN heartbeat_seconds INTEGER;",
 ];
 
 /// Brings the schema to the latest version in one transaction. Taking the

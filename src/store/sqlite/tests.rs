@@ -8,6 +8,7 @@ use crate::auth::Caller;
 use crate::coordinator::ClientInfo;
 use crate::coordinator::events::{EndReason, EventKind};
 use crate::lab::{Device, LabChange, LabFiles};
+use crate::queue::Lease;
 use crate::session_id::SessionId;
 
 fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
@@ -41,6 +42,8 @@ fn joined(id: SessionId, key: Option<&str>) -> EventKind {
         })),
         owner: Caller::restored("ci").into(),
         key: key.map(str::to_string),
+        // The keyed one announced a lease, the others none.
+        lease: key.and(Lease::every(5)),
     }
 }
 
@@ -117,6 +120,8 @@ async fn what_is_committed_comes_back_after_a_reopen() {
     assert_eq!(snapshot.sessions[0].promoted.map(|(_, slot)| slot), Some(1));
     assert_eq!(snapshot.sessions[0].key.as_deref(), Some("key-1"));
     assert_eq!(snapshot.sessions[0].owner.as_deref(), Some("ci"));
+    assert_eq!(snapshot.sessions[0].lease, Lease::every(5));
+    assert_eq!(snapshot.sessions[1].lease, None);
     assert_eq!(
         snapshot.sessions[0]
             .client
