@@ -36,6 +36,26 @@ def test_starts_the_bundled_server_and_stops_it(
     assert not list(local_env.glob("neops-remote-lab-*"))
 
 
+def test_picks_netlabs_external_provider_where_none_is_installed(
+    consumer: pytest.Pytester, local_env: Path, server_bin: Path, netlab_bin: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No NEOPS_NETLAB_UP_ARGS and no provider on PATH: the local server brings labs up with `external`."""
+    if Path("/usr/sbin/kvm-ok").exists():
+        pytest.skip("/usr/sbin/kvm-ok exists: this host has netlab's libvirt provider")
+    only_netlab = local_env.parent / "only-netlab"
+    only_netlab.mkdir()
+    (only_netlab / "netlab").symlink_to(netlab_bin)
+    monkeypatch.setenv("PATH", str(only_netlab))
+    monkeypatch.delenv("NEOPS_NETLAB_UP_ARGS", raising=False)
+    monkeypatch.delenv("NEOPS_NETLAB_BIN", raising=False)
+    monkeypatch.setenv("NEOPS_REMOTE_LAB_BIN", str(server_bin))
+    result = consumer.runpytest_subprocess(*LAB_TESTS_ONLY, timeout=600)
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=5, deselected=1)
+    # netlab's own line for the external provider, shown while the lab comes up.
+    assert "Starting external nodes" in result.stdout.str()
+
+
 def test_uses_the_server_already_running_on_this_host(
     consumer: pytest.Pytester, start_server: StartServer, monkeypatch: pytest.MonkeyPatch
 ):
