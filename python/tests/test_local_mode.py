@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from conftest import StartServer
 from server_process import META_FILE, isolated_env
+
+import neops_remote_lab
 
 # test_queue_handed_on needs the server's URL, which only the plugin knows in local mode.
 LAB_TESTS_ONLY = ("-v", "--deselect", "test_sample.py::test_queue_handed_on")
@@ -52,6 +55,9 @@ def test_picks_netlabs_external_provider_where_none_is_installed(
     result = consumer.runpytest_subprocess(*LAB_TESTS_ONLY, timeout=600)
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=5, deselected=1)
+    version = re.escape(neops_remote_lab.__version__)
+    first_line = rf"^neops-remote-lab {version}: lab server http://127\.0\.0\.1:\d+ \(local mode\)$"
+    assert re.search(first_line, result.stdout.str(), re.MULTILINE), result.stdout.str()
     # netlab's own line for the external provider, shown while the lab comes up.
     assert "Starting external nodes" in result.stdout.str()
 
