@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 import requests
 from browser import chromium
 from selenium.webdriver.common.by import By
@@ -58,4 +59,7 @@ def main(output: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    try:
+        main(Path(sys.argv[1]))
+    except pytest.skip.Exception as missing_tool:  # the helpers shared with the tests skip when a tool is missing
+        sys.exit(f"dashboard_screenshot: {missing_tool.msg}")

@@ -90,8 +90,8 @@ function renderQueue() {
       el("td", { class: "mono" }, s.id),
       el("td", { class: `status-${s.status}` }, status),
       el("td", { class: "who" }, who(s.client, s.owner)),
-      el("td", {}, duration(waited)),
-      el("td", {}, duration(holding)));
+      el("td", { "data-label": "waited" }, duration(waited)),
+      el("td", { "data-label": holding === null ? null : "holding" }, duration(holding)));
   });
   body.replaceChildren(...rows);
   document.getElementById("queue-count").textContent = `(${snapshot.sessions.length})`;
