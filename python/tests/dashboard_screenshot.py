@@ -26,8 +26,13 @@ CLIENTS = (
 
 def main(output: Path) -> None:
     root = Path(tempfile.mkdtemp(prefix="neops-screenshot-"))
-    server = LabServer(server_binary(), netlab_binary(), root / "server")
+    # The browser first: without chromium nothing is started that would need stopping.
     browser = chromium(root / "profile", width=1280, height=1000)
+    try:
+        server = LabServer(server_binary(), netlab_binary(), root / "server")
+    except BaseException:
+        browser.quit()
+        raise
     try:
         sessions = [
             requests.post(f"{server.url}/session", json={"client": client}, timeout=10).json()["session_id"]
