@@ -6,13 +6,6 @@ SHELL := /bin/bash
 VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-# netlab's container-free provider: where no containerlab exists, labs are
-# brought up with `external` (no containers, no Ansible), so the whole flow
-# still runs for real.
-EXTERNAL_UP_ARGS := -q --no-config -p external -s defaults.multilab.id=default
-HAVE_CLAB := $(shell command -v containerlab 2>/dev/null)
-export NEOPS_NETLAB_UP_ARGS ?= $(if $(HAVE_CLAB),,$(EXTERNAL_UP_ARGS))
-
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests openapi-spec-validator schemathesis prometheus_client selenium
@@ -25,12 +18,10 @@ LOWEST_VENV := .venv-pytest-$(PYTEST_LOWEST)
 .PHONY: run test test-pytest-lowest test-worker-sdk check fmt lint audit bench bench-quick wheel venv netlab clean docs-screenshot
 
 ## run: build, make sure netlab exists, start the server on $(HOST):$(PORT)
+# The server picks netlab's provider itself (the container-free `external`
+# one where none is installed) and says so in its first log lines.
 run: netlab
 	cargo build --release --locked
-	@if [ -z "$(HAVE_CLAB)" ]; then \
-	  echo "containerlab is not installed: labs use netlab's container-free 'external' provider"; \
-	  echo "  (NEOPS_NETLAB_UP_ARGS=\"$(NEOPS_NETLAB_UP_ARGS)\")"; \
-	fi
 	target/release/neops-remote-lab --host $(HOST) --port $(PORT)
 
 ## test: every test (Rust unit + integration, Python), against real netlab

@@ -14,6 +14,7 @@ use clap::{Args, Parser};
 
 use neops_remote_lab::auth::TokenSource;
 use neops_remote_lab::lab::netlab::NetlabConfig;
+use neops_remote_lab::lab::provider::UpArgs;
 use neops_remote_lab::logging::{self, LogFormat};
 use neops_remote_lab::queue::Timeouts;
 use neops_remote_lab::server::{self, Config};
@@ -101,16 +102,12 @@ struct ServeArgs {
     #[arg(long, env = "NEOPS_NETLAB_BIN", default_value = "netlab")]
     netlab_bin: PathBuf,
 
-    /// Extra arguments appended to every `netlab up`, separated by spaces,
-    /// e.g. "-q --no-config -p external -s defaults.multilab.id=default"
-    /// where no containerlab is installed.
-    #[arg(
-        long,
-        env = "NEOPS_NETLAB_UP_ARGS",
-        default_value = "",
-        allow_hyphen_values = true
-    )]
-    netlab_up_args: String,
+    /// Extra arguments appended to every `netlab up`, separated by spaces
+    /// (given empty: none). Not given: none where containerlab or libvirt
+    /// (kvm-ok, virsh, vagrant) is installed, else netlab's container-free
+    /// external provider, "-q --no-config -p external -s defaults.multilab.id=default".
+    #[arg(long, env = "NEOPS_NETLAB_UP_ARGS", allow_hyphen_values = true)]
+    netlab_up_args: Option<String>,
 
     /// Seconds `netlab up` may run before it is killed (answered with 504).
     #[arg(long, env = "NEOPS_NETLAB_UP_TIMEOUT", default_value_t = 900, value_parser = seconds(1, DAY))]
@@ -211,6 +208,14 @@ impl ServeArgs {
                     "no state directory: HOME is not set; pass --state-dir (or --in-memory)",
                 )?),
             };
+        let up_args = UpArgs::choose(
+            self.netlab_up_args.as_deref(),
+            std::env::var_os("PATH").as_deref(),
+        );
+        match up_args {
+            UpArgs::External => tracing::warn!("{}", up_args.describe()),
+            _ => tracing::info!("{}", up_args.describe()),
+        }
         Ok(Config {
             host: self.host.clone(),
             port: self.port,
@@ -224,11 +229,7 @@ impl ServeArgs {
             lab_slots: usize::from(self.lab_slots),
             netlab: NetlabConfig {
                 program: self.netlab_bin.clone(),
-                up_args: self
-                    .netlab_up_args
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect(),
+                up_args: up_args.args(),
                 up_timeout: Duration::from_secs(self.netlab_up_timeout),
                 command_timeout: Duration::from_secs(self.netlab_timeout),
                 kill_grace: Duration::from_secs(self.netlab_kill_grace),

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 import requests
 from browser import chromium
 from selenium.webdriver.common.by import By
@@ -25,8 +26,13 @@ CLIENTS = (
 
 def main(output: Path) -> None:
     root = Path(tempfile.mkdtemp(prefix="neops-screenshot-"))
-    server = LabServer(server_binary(), netlab_binary(), root / "server")
+    # The browser first: without chromium nothing is started that would need stopping.
     browser = chromium(root / "profile", width=1280, height=1000)
+    try:
+        server = LabServer(server_binary(), netlab_binary(), root / "server")
+    except BaseException:
+        browser.quit()
+        raise
     try:
         sessions = [
             requests.post(f"{server.url}/session", json={"client": client}, timeout=10).json()["session_id"]
@@ -58,4 +64,7 @@ def main(output: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    try:
+        main(Path(sys.argv[1]))
+    except pytest.skip.Exception as missing_tool:  # the helpers shared with the tests skip when a tool is missing
+        sys.exit(f"dashboard_screenshot: {missing_tool.msg}")

@@ -9,6 +9,7 @@ import pytest
 import requests
 from server_process import LabServer, wait_until
 
+import neops_remote_lab
 from neops_remote_lab.models import SessionsDto
 
 PASSED = re.compile(r"::(\w+) PASSED")
@@ -34,6 +35,10 @@ def test_consumer_suite_runs_unchanged(
     result = consumer.runpytest_subprocess("-v", timeout=600)
     output = result.stdout.str()
     assert result.ret == 0, output
+    # The plugin's first line names this package's version and the server.
+    plugin_lines = [line for line in result.outlines if line.startswith("neops-remote-lab")]
+    assert plugin_lines[0] == f"neops-remote-lab {neops_remote_lab.__version__}: lab server {lab_server.url}", output
+    assert tuple(map(int, neops_remote_lab.__version__.split(".")[:2])) >= (1, 5)  # ours, not the original 1.4.0
     # Lab tests first, grouped; test_queue_handed_on proves the session was closed after the
     # last lab test: a newcomer got ACTIVE while this run was still going.
     assert passed_in_order(result) == RUN_ORDER

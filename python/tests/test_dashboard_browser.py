@@ -150,3 +150,60 @@ def test_with_auth_on_the_dashboard_asks_for_a_token(
     )
     wait_for(browser, '#events li[data-type="session_joined"]', "token ci")
     assert not browser.find_element(By.ID, "login").is_displayed()
+
+
+# Every element that would scroll sideways: the page itself, or a box whose content is wider.
+SIDEWAYS = """
+return [document.documentElement, ...document.querySelectorAll('body *')]
+  .filter((node) => node.scrollWidth > node.clientWidth + 1
+    && (node === document.documentElement || ['auto', 'scroll'].includes(getComputedStyle(node).overflowX)))
+  .map((node) => `${node.tagName}#${node.id}.${node.className}: ${node.scrollWidth} > ${node.clientWidth}`);
+"""
+
+
+def test_the_dashboard_fits_a_phone_without_sideways_scrolling(server: LabServer, tmp_path: Path) -> None:
+    phone = chromium(tmp_path / "phone", width=390, height=844, phone=True)
+    try:
+        clients = (
+            {
+                "user": "ada",
+                "host": "ci-runner-3",
+                "ci_job_url": "https://ci.example.com/jobs/4711",
+                "label": "pytest -m lab",
+            },
+            {
+                "user": "grace",
+                "host": "a-rather-long-laptop-name.example.com",
+                "label": "pytest tests/ospf -k 'not slow'",
+            },
+            {"user": "ci", "host": "ci-runner-5", "ci_job_url": "https://ci.example.com/jobs/4712", "label": "nightly"},
+        )
+        sessions = [
+            requests.post(f"{server.url}/session", json={"client": client}, timeout=10).json()["session_id"]
+            for client in clients
+        ]
+        topology = {"topology": ("three_routers.yml", (TOPOLOGIES / "three_routers.yml").read_bytes())}
+        answer = requests.post(f"{server.url}/lab", headers={"X-Session-ID": sessions[0]}, files=topology, timeout=120)
+        assert answer.status_code == 200, answer.text
+        phone.get(f"{server.url}/")
+        WebDriverWait(phone, WAIT).until(
+            lambda b: (
+                len(b.find_elements(By.CSS_SELECTOR, "#queue tbody tr")) == len(clients)
+                and b.find_elements(By.CSS_SELECTOR, '#events li[data-type="lab_up"]')
+                and b.find_elements(By.CSS_SELECTOR, "#slots ul.devices li")
+            ),
+            "the queue, the lab and its devices on the page",
+        )
+        assert phone.execute_script("return window.innerWidth") == 390
+        assert phone.execute_script(SIDEWAYS) == []
+        # Nothing is hidden to make it fit: each session's times are still shown.
+        # (one script: the rows are redrawn every second)
+        times = phone.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map((cell) => "
+            "[cell.dataset.label, cell.getBoundingClientRect().width > 0, cell.getBoundingClientRect().right]);",
+            f'#queue tr[data-session="{sessions[0][:8]}"] td[data-label]',
+        )
+        assert [(label, shown) for label, shown, _ in times] == [("waited", True), ("holding", True)], times
+        assert all(right <= 390 for _, _, right in times), times
+    finally:
+        phone.quit()

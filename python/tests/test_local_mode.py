@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from conftest import StartServer
 from server_process import META_FILE, isolated_env
+
+import neops_remote_lab
 
 # test_queue_handed_on needs the server's URL, which only the plugin knows in local mode.
 LAB_TESTS_ONLY = ("-v", "--deselect", "test_sample.py::test_queue_handed_on")
@@ -34,6 +37,29 @@ def test_starts_the_bundled_server_and_stops_it(
     # the run removed the private folder it gave the server.
     assert not (local_env / META_FILE).exists()
     assert not list(local_env.glob("neops-remote-lab-*"))
+
+
+def test_picks_netlabs_external_provider_where_none_is_installed(
+    consumer: pytest.Pytester, local_env: Path, server_bin: Path, netlab_bin: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No NEOPS_NETLAB_UP_ARGS and no provider on PATH: the local server brings labs up with `external`."""
+    if Path("/usr/sbin/kvm-ok").exists():
+        pytest.skip("/usr/sbin/kvm-ok exists: this host has netlab's libvirt provider")
+    only_netlab = local_env.parent / "only-netlab"
+    only_netlab.mkdir()
+    (only_netlab / "netlab").symlink_to(netlab_bin)
+    monkeypatch.setenv("PATH", str(only_netlab))
+    monkeypatch.delenv("NEOPS_NETLAB_UP_ARGS", raising=False)
+    monkeypatch.delenv("NEOPS_NETLAB_BIN", raising=False)
+    monkeypatch.setenv("NEOPS_REMOTE_LAB_BIN", str(server_bin))
+    result = consumer.runpytest_subprocess(*LAB_TESTS_ONLY, timeout=600)
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=5, deselected=1)
+    version = re.escape(neops_remote_lab.__version__)
+    first_line = rf"^neops-remote-lab {version}: lab server http://127\.0\.0\.1:\d+ \(local mode\)$"
+    assert re.search(first_line, result.stdout.str(), re.MULTILINE), result.stdout.str()
+    # netlab's own line for the external provider, shown while the lab comes up.
+    assert "Starting external nodes" in result.stdout.str()
 
 
 def test_uses_the_server_already_running_on_this_host(

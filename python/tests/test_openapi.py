@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import requests
 from openapi_spec_validator import validate
@@ -23,7 +24,7 @@ def test_the_document_is_valid_openapi_3_1(lab_server: LabServer) -> None:
     assert len(operation_ids) == len(set(operation_ids)), operation_ids
 
 
-def test_generated_requests_get_no_5xx_and_documented_answers(lab_server: LabServer) -> None:
+def test_generated_requests_get_no_5xx_and_documented_answers(lab_server: LabServer, tmp_path: Path) -> None:
     # Bounded: a few examples per operation, no stateful phase (the queue is covered elsewhere).
     run = subprocess.run(
         [
@@ -47,6 +48,10 @@ def test_generated_requests_get_no_5xx_and_documented_answers(lab_server: LabSer
             "--request-timeout",
             "90",
         ],
+        # schemathesis keeps its cache (crashes it found, to replay) in `.schemathesis/` below the
+        # working directory: a fresh one per run, so the run is the same every time and the
+        # checkout stays clean.
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=600,

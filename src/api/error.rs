@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::lab::LabError;
 use crate::lab::netlab::NetlabError;
+use crate::lab::provider;
 use crate::lab::upload::UploadError;
 use crate::store::StoreError;
 use crate::wire::ErrorDto;
@@ -65,7 +66,13 @@ impl From<&LabError> for ApiError {
             LabError::Netlab(_) => StatusCode::BAD_GATEWAY,
             LabError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, error.to_string())
+        let mut detail = error.to_string();
+        if let LabError::Netlab(NetlabError::Failed { tail, .. }) = error
+            && let Some(hint) = provider::missing_provider_hint(tail)
+        {
+            detail = format!("{detail}\n{hint}");
+        }
+        ApiError::new(status, detail)
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use neops_remote_lab::client::{self, Client};
+use neops_remote_lab::client::{self, Client, retry};
 
 /// A client subcommand.
 #[derive(Debug, Subcommand)]
@@ -66,6 +66,14 @@ impl ServerArgs {
         };
         Client::builder(&self.url)
             .heartbeat_interval(Some(every))
+            // Said at once: a server that is down must not look like a hang.
+            .on_retry(|error, after| {
+                eprintln!(
+                    "neops-remote-lab: {error}; trying again in {:.1} s (for up to {} s)",
+                    after.as_secs_f64(),
+                    retry::GIVE_UP_AFTER.as_secs()
+                );
+            })
             .build()
     }
 }

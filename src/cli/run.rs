@@ -61,6 +61,12 @@ pub async fn run(args: RunArgs) -> u8 {
         Ok(signals) => signals,
         Err(error) => return failed(&format!("cannot listen for signals: {error}")),
     };
+    // First, so a CI log shows which package the job got.
+    eprintln!(
+        "neops-remote-lab {}: run against {}",
+        env!("CARGO_PKG_VERSION"),
+        args.server.url
+    );
     // Found before queueing, not after minutes of waiting and a bring-up.
     if !findable(&args.command[0]) {
         say(&format!(

@@ -27,13 +27,14 @@
 pub mod client_info;
 mod error;
 mod lab_files;
-mod retry;
+pub mod retry;
 mod session;
 
 pub use error::{Error, Result};
 pub use lab_files::LabFiles;
 pub use session::{LogLines, Session};
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -59,6 +60,21 @@ pub struct ClientBuilder {
     token: Option<String>,
     request_timeout: Duration,
     heartbeat_interval: Option<Duration>,
+    on_retry: Option<RetryObserver>,
+}
+
+/// What [`ClientBuilder::on_retry`] calls: the failure and the wait before
+/// the next try.
+type RetryCallback = dyn Fn(&Error, Duration) + Send + Sync;
+
+/// Called before each new try of a request that failed transiently.
+#[derive(Clone)]
+pub struct RetryObserver(Arc<RetryCallback>);
+
+impl std::fmt::Debug for RetryObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryObserver")
+    }
 }
 
 impl ClientBuilder {
@@ -86,6 +102,14 @@ impl ClientBuilder {
         self.heartbeat_interval = every
             .filter(|every| !every.is_zero())
             .map(|every| every.max(Duration::from_secs(1)));
+        self
+    }
+
+    /// Tells `observe` of every retry (see [`retry`]): the failure and the
+    /// wait before the next try. Without it retries are logged through
+    /// `tracing` at WARN, which a program without a subscriber never shows.
+    pub fn on_retry(mut self, observe: impl Fn(&Error, Duration) + Send + Sync + 'static) -> Self {
+        self.on_retry = Some(RetryObserver(Arc::new(observe)));
         self
     }
 
@@ -128,6 +152,7 @@ impl ClientBuilder {
             base,
             request_timeout: self.request_timeout,
             heartbeat_interval: self.heartbeat_interval,
+            on_retry: self.on_retry,
         })
     }
 }
@@ -139,6 +164,7 @@ pub struct Client {
     base: String,
     request_timeout: Duration,
     heartbeat_interval: Option<Duration>,
+    on_retry: Option<RetryObserver>,
 }
 
 impl Client {
@@ -149,6 +175,7 @@ impl Client {
             token: None,
             request_timeout: Duration::from_secs(30),
             heartbeat_interval: Some(DEFAULT_HEARTBEAT),
+            on_retry: None,
         }
     }
 
@@ -215,7 +242,10 @@ impl Client {
         let ended = (|| self.send("DELETE /session", self.request(Method::DELETE, &path)))
             .retry(retry::policy())
             .when(retry::is_transient)
-            .notify(|_, _| retried.store(true, Ordering::Relaxed))
+            .notify(|error, after| {
+                retried.store(true, Ordering::Relaxed);
+                self.retrying(error, after);
+            })
             .await;
         match ended {
             Err(error)
@@ -310,8 +340,16 @@ impl Client {
         (|| async { self.send(what, make()?).await })
             .retry(retry::policy())
             .when(retry::is_transient)
-            .notify(|error, after| tracing::warn!(%error, "trying again in {after:?}"))
+            .notify(|error, after| self.retrying(error, after))
             .await
+    }
+
+    /// Reports a retry to the observer, else to the log.
+    fn retrying(&self, error: &Error, after: Duration) {
+        match &self.on_retry {
+            Some(RetryObserver(observe)) => observe(error, after),
+            None => tracing::warn!(%error, "trying again in {after:?}"),
+        }
     }
 
     /// [`Client::send_again`], then the answer's JSON.

@@ -12,12 +12,15 @@ use reqwest::StatusCode;
 
 use super::Error;
 
-/// Waits of 0.5 s doubling up to 5 s between tries, for at most a minute.
+/// How long a request is tried again before its last failure is returned.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+/// Waits of 0.5 s doubling up to 5 s between tries, for at most [`GIVE_UP_AFTER`].
 pub fn policy() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))
         .with_max_delay(Duration::from_secs(5))
-        .with_total_delay(Some(Duration::from_secs(60)))
+        .with_total_delay(Some(GIVE_UP_AFTER))
         .without_max_times()
 }
 

@@ -20,6 +20,7 @@ pub mod lock;
 pub mod netlab;
 pub mod orphans;
 mod process;
+pub mod provider;
 pub mod readopt;
 pub mod status_file;
 pub mod upload;

@@ -74,6 +74,8 @@ pub struct Options {
     pub bearer: Option<String>,
     /// The port to listen on (0: any free one).
     pub port: u16,
+    /// `--netlab-up-args`; `None`: not given, the server chooses.
+    pub up_args: Option<String>,
 }
 
 impl Options {
@@ -88,7 +90,14 @@ impl Options {
             file_size_limit: None,
             bearer: None,
             port: 0,
+            up_args: Some(EXTERNAL_UP_ARGS.to_string()),
         }
+    }
+
+    /// Gives no `--netlab-up-args`, so the server picks netlab's provider.
+    pub fn without_up_args(mut self) -> Self {
+        self.up_args = None;
+        self
     }
 
     /// Listen on `port`, e.g. to restart a server where its clients expect it.
@@ -556,7 +565,12 @@ pub fn spawn(options: Options) -> (Child, ServerDirs) {
         .args(["--port", &options.port.to_string()])
         .arg("--netlab-bin")
         .arg(&options.netlab)
-        .args(["--netlab-up-args", EXTERNAL_UP_ARGS])
+        .args(
+            options
+                .up_args
+                .iter()
+                .flat_map(|args| ["--netlab-up-args", args.as_str()]),
+        )
         .args(&options.args)
         .env("HOME", dirs.home())
         .env("TMPDIR", dirs.tmp())
@@ -564,6 +578,7 @@ pub fn spawn(options: Options) -> (Child, ServerDirs) {
         .env_remove("STATE_DIRECTORY")
         .env_remove("NEOPS_IN_MEMORY")
         .env_remove("RUST_LOG")
+        .env_remove("NEOPS_NETLAB_UP_ARGS")
         .envs(options.env)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())

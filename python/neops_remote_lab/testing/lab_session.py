@@ -47,10 +47,14 @@ class LabSession:
 
     def open_client(self) -> RemoteLabClient:
         if self._client is None:
+            url = self._server_url()
+            progress = TerminalProgress.for_config(self._config)
+            if isinstance(progress, TerminalProgress):
+                progress.using_server(url, local=self._local is not None)
             self._client = RemoteLabClient(
-                self._server_url(),
+                url,
                 **_timeouts_from_env(),
-                progress=TerminalProgress.for_config(self._config),
+                progress=progress,
                 client_info=client_info_from_environment(label=self._invocation()),
             )
         return self._client

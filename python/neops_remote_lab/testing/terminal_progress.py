@@ -10,6 +10,7 @@ from typing import Protocol
 
 import pytest
 
+from neops_remote_lab import __version__
 from neops_remote_lab._text import shortened
 from neops_remote_lab.models import QueuedSessionDto
 from neops_remote_lab.progress import ProgressListener
@@ -17,6 +18,9 @@ from neops_remote_lab.progress import ProgressListener
 __all__ = ["TerminalProgress"]
 
 _PREFIX = "neops-remote-lab: "
+# The first line names the package's version: `pip install neops-remote-lab` from PyPI gives
+# the original 1.4.0, so a run should show which one it got.
+_VERSION_PREFIX = f"neops-remote-lab {__version__}: "
 # The reporter's marker for "a line is open and is not a test path" (it sets it itself after
 # writing a result word): whatever pytest writes next starts on a fresh line.
 _LINE_OPEN = -2
@@ -68,6 +72,13 @@ class TerminalProgress(ProgressListener):
             return ProgressListener()
         return cls(reporter, config.get_terminal_writer(), config.pluginmanager.get_plugin("capturemanager"))
 
+    def using_server(self, server: str, *, local: bool) -> None:
+        """The plugin's first line: this package's version and the server the run uses."""
+        where = f"{server} (local mode)" if local else server
+        with self._writing:
+            self._write(f"lab server {where}", in_place=False, prefix=_VERSION_PREFIX)
+            self._status_key = None
+
     def held_by(self, holders: Sequence[QueuedSessionDto]) -> None:
         self._holders = ", ".join(map(_who, holders))
 
@@ -112,15 +123,15 @@ class TerminalProgress(ProgressListener):
             self._write(text, in_place=self._tty and self._status_key is not None)
             self._status_key = None
 
-    def _write(self, text: str, *, in_place: bool) -> None:
+    def _write(self, text: str, *, in_place: bool, prefix: str = _PREFIX) -> None:
         with self._uncaptured():
             if in_place:
-                self._reporter.rewrite(_PREFIX + text, erase=True)
+                self._reporter.rewrite(prefix + text, erase=True)
             else:
                 self._reporter.ensure_newline()  # ends a line the reporter knows is open
                 if self._writer.width_of_current_line:  # `-q` dots leave one open silently
                     self._reporter.write("\n")
-                self._reporter.write(_PREFIX + text)
+                self._reporter.write(prefix + text)
             self._reporter.flush()
             self._reporter.currentfspath = _LINE_OPEN
 

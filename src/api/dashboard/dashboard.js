@@ -103,9 +103,14 @@ function renderQueue() {
       el("td", { class: "mono" }, s.id),
       el("td", { class: `status-${s.status}` }, status),
       el("td", { class: "who" }, who(s.client, s.owner)),
+<<<<<<< HEAD
       el("td", {}, duration(waited)),
       el("td", {}, duration(holding)),
       el("td", {}, lease(s)));
+=======
+      el("td", { "data-label": "waited" }, duration(waited)),
+      el("td", { "data-label": holding === null ? null : "holding" }, duration(holding)));
+>>>>>>> newcomer
   });
   body.replaceChildren(...rows);
   document.getElementById("queue-count").textContent = `(${snapshot.sessions.length})`;
