@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests openapi-spec-validator schemathesis prometheus_client selenium
+PY_DEPS := networklab maturin pytest ruff mypy types-requests "pydantic>=2" requests openapi-spec-validator schemathesis prometheus_client selenium ansible-core
 
 # The pytest plugin uses pytest internals: its tests also run on the lowest pytest that
 # pyproject.toml allows (the main virtualenv has the highest).

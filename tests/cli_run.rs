@@ -205,43 +205,133 @@ async fn parallel_runs_are_served_in_queue_order() {
     assert_nothing_left(&s).await;
 }
 
+/// A lab with a group of its own and a group variable.
+const GROUPED: &str = "defaults.device: eos
+groups:
+  core:
+    members: [r1, r2]
+    vars:
+      ospf_area: 0.0.0.7
+nodes: [r1, r2, r3]
+links: [r1-r2, r2-r3]
+";
+
 #[tokio::test]
-async fn the_inventory_names_every_device_with_its_ansible_host() {
+async fn the_inventory_is_netlabs_own_with_its_groups_and_variables() {
     let netlab = require_netlab!();
+    let ansible = common::require_tool("ansible-inventory", "pip install ansible-core");
     let s = Server::start(Options::new(&netlab)).await;
-    let dir = lab_folder();
-    let ansible = common::find_on_path("ansible-inventory").is_some();
-    let list = if ansible {
-        r#"ansible-inventory --list -i "$REMOTE_LAB_INVENTORY" > listed.json || exit 9"#
-    } else {
-        "true"
-    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("topology.yml"), GROUPED).unwrap();
+    let inventory = format!(r#"{} -i "$REMOTE_LAB_INVENTORY""#, ansible.display());
     let script = format!(
-        r#"cp "$REMOTE_LAB_DEVICES_FILE" devices.json && cp "$REMOTE_LAB_INVENTORY" inventory.yml && {list}"#
+        r#"cp "$REMOTE_LAB_DEVICES_FILE" devices.json &&
+        {inventory} --graph core > core.txt &&
+        {inventory} --host r1 > r1.json && {inventory} --host r3 > r3.json"#
     );
     let (status, stderr) = finish(run_sh(&s, dir.path(), &script).spawn().unwrap()).await;
     assert!(status.success(), "{stderr}");
 
     let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    // The topology's own group holds its members, and only them.
+    let core = read("core.txt");
+    assert!(core.contains("@core:"), "{core}");
+    assert!(core.contains("r1") && core.contains("r2"), "{core}");
+    assert!(!core.contains("r3"), "{core}");
+    // Its variable reaches its hosts; netlab's device group variables and
+    // host variables reach every host.
+    let (r1, r3): (Value, Value) = (
+        serde_json::from_str(&read("r1.json")).unwrap(),
+        serde_json::from_str(&read("r3.json")).unwrap(),
+    );
+    assert_eq!(r1["ospf_area"], "0.0.0.7", "{r1}");
+    assert_eq!(r3.get("ospf_area"), None, "{r3}");
     let devices: Vec<Value> = serde_json::from_str(&read("devices.json")).unwrap();
-    let inventory: Value = yaml_serde::from_str(&read("inventory.yml")).unwrap();
-    let hostvars = if ansible {
-        let listed: Value = serde_json::from_str(&read("listed.json")).unwrap();
-        listed["_meta"]["hostvars"].clone()
-    } else {
-        inventory["all"]["hosts"].clone()
-    };
-    let names: Vec<_> = devices.iter().map(|d| d["name"].clone()).collect();
-    assert_eq!(names, ["r1", "r2"]);
-    for device in &devices {
-        let name = device["name"].as_str().unwrap();
-        assert!(device["raw"]["ansible_host"].is_string(), "{device}");
-        assert_eq!(
-            hostvars[name]["ansible_host"],
-            device["raw"]["ansible_host"]
-        );
-        assert_eq!(inventory["all"]["hosts"][name], device["raw"]);
+    for (host, device) in [(&r1, &devices[0]), (&r3, &devices[2])] {
+        assert_eq!(host["ansible_network_os"], "eos");
+        assert_eq!(host["ansible_host"], device["raw"]["ansible_host"]);
+        assert_eq!(host["mgmt"]["ipv4"], device["raw"]["mgmt"]["ipv4"]);
     }
+}
+
+#[tokio::test]
+async fn a_command_that_ignores_sigterm_is_killed_after_the_grace() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let dir = lab_folder();
+    let mut command = run_sh(&s, dir.path(), "trap '' TERM; touch started; sleep 600");
+    command.env("REMOTE_LAB_KILL_GRACE", "1");
+    let run = command.spawn().unwrap();
+    wait_for_file(&dir.path().join("started")).await;
+
+    terminate(&run);
+    let (status, stderr) = finish(run).await;
+    assert_eq!(status.code(), Some(128 + libc::SIGKILL), "{stderr}");
+    assert!(stderr.contains("killing it"), "{stderr}");
+    assert_nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn what_the_command_leaves_running_ends_with_it() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let dir = lab_folder();
+    let script = "sleep 600 & echo $! > background; exit 0";
+    let (status, stderr) = finish(run_sh(&s, dir.path(), script).spawn().unwrap()).await;
+    assert!(status.success(), "{stderr}");
+    let background = pid_in(&dir.path().join("background"));
+    wait_until_gone(background, "the command's background child").await;
+    assert_nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn a_killed_run_takes_its_command_along_and_the_lease_frees_the_lab() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let dir = lab_folder();
+    let mut command = run_sh(&s, dir.path(), "echo $$ > command; exec sleep 600");
+    command.env("REMOTE_LAB_HEARTBEAT_INTERVAL", "1");
+    let mut run = command.spawn().unwrap();
+    wait_for_file(&dir.path().join("command")).await;
+    let command = pid_in(&dir.path().join("command"));
+
+    // Nothing can catch SIGKILL: the command dies by its parent-death
+    // signal, and the server evicts the silent session after its lease
+    // (10 s for one beat a second).
+    run.start_kill().unwrap();
+    run.wait().await.unwrap();
+    wait_until_gone(command, "the command").await;
+    wait_for_sessions(&s, "the killed run's session evicted", <[Value]>::is_empty).await;
+    let view = s.get_json("/sessions").await;
+    wait_for_sessions(&s, "its lab torn down", |_| s.dirs.lab_dirs().is_empty()).await;
+    assert_eq!(view["slots"][0]["holder"], Value::Null, "{view}");
+}
+
+fn pid_in(path: &Path) -> i32 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Polls until process `pid` is gone (bounded).
+async fn wait_until_gone(pid: i32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // SAFETY: signal 0 only checks whether the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 && !is_zombie(pid) {
+        assert!(Instant::now() < deadline, "{what} ({pid}) is still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')')
+        .next()
+        .unwrap_or("")
+        .trim_start()
+        .starts_with('Z')
 }
 
 #[tokio::test]
@@ -357,20 +447,8 @@ async fn a_lost_session_stops_the_command_and_everything_it_started() {
     assert_eq!(status.code(), Some(125), "{stderr}");
     assert!(stderr.contains("the session is lost"), "{stderr}");
     // The command's own child went too: it was in the command's group.
-    let grandchild: i32 = std::fs::read_to_string(dir.path().join("grandchild"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // SAFETY: signal 0 only checks whether the process exists.
-    while unsafe { libc::kill(grandchild, 0) } == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the command's child {grandchild} outlived it"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let grandchild = pid_in(&dir.path().join("grandchild"));
+    wait_until_gone(grandchild, "the command's child").await;
     assert_nothing_left(&s).await;
 }
 
@@ -396,4 +474,42 @@ async fn a_waiting_run_keeps_its_place_across_a_server_crash() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(dir.path().join("ran").exists());
     assert_nothing_left(&second).await;
+}
+
+#[tokio::test]
+async fn on_a_terminal_the_command_reads_it_and_ctrl_c_reaches_it() {
+    use tokio::io::AsyncWriteExt;
+    let netlab = require_netlab!();
+    // util-linux's `script` gives the run a terminal of its own.
+    let script = common::require_tool("script", "apt-get install util-linux");
+    let s = Server::start(Options::new(&netlab)).await;
+    let dir = lab_folder();
+    let run = format!(
+        "{} run -t topology.yml -- sh -c 'touch ready; read line; echo \"$line\" > got; sleep 600'",
+        env!("CARGO_BIN_EXE_neops-remote-lab")
+    );
+    let mut terminal = Command::new(script)
+        .args(["-qec", &run, "/dev/null"])
+        .current_dir(dir.path())
+        .env("REMOTE_LAB_URL", &s.base)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut keys = terminal.stdin.take().unwrap();
+    wait_for_file(&dir.path().join("ready")).await;
+    // The command is the terminal's foreground job: it reads what is typed…
+    keys.write_all(b"hello\n").await.unwrap();
+    wait_for_file(&dir.path().join("got")).await;
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("got")).unwrap(),
+        "hello\n"
+    );
+    // …and Ctrl-C stops it; `run` then ends the session.
+    keys.write_all(b"\x03").await.unwrap();
+    let (status, output) = finish(terminal).await;
+    assert_eq!(status.code(), Some(128 + libc::SIGINT), "{output}");
+    assert_nothing_left(&s).await;
 }

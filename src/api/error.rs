@@ -64,7 +64,10 @@ impl From<&LabError> for ApiError {
             LabError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             LabError::Netlab(NetlabError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
             LabError::Netlab(_) => StatusCode::BAD_GATEWAY,
-            LabError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            LabError::Inventory(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            LabError::Io(_) | LabError::Inventory(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut detail = error.to_string();
         if let LabError::Netlab(NetlabError::Failed { tail, .. }) = error

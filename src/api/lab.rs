@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader, Who, gate, idempotency_key, upload_form};
 use crate::lab::LabError;
 use crate::lab::upload::{Upload, parse_bool};
-use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
+use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabInventoryDto, LabStatusDto};
 
 /// Upload a topology (and the files it refers to) and get the lab's devices.
 #[utoipa::path(post, path = "/lab", tag = "lab",
@@ -141,6 +141,31 @@ pub async fn devices(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "No lab running"));
     }
     Ok(Json(dto::devices(&view.devices)))
+}
+
+/// netlab's own Ansible inventory of the running lab: `hosts.yml` with
+/// netlab's groups (the topology's own, each device type's, `all`), and
+/// the `group_vars/` and `host_vars/` files beside it, as `netlab up` wrote
+/// them. A playbook written for netlab's inventory runs against it as is.
+#[utoipa::path(get, path = "/lab/inventory", tag = "lab",
+    params(("X-Session-ID" = String, Header)),
+    responses((status = 200, body = LabInventoryDto, description = "OK"),
+        (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"),
+        (status = 404, body = ErrorDto, description = "Session not found, no lab running, or netlab wrote no inventory"),
+        (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"),
+        (status = 423, body = ErrorDto, description = "Locked: the session is not active")))]
+pub async fn inventory(
+    State(state): State<AppState>,
+    who: Who,
+    SessionHeader(session_id): SessionHeader,
+) -> Result<Json<LabInventoryDto>, ApiError> {
+    let (_, hold) = gate(&state, &session_id, who.caller())?;
+    let files = state
+        .coordinator
+        .inventory(&hold)
+        .await
+        .map_err(|error| lab_error(&state, &error))?;
+    Ok(Json(LabInventoryDto { files }))
 }
 
 /// netlab's output of the caller's slot's current (or last) bring-up, as

@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/lab/release", post(lab::release))
         .route("/lab/devices", get(lab::devices))
         .route("/lab/log", get(lab::log))
+        .route("/lab/inventory", get(lab::inventory))
         .route("/debug/health", get(health::debug_health));
     if let Some(tokens) = &state.auth {
         data = data.route_layer(middleware::from_fn_with_state(
@@ -130,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         lab::destroy,
         lab::devices,
         lab::log,
+        lab::inventory,
         watch::sessions,
         watch::events,
         http_metrics::render,
@@ -144,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         wire::DeviceInfoDto,
         wire::AcquireResponseDto,
         wire::LabStatusDto,
+        wire::LabInventoryDto,
         wire::HealthDto,
         wire::ErrorDto,
         dto::AcquireFormDto,

@@ -1,65 +1,95 @@
 //! The files `run` hands to its command: the devices as `GET /lab/devices`
-//! returns them, and an Ansible inventory built from each device's `raw`
-//! (netlab's Ansible host view of the node, so its keys are host variables).
+//! returns them, and netlab's own Ansible inventory of the lab as
+//! `GET /lab/inventory` returns it (`hosts.yml` with netlab's groups, and
+//! the `group_vars/` and `host_vars/` beside it).
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-use serde_json::{Map, Value};
-
-use neops_remote_lab::wire::DeviceInfoDto;
+use neops_remote_lab::wire::{DeviceInfoDto, LabInventoryDto};
 
 /// Where the files were written.
 pub struct LabFilesWritten {
     pub devices: PathBuf,
+    /// The inventory's `hosts.yml`; Ansible finds the variables beside it.
     pub inventory: PathBuf,
 }
 
-/// Writes `devices.json` and `inventory.yml` into `dir`.
-pub fn write(dir: &Path, devices: &[DeviceInfoDto]) -> std::io::Result<LabFilesWritten> {
+/// Writes `devices.json` and the inventory's files below `inventory/` into
+/// `dir`. Errors: an inventory path that is not a plain relative path (the
+/// server is not trusted to write outside `dir`), or a failed write.
+pub fn write(
+    dir: &Path,
+    devices: &[DeviceInfoDto],
+    inventory: &LabInventoryDto,
+) -> std::io::Result<LabFilesWritten> {
+    let folder = dir.join("inventory");
     let written = LabFilesWritten {
         devices: dir.join("devices.json"),
-        inventory: dir.join("inventory.yml"),
+        inventory: folder.join("hosts.yml"),
     };
     let json = serde_json::to_string_pretty(devices).map_err(std::io::Error::other)?;
     std::fs::write(&written.devices, json)?;
-    std::fs::write(&written.inventory, inventory(devices)?)?;
+    for (name, text) in &inventory.files {
+        let path = folder.join(plain(name)?);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, text)?;
+    }
     Ok(written)
 }
 
-/// `all.hosts.<name>: <raw>`, in the devices' order, as YAML.
-fn inventory(devices: &[DeviceInfoDto]) -> std::io::Result<String> {
-    let hosts: Map<String, Value> = devices
-        .iter()
-        .map(|device| (device.name.clone(), Value::Object(device.raw.clone())))
-        .collect();
-    let document = serde_json::json!({ "all": { "hosts": hosts } });
-    yaml_serde::to_string(&document).map_err(std::io::Error::other)
+/// `name` as a relative path of plain folder and file names.
+fn plain(name: &str) -> std::io::Result<&Path> {
+    let path = Path::new(name);
+    let plain = path.components().count() > 0
+        && path
+            .components()
+            .all(|part| matches!(part, Component::Normal(_)));
+    if plain {
+        Ok(path)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the server sent an inventory file outside its folder: {name:?}"),
+        ))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn inventory(files: &[(&str, &str)]) -> LabInventoryDto {
+        LabInventoryDto {
+            files: files
+                .iter()
+                .map(|(name, text)| (name.to_string(), text.to_string()))
+                .collect(),
+        }
+    }
+
     #[test]
-    fn every_device_is_a_host_with_its_variables() {
-        let raw = |host: &str| match serde_json::json!({"ansible_host": host, "mgmt": {"ipv4": host}})
-        {
-            Value::Object(map) => map,
-            _ => unreachable!(),
-        };
-        let devices = [
-            DeviceInfoDto {
-                name: "r1".into(),
-                raw: raw("10.0.0.1"),
-            },
-            DeviceInfoDto {
-                name: "r2".into(),
-                raw: raw("10.0.0.2"),
-            },
-        ];
-        let text = inventory(&devices).unwrap();
-        let parsed: Value = yaml_serde::from_str(&text).unwrap();
-        assert_eq!(parsed["all"]["hosts"]["r2"]["ansible_host"], "10.0.0.2");
-        assert_eq!(parsed["all"]["hosts"]["r1"]["mgmt"]["ipv4"], "10.0.0.1");
+    fn the_inventory_keeps_its_layout_and_the_devices_their_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = inventory(&[
+            ("hosts.yml", "core:\n  hosts:\n    r1: {}\n"),
+            ("group_vars/core/topology.json", "{\"area\": 1}"),
+        ]);
+        let written = write(dir.path(), &[], &files).unwrap();
+        assert_eq!(written.inventory, dir.path().join("inventory/hosts.yml"));
+        let group = dir.path().join("inventory/group_vars/core/topology.json");
+        assert_eq!(std::fs::read_to_string(group).unwrap(), "{\"area\": 1}");
+        assert_eq!(std::fs::read_to_string(written.devices).unwrap(), "[]");
+    }
+
+    #[test]
+    fn a_path_leading_out_of_the_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["../escape", "/etc/x", "group_vars/../../x", ""] {
+            let files = inventory(&[(name, "x")]);
+            assert!(write(dir.path(), &[], &files).is_err(), "{name:?}");
+        }
+        assert!(!dir.path().parent().unwrap().join("escape").exists());
     }
 }

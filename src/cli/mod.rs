@@ -3,6 +3,7 @@
 //! `REMOTE_LAB_TOKEN` as a bearer token when it is set.
 
 mod inventory;
+mod job;
 mod lab;
 mod run;
 mod signals;
@@ -100,6 +101,11 @@ pub fn main(command: Command) -> ExitCode {
         }
     });
     ExitCode::from(code)
+}
+
+/// Tells the user what a client command is doing, on stderr.
+fn say(message: &str) {
+    eprintln!("neops-remote-lab: {message}");
 }
 
 /// 0, or 1 with the error on stderr.

@@ -1,17 +1,19 @@
 //! `run`: one command against one lab, from the queue to the end of the
 //! session, whatever happens in between (the command fails or cannot be
-//! started, Ctrl-C, a cancelled CI job's SIGTERM).
+//! started, Ctrl-C, a cancelled CI job's SIGTERM). What `run` cannot catch
+//! (SIGKILL) the server notices: `run` announces its heartbeats as the
+//! session's lease.
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::ServerArgs;
 use super::inventory;
+use super::job::Job;
 use super::signals::Signals;
+use super::{ServerArgs, say};
 use neops_remote_lab::client::{Client, LabFiles, Session, client_info};
 use neops_remote_lab::wire::{AcquireResponseDto, SessionState};
 
@@ -49,6 +51,15 @@ pub struct RunArgs {
     /// What the queue shows about this run [default: the command line].
     #[arg(long)]
     label: Option<String>,
+    /// Seconds the command (and what it started) gets to exit after a
+    /// signal, or after the session is lost, before it is killed.
+    #[arg(
+        long,
+        env = "REMOTE_LAB_KILL_GRACE",
+        value_name = "SECONDS",
+        default_value_t = 10
+    )]
+    kill_grace: u64,
     /// The command to run, after `--`, and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -224,13 +235,12 @@ async fn follow_bring_up(client: &Client, session: &Session) {
     }
 }
 
-/// Writes the devices and inventory files and runs the command with them.
-/// Without a terminal (CI) the command gets a process group of its own, and
-/// SIGINT, SIGTERM and SIGHUP go to that whole group, so nothing the command
-/// started outlives the lab. On a terminal it stays in the terminal's
-/// foreground group (it may read from it, and Ctrl-C reaches it there), and
-/// SIGTERM and SIGHUP go to the command. When the session is lost (see
-/// [`Session::lost`]) the command is stopped the same way and `run` fails.
+/// Writes the devices and inventory files and runs the command with them,
+/// as a [`Job`]: its own process group, killed with `run`. A signal to
+/// `run` (SIGINT, SIGTERM, SIGHUP) goes to the whole group; so does
+/// SIGTERM when the session is lost (see [`Session::lost`]), and then `run`
+/// fails. A command that does not exit within `--kill-grace` is killed.
+/// What the command leaves running is ended before the lab is released.
 async fn run_command(
     client: &Client,
     session: &Session,
@@ -246,9 +256,13 @@ async fn run_command(
         Ok(dir) => dir,
         Err(error) => return failed(&format!("cannot create a temporary folder: {error}")),
     };
-    let files = match inventory::write(dir.path(), &acquired.devices) {
+    let lab_inventory = match session.inventory().await {
+        Ok(lab_inventory) => lab_inventory,
+        Err(error) => return failed(&format!("reading the lab's inventory: {error}")),
+    };
+    let files = match inventory::write(dir.path(), &acquired.devices, &lab_inventory) {
         Ok(files) => files,
-        Err(error) => return failed(&format!("cannot write the devices' files: {error}")),
+        Err(error) => return failed(&format!("cannot write the lab's files: {error}")),
     };
     let mut command = tokio::process::Command::new(&args.command[0]);
     command
@@ -257,12 +271,8 @@ async fn run_command(
         .env("REMOTE_LAB_INVENTORY", &files.inventory)
         .env("REMOTE_LAB_SESSION_ID", session.id())
         .env("REMOTE_LAB_URL", client.base_url());
-    let own_group = !std::io::stdin().is_terminal();
-    if own_group {
-        command.process_group(0);
-    }
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    let mut job = match Job::spawn(command) {
+        Ok(job) => job,
         Err(error) => {
             say(&format!(
                 "cannot run {}: {error}",
@@ -274,39 +284,24 @@ async fn run_command(
             };
         }
     };
-    let mut lost: Option<String> = None;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            signal = signals.recv() => forward(child.id(), signal, own_group),
-            why = session.lost(), if lost.is_none() => {
-                say(&format!("the session is lost ({why}); stopping the command"));
-                forward(child.id(), libc::SIGTERM, own_group);
-                lost = Some(why);
-            }
+    let grace = Duration::from_secs(args.kill_grace);
+    let (status, lost) = tokio::select! {
+        status = job.wait() => (status, None),
+        signal = signals.recv() => {
+            say(&format!("signal {signal}: passing it on to the command"));
+            (job.stop(signal, grace).await, None)
+        }
+        why = session.lost() => {
+            say(&format!("the session is lost ({why}); stopping the command"));
+            (job.stop(libc::SIGTERM, grace).await, Some(why))
         }
     };
+    job.end_leftovers(grace).await;
     match (status, lost) {
         (_, Some(why)) => failed(&format!("the lab was lost while the command ran: {why}")),
         (Ok(status), None) => exit_code(status),
         (Err(error), None) => failed(&format!("lost the command: {error}")),
     }
-}
-
-/// Passes `signal` on to the command: to its whole process group when it
-/// has its own, else to it alone (SIGINT not at all: on a terminal, Ctrl-C
-/// reaches the command by itself).
-fn forward(pid: Option<u32>, signal: i32, own_group: bool) {
-    let Some(pid) = pid.and_then(|pid| i32::try_from(pid).ok()) else {
-        return;
-    };
-    let target = match (own_group, signal) {
-        (true, _) => -pid,
-        (false, libc::SIGINT) => return,
-        (false, _) => pid,
-    };
-    // SAFETY: signalling our own child (or its group), not yet reaped.
-    unsafe { libc::kill(target, signal) };
 }
 
 /// The command's exit code, or 128+N when signal N ended it (as shells report it).
@@ -329,10 +324,6 @@ fn interrupted(signal: i32, when: &str) -> u8 {
 fn failed(message: &str) -> u8 {
     say(message);
     LAB_FAILURE
-}
-
-fn say(message: &str) {
-    eprintln!("neops-remote-lab: {message}");
 }
 
 /// Whether `program` names a file: a path as given, else a name on `PATH`

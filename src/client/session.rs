@@ -9,8 +9,8 @@ use tokio::task::JoinHandle;
 use super::error::Result;
 use super::{Client, LabFiles, transport};
 use crate::wire::{
-    AcquireResponseDto, CreateSessionResponseDto, DeviceInfoDto, LabStatusDto, SessionState,
-    SessionStatusResponseDto,
+    AcquireResponseDto, CreateSessionResponseDto, DeviceInfoDto, LabInventoryDto, LabStatusDto,
+    SessionState, SessionStatusResponseDto,
 };
 
 /// How long one long-poll waits, in seconds (the server allows up to 60).
@@ -173,6 +173,17 @@ impl Session {
         self.client
             .json_again("GET /lab/devices", || {
                 Ok(self.lab_request(Method::GET, "/lab/devices", true))
+            })
+            .await
+    }
+
+    /// `GET /lab/inventory`: netlab's own Ansible inventory of the slot's
+    /// lab (`hosts.yml`, `group_vars/…`, `host_vars/…`). Errors: 404 when
+    /// no lab runs.
+    pub async fn inventory(&self) -> Result<LabInventoryDto> {
+        self.client
+            .json_again("GET /lab/inventory", || {
+                Ok(self.lab_request(Method::GET, "/lab/inventory", true))
             })
             .await
     }

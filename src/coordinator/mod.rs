@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Caller;
 use crate::lab::bring_up_log::LogReader;
+use crate::lab::inventory::Inventory;
 use crate::lab::upload::Upload;
 use crate::lab::{LabChange, LabError, LabObserver, LabSlot, LabView};
 use crate::queue::{DeadlineKind, Lease, Queue, SessionStatus, Standing, Timeouts};
@@ -789,6 +790,11 @@ impl Coordinator {
     /// The holder's slot's lab, as of its last finished change.
     pub fn lab_view(&self, hold: &Hold<'_>) -> LabView {
         self.slots[hold.slot].view()
+    }
+
+    /// netlab's Ansible inventory of the holder's lab.
+    pub async fn inventory(&self, hold: &Hold<'_>) -> Result<Inventory, LabError> {
+        self.slots[hold.slot].inventory().await
     }
 
     /// netlab's own status report, for the holder's `GET /lab`.

@@ -16,6 +16,7 @@
 //! [`LabObserver`] so the coordinator can publish it.
 
 pub mod bring_up_log;
+pub mod inventory;
 pub mod lock;
 pub mod netlab;
 pub mod orphans;
@@ -92,6 +93,8 @@ pub enum LabError {
     Netlab(NetlabError),
     /// The upload could not be written to disk.
     Io(std::io::Error),
+    /// The lab's inventory cannot be read (`NotFound`: netlab wrote none).
+    Inventory(std::io::Error),
 }
 
 impl From<NetlabError> for LabError {
@@ -117,6 +120,10 @@ impl std::fmt::Display for LabError {
             LabError::NotSaved(why) => f.write_str(why),
             LabError::Netlab(error) => error.fmt(f),
             LabError::Io(error) => write!(f, "could not write the lab files: {error}"),
+            LabError::Inventory(error) if error.kind() == std::io::ErrorKind::NotFound => f.write_str(
+                "netlab wrote no Ansible inventory (hosts.yml) for this lab",
+            ),
+            LabError::Inventory(error) => write!(f, "could not read the lab's inventory: {error}"),
         }
     }
 }
@@ -316,6 +323,18 @@ impl LabSlot {
     /// The output of the current or last bring-up.
     pub fn bring_up_log(&self) -> &Arc<BringUpLog> {
         &self.log
+    }
+
+    /// netlab's Ansible inventory of the running lab (see [`inventory`]).
+    /// Errors: [`LabError::NotRunning`] without a lab; [`LabError::Io`]
+    /// [`LabError::Inventory`] when its files cannot be read.
+    pub async fn inventory(&self) -> Result<inventory::Inventory, LabError> {
+        // The lab's lock, so a teardown cannot pull the files away meanwhile.
+        let lab = self.lab.lock().await;
+        let running = lab.running.as_ref().ok_or(LabError::NotRunning)?;
+        inventory::read(&running.files.netlab_dir)
+            .await
+            .map_err(LabError::Inventory)
     }
 
     /// The lab tool's own status report (may take a moment).

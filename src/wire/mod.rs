@@ -67,6 +67,19 @@ pub struct AcquireResponseDto {
     pub devices: Vec<DeviceInfoDto>,
 }
 
+/// Answer to `GET /lab/inventory`: netlab's own Ansible inventory of the
+/// lab, the files `netlab up` wrote into its directory, as they are. Write
+/// each under its path into one folder and point Ansible at `hosts.yml`
+/// there (`ansible-playbook -i <folder>/hosts.yml …`): it reads the
+/// `group_vars/` and `host_vars/` beside it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LabInventoryDto {
+    /// Path relative to the folder, with `/` (`hosts.yml`,
+    /// `group_vars/<group>/topology.json`, `host_vars/<host>/topology.json`)
+    /// → the file's text.
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
 /// Answer to `GET /lab`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LabStatusDto {

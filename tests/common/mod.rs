@@ -46,6 +46,12 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// A tool a test needs (`install` says how to get it): found on `PATH`,
+/// else the test fails. The Makefile's virtualenv has them all.
+pub fn require_tool(name: &str, install: &str) -> PathBuf {
+    find_on_path(name).unwrap_or_else(|| panic!("{name} not found on PATH: {install} (make venv)"))
+}
+
 /// Skips the calling test (with a message) when netlab is missing.
 #[macro_export]
 macro_rules! require_netlab {
