@@ -6,52 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{Options, Server, ServerDirs, TWO_NODES, Upload};
+use common::{CountingNetlab, Options, Server, ServerDirs, TWO_NODES, Upload};
 use reqwest::StatusCode;
 use serde_json::Value;
 
 const OTHER_LAB: &str = "defaults.device: eos\nnodes: [a1, a2, a3]\nlinks: [a1-a2, a2-a3]\n";
-
-/// Real netlab behind a script that logs each command line first.
-struct CountingNetlab {
-    _dir: tempfile::TempDir,
-    script: PathBuf,
-    log: PathBuf,
-}
-
-impl CountingNetlab {
-    fn new(real: &Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (script, log) = (dir.path().join("netlab"), dir.path().join("commands.log"));
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\n# Real netlab, each command logged first.\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-                log.display(),
-                real.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        CountingNetlab {
-            _dir: dir,
-            script,
-            log,
-        }
-    }
-
-    /// How many `netlab up` ran so far.
-    fn ups(&self) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|line| line.starts_with("up "))
-            .count()
-    }
-}
 
 fn options(netlab: &CountingNetlab, dirs: &ServerDirs) -> Options {
     Options::new(&netlab.script).log_level("INFO").dirs(dirs)

@@ -139,3 +139,87 @@ async fn a_restart_with_fewer_slots_keeps_slot_1_and_clears_the_others() {
         StatusCode::OK
     );
 }
+
+/// The lab's name, as netlab put it into its inventory's `all` variables.
+async fn lab_name(s: &Server, session: &str) -> String {
+    let (status, inventory) = s.lab_call(Method::GET, "/lab/inventory", session).await;
+    assert_eq!(status, StatusCode::OK, "{inventory}");
+    let all: Value = serde_json::from_str(
+        inventory["files"]["group_vars/all/topology.json"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    all["netlab_name"].as_str().unwrap().to_string()
+}
+
+fn management_addresses(lab: &Value) -> Vec<String> {
+    lab["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|device| device["raw"]["mgmt"]["ipv4"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_slot_is_isolated_as_netlab_isolates_labs() {
+    let real = require_netlab!();
+    let netlab = common::CountingNetlab::new(&real);
+    let s = Server::start(Options::new(&netlab.script).arg("--lab-slots", "2")).await;
+    let (a, _) = s.create_session().await;
+    let (b, _) = s.create_session().await;
+    // The same topology in both: only the slot tells them apart.
+    let (_, lab_a) = s.acquire(&a, Upload::new("topology.yml", TWO_NODES)).await;
+    let (_, lab_b) = s.acquire(&b, Upload::new("topology.yml", TWO_NODES)).await;
+    let (addresses_a, addresses_b) = (management_addresses(&lab_a), management_addresses(&lab_b));
+    assert!(
+        addresses_a
+            .iter()
+            .all(|address| address.starts_with("192.168.121.")),
+        "slot 1 is netlab's default instance: {addresses_a:?}"
+    );
+    assert!(
+        addresses_b
+            .iter()
+            .all(|address| address.starts_with("192.168.2.")),
+        "slot 2 has its own management subnet: {addresses_b:?}"
+    );
+    let (name_a, name_b) = (lab_name(&s, &a).await, lab_name(&s, &b).await);
+    assert_ne!(name_a, name_b);
+    assert_eq!(name_b, "ml-2");
+
+    // What a real provider would be asked for: slot 2's settings, as the
+    // server gave them to `netlab up`, make containerlab's configuration
+    // name slot 2's own management network (no containers are started).
+    let up = netlab
+        .commands()
+        .into_iter()
+        .find(|line| line.starts_with("up ") && line.contains("multilab.id=2"))
+        .expect("slot 2's netlab up");
+    let words: Vec<&str> = up.split_whitespace().collect();
+    let mut slot_settings: Vec<&str> = Vec::new();
+    for pair in words.windows(2) {
+        if matches!(pair[0], "-s" | "--plugin") && !pair[1].ends_with("=default") {
+            slot_settings.extend(pair);
+        }
+    }
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::write(copy.path().join("topology.yml"), TWO_NODES).unwrap();
+    let created = std::process::Command::new(&real)
+        .args(["create", "-q", "-p", "clab", "-o", "provider"])
+        .args(&slot_settings)
+        .arg("topology.yml")
+        .current_dir(copy.path())
+        .env("HOME", s.dirs.home())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let clab: Value =
+        yaml_serde::from_str(&std::fs::read_to_string(copy.path().join("clab.yml")).unwrap())
+            .unwrap();
+    assert_eq!(clab["name"], "ml-2");
+    assert_eq!(clab["mgmt"]["network"], "nl_mgmt_2");
+    assert_eq!(clab["mgmt"]["ipv4-subnet"], "192.168.2.0/24");
+}

@@ -195,8 +195,13 @@ impl Netlab {
         }
     }
 
-    /// `netlab up <topology> <up_args…>` in the lab's directory; slots
-    /// after the first add their instance id last, so it wins.
+    /// `netlab up <topology> <up_args…>` in the lab's directory. Slots
+    /// after the first add netlab's `multilab` plugin with their instance
+    /// id, last, so it wins: the plugin is what gives each lab its own
+    /// management subnet (`192.168.<id>.0/24`), network (`nl_mgmt_<id>`)
+    /// and name (`ml-<id>`), as netlab isolates labs on one host
+    /// (networklab 26.10, `netsim/extra/multilab`, `defaults/multilab.yml`).
+    /// Slot 1 stays netlab's `default` instance, as the original used it.
     pub async fn up(
         &self,
         dir: &Path,
@@ -207,6 +212,8 @@ impl Netlab {
         args.extend(self.config.up_args.iter().cloned());
         if self.instance != instance_of(1) {
             args.extend([
+                "--plugin".into(),
+                "multilab".into(),
                 "-s".into(),
                 format!("defaults.multilab.id={}", self.instance),
             ]);

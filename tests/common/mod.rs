@@ -63,6 +63,53 @@ macro_rules! require_netlab {
     };
 }
 
+/// Real netlab behind a script that logs each command line first.
+pub struct CountingNetlab {
+    _dir: tempfile::TempDir,
+    pub script: PathBuf,
+    log: PathBuf,
+}
+
+impl CountingNetlab {
+    pub fn new(real: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (script, log) = (dir.path().join("netlab"), dir.path().join("commands.log"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n# Real netlab, each command logged first.\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        CountingNetlab {
+            _dir: dir,
+            script,
+            log,
+        }
+    }
+
+    /// Every command line so far, oldest first (without `netlab`).
+    pub fn commands(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// How many `netlab up` ran so far.
+    pub fn ups(&self) -> usize {
+        self.commands()
+            .iter()
+            .filter(|line| line.starts_with("up "))
+            .count()
+    }
+}
+
 /// How to start a server.
 pub struct Options {
     pub netlab: PathBuf,
