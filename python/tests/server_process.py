@@ -133,6 +133,12 @@ class LabServer:
         response.raise_for_status()
         return dict(response.json())
 
+    def sessions(self) -> dict[str, Any]:
+        """`GET /sessions`: the line and the slots; looking keeps nobody alive."""
+        response = requests.get(f"{self.url}/sessions", timeout=10)
+        response.raise_for_status()
+        return dict(response.json())
+
     def active_session(self) -> str | None:
         """The head of the queue; asking does not keep it alive."""
         response = requests.get(f"{self.url}/active-session", timeout=10)
