@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -61,11 +61,9 @@ def cancel_like_github(step: subprocess.Popen[bytes]) -> None:
     step.send_signal(signal.SIGTERM)
     time.sleep(SIGTERM_TO_SIGKILL)
     # The shell may be gone by now; what it started was seen above (orphans keep their pids).
-    for pid in set(seen) | {below for pid in seen for below in tree(pid)}:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    for victim in set(seen) | {below for pid in seen for below in tree(pid)}:
+        with suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
     step.wait(timeout=60)
 
 
