@@ -243,9 +243,18 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.shutdown_timeout.as_secs()
         );
     }
-    // What is queued is written before the host is released.
-    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    // What is queued is written before the host is released; what cannot
+    // be is said, and the exit status says it too.
+    let closed = tokio::task::spawn_blocking(move || store.close())
+        .await
+        .unwrap_or_else(|error| Err(StoreError::Unwritable {
+            path: PathBuf::new(),
+            why: error.to_string(),
+        }));
     drop(guard);
+    if let Err(error) = closed {
+        return outcome.and(Err(ServerError::Store(error)));
+    }
     tracing::info!("shutdown complete");
     outcome
 }

@@ -269,8 +269,36 @@ async fn a_state_dir_without_write_permission_refuses_to_start() {
     assert!(log.contains("make the state directory writable"), "{log}");
 }
 
+/// Sets the server's file size limit (`RLIMIT_FSIZE`): a write beyond it
+/// fails as on a full disk (`None`: no limit).
+fn limit_file_size(server: &Server, bytes: Option<u64>) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid pointer to fill.
+    unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) };
+    limit.rlim_cur = bytes.unwrap_or(limit.rlim_max);
+    // SAFETY: plain system call on our own child's pid with valid pointers.
+    let set = unsafe {
+        libc::prlimit(
+            server.pid() as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+}
+
+/// Why `/debug/health` says changes wait to be saved (`None`: they don't).
+async fn unsaved(server: &Server) -> Option<String> {
+    let health = server.get_json("/debug/health").await;
+    health["unsaved"].as_str().map(str::to_string)
+}
+
 #[tokio::test]
-async fn a_full_disk_answers_503_and_loses_nothing_committed() {
+async fn a_full_disk_answers_503_only_for_what_did_not_happen() {
     let netlab = require_netlab!();
     let dirs = ServerDirs::new();
     // Files may not grow beyond 256 KiB: the store's writes fail as they
@@ -298,60 +326,76 @@ async fn a_full_disk_answers_503_and_loses_nothing_committed() {
     };
     assert_eq!(refusal.0, StatusCode::SERVICE_UNAVAILABLE, "{}", refusal.1);
     let detail = refusal.1["detail"].as_str().unwrap();
-    assert!(
-        detail.contains("could not be saved to the state store"),
-        "{detail}"
-    );
-    assert!(!created.is_empty());
+    assert!(detail.contains("it was not made"), "{detail}");
     let sessions = server.get_json("/sessions").await;
     assert_eq!(
         sessions["sessions"].as_array().unwrap().len(),
         created.len(),
         "the refused session does not exist"
     );
+    assert!(unsaved(&server).await.is_some());
 
-    // The holder leaves while the disk is full: gone at once, and told that
-    // this is not saved yet.
-    let holder = created.remove(0);
-    assert_eq!(
-        server.end_session(&holder).await,
-        StatusCode::SERVICE_UNAVAILABLE
+    // While that waits to be saved, every change is refused, and a refusal
+    // means nothing happened: the holder that asks to leave still holds.
+    let holder = created[0].clone();
+    let (status, body) = server
+        .lab_call(reqwest::Method::DELETE, &format!("/session/{holder}"), &holder)
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("nothing was changed"),
+        "{body}"
     );
-    assert_eq!(
-        server.session_status(&holder).await.0,
-        StatusCode::NOT_FOUND
-    );
-    // Room again: the store catches up, in order, with the next change.
-    let mut unlimited = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a valid pointer to fill.
-    unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut unlimited) };
-    unlimited.rlim_cur = unlimited.rlim_max;
-    // SAFETY: plain system call on our own child's pid with valid pointers.
-    let lifted = unsafe {
-        libc::prlimit(
-            server.pid() as libc::pid_t,
-            libc::RLIMIT_FSIZE,
-            &unlimited,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(lifted, 0, "{}", std::io::Error::last_os_error());
-    created.push(server.create_session().await.0);
+    assert_eq!(standings(&server, &created[..1]).await, one_slot_line(1));
 
-    server.stop_with(libc::SIGKILL);
+    // A stop with changes it could not save says so, and fails.
+    let stopped = server.stop_with(libc::SIGTERM);
+    assert!(!stopped.success(), "{}", server.log());
+    assert!(server.log().contains("could not be saved"), "{}", server.log());
+    // What was answered is what comes back: every created session, in
+    // order, the holder still holding.
     let server = Server::start(Options::new(&netlab).dirs(&dirs)).await;
     assert_eq!(
         standings(&server, &created).await,
         one_slot_line(created.len())
     );
-    assert_eq!(
-        server.session_status(&holder).await.0,
-        StatusCode::NOT_FOUND,
-        "the holder that left does not come back"
-    );
+}
+
+#[tokio::test]
+async fn a_change_is_answered_only_once_it_is_on_disk() {
+    let netlab = require_netlab!();
+    let dirs = ServerDirs::new();
+    let options = || Options::new(&netlab).log_level("WARNING").dirs(&dirs);
+    // SIGXFSZ is ignored by servers that get a limit: set one no write
+    // reaches, to lower it later.
+    let mut server = Server::start(options().file_size_limit(u64::MAX >> 1)).await;
+    let holder = server.create_session().await.0;
+    let waiter = server.create_session().await.0;
+    acquire(&server, &holder, TWO_NODES).await;
+
+    // The disk fills up just as the holder leaves: the session ends, its
+    // lab is torn down, the slot goes on, but none of it can be saved.
+    limit_file_size(&server, Some(1));
+    let leaving = tokio::spawn({
+        let (http, url) = (server.http.clone(), server.url(&format!("/session/{holder}")));
+        async move { http.delete(url).send().await.unwrap().status() }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while unsaved(&server).await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Not answered while a crash would still bring the holder back.
+    assert!(!leaving.is_finished());
+    // Room again: the store catches up, and only then the answer comes.
+    limit_file_size(&server, None);
+    assert_eq!(leaving.await.unwrap(), StatusCode::NO_CONTENT);
+    assert_eq!(unsaved(&server).await, None);
+
+    server.stop_with(libc::SIGKILL);
+    let server = Server::start(options()).await;
+    assert_eq!(server.session_status(&holder).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(standings(&server, &[waiter]).await, one_slot_line(1));
 }
 
 #[tokio::test]

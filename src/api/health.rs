@@ -37,5 +37,6 @@ pub async fn debug_health(State(state): State<AppState>) -> Json<HealthDto> {
             .filter(|(_, phase)| **phase == Phase::Dirty)
             .map(|(index, _)| index + 1)
             .collect(),
+        unsaved: state.coordinator.unsaved().map(|error| error.to_string()),
     })
 }

@@ -393,8 +393,10 @@ impl Coordinator {
     /// session for the same owner, that session is returned (and counts as
     /// seen) instead, if the request said the same about itself
     /// ([`CreateError::KeyReused`] otherwise). Returns once the session is
-    /// stored; when it could not be, it is taken out again.
+    /// stored; when it could not be, it is taken out again. While changes
+    /// wait to be saved, nothing is opened (see [`Coordinator::writable`]).
     pub async fn create(&self, new: NewSession) -> Result<(SessionId, Standing), CreateError> {
+        self.writable().map_err(CreateError::NotSaved)?;
         let (id, standing, events) = self.join(new)?;
         let Some(events) = events else {
             // A repeat: the first request's session, once it is stored
@@ -408,8 +410,10 @@ impl Coordinator {
         };
         self.shared.timer.notify_one();
         if let Err(error) = self.store.committed(events).await {
-            // Nobody learns its id: it must not wait (or hold a slot) unseen.
-            let _ = self.end(&id, EndReason::NotSaved).await;
+            // Nobody learns its id: it must not wait (or hold a slot)
+            // unseen. That it ends is saved (with its joining) when the
+            // store can write again.
+            self.leave(&id, EndReason::NotSaved).await;
             return Err(CreateError::NotSaved(error));
         }
         Ok((id, standing))
@@ -593,14 +597,25 @@ impl Coordinator {
         self.shared.lock().events.last_id()
     }
 
-    /// Waits until the events after `before` are written; an error when
-    /// one of them could not be.
-    async fn saved(&self, before: u64) -> Result<(), StoreError> {
+    /// Why changes wait to be saved, while some do.
+    pub fn unsaved(&self) -> Option<StoreError> {
+        self.store.unsaved()
+    }
+
+    /// Refuses a change while earlier ones wait to be saved (a full disk):
+    /// memory is ahead of the disk then, and a change made now could be
+    /// answered but lost. The refusal means that nothing happened.
+    fn writable(&self) -> Result<(), StoreError> {
+        self.store.unsaved().map_or(Ok(()), Err)
+    }
+
+    /// Waits until the events after `before` are on disk, however long the
+    /// store needs: a change is answered only once a crash cannot undo it.
+    async fn durable_since(&self, before: u64) {
         let last = self.last_event_id();
-        if last == before {
-            return Ok(());
+        if last > before {
+            self.store.durable(last).await;
         }
-        self.store.committed(before + 1..=last).await
     }
 
     /// The session that has been ACTIVE longest (promotion is first come,
@@ -725,6 +740,7 @@ impl Coordinator {
     /// With an idempotency `key` this session used before, nothing new
     /// runs: the answer is that first request's outcome, once it is known.
     pub async fn acquire(&self, hold: &Hold<'_>, upload: Upload, key: Option<&str>) -> LabOutcome {
+        self.writable().map_err(|error| Arc::new(not_saved(error)))?;
         // What makes a repeat the same request: the content and `reuse`.
         let fingerprint = format!("{} reuse={}", upload.identity, upload.reuse);
         // The lock is taken and released inside the closure.
@@ -759,31 +775,31 @@ impl Coordinator {
             .run_tracked(work)
             .await
             .unwrap_or_else(|error| Err(Arc::new(error)));
-        self.saved(before)
-            .await
-            .map_err(|error| Arc::new(not_saved(error)))?;
+        self.durable_since(before).await;
         outcome
     }
 
     /// Drops one of the holder's references to its slot's lab.
     pub async fn release(&self, hold: &Hold<'_>) -> Result<(), LabError> {
+        self.writable().map_err(not_saved)?;
         let slot = Arc::clone(&self.slots[hold.slot]);
         let before = self.last_event_id();
         let outcome = self
             .run_tracked(async move { slot.release().await })
             .await?;
-        self.saved(before).await.map_err(not_saved)?;
+        self.durable_since(before).await;
         outcome
     }
 
     /// Tears the holder's slot's lab down (see [`LabSlot::destroy`]).
     pub async fn destroy(&self, hold: &Hold<'_>, force: bool) -> Result<bool, LabError> {
+        self.writable().map_err(not_saved)?;
         let slot = Arc::clone(&self.slots[hold.slot]);
         let before = self.last_event_id();
         let outcome = self
             .run_tracked(async move { slot.destroy(force).await })
             .await?;
-        self.saved(before).await.map_err(not_saved)?;
+        self.durable_since(before).await;
         outcome
     }
 
@@ -802,18 +818,27 @@ impl Coordinator {
         self.slots[hold.slot].tool_status().await
     }
 
-    /// Ends a session. A holder's work is cancelled at once, its slot's lab
-    /// torn down, and the slot given to the next session; this returns when
-    /// that is done and stored (at once for a waiting session). `false`
-    /// when the session did not exist.
+    /// Ends a session (`DELETE /session`). A holder's work is cancelled at
+    /// once, its slot's lab torn down, and the slot given to the next
+    /// session; this returns when that is done and on disk. `false` when
+    /// the session did not exist. While earlier changes wait to be saved,
+    /// nothing is done ([`StoreError::Unsaved`]).
     pub async fn end(&self, id: &SessionId, reason: EndReason) -> Result<bool, StoreError> {
-        let (departure, before) = {
-            let mut state = self.shared.lock();
-            let before = state.events.last_id();
-            (state.depart(*id, reason, Instant::now()), before)
-        };
+        self.writable()?;
+        let before = self.last_event_id();
+        if !self.leave(id, reason).await {
+            return Ok(false);
+        }
+        self.durable_since(before).await;
+        Ok(true)
+    }
+
+    /// Takes the session out of the line and, if it held a slot, hands the
+    /// slot back (awaited). `false` when it did not exist.
+    async fn leave(&self, id: &SessionId, reason: EndReason) -> bool {
+        let departure = self.shared.lock().depart(*id, reason, Instant::now());
         match departure {
-            None => return Ok(false),
+            None => return false,
             Some(None) => {}
             Some(Some(slot)) => {
                 // Awaited, but in its own task: a client hanging up must not
@@ -821,8 +846,7 @@ impl Coordinator {
                 let _ = self.hand_back(slot).await;
             }
         }
-        self.saved(before).await?;
-        Ok(true)
+        true
     }
 
     /// Evicts every session at its deadline, to within the timer's
@@ -930,7 +954,7 @@ impl Coordinator {
     }
 }
 
-/// A lab change that happened but could not be stored (HTTP 503).
+/// A lab change refused because the store cannot save (HTTP 503).
 fn not_saved(error: StoreError) -> LabError {
     LabError::NotSaved(error.to_string())
 }

@@ -87,7 +87,7 @@ pub enum LabError {
     Dirty(String),
     /// An `Idempotency-Key` was sent again with another upload (HTTP 422).
     KeyReused,
-    /// The change happened but could not be stored (HTTP 503).
+    /// The store cannot save changes now; nothing was done (HTTP 503).
     NotSaved(String),
     /// netlab failed (502) or hung (504).
     Netlab(NetlabError),

@@ -49,8 +49,18 @@ pub trait Store: Send + Sync {
     /// committed before is untouched).
     fn committed(&self, ids: RangeInclusive<u64>) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Writes what is queued and stops writing. Blocking; called at shutdown.
-    fn close(&self);
+    /// Completes once every event up to `id` is durable, however long the
+    /// store has to try again (a full disk).
+    fn durable(&self, id: u64) -> BoxFuture<'_, ()>;
+
+    /// While some changes wait to be saved (the last write failed): why.
+    /// Memory is ahead of the disk then, so no new change may be made.
+    fn unsaved(&self) -> Option<StoreError>;
+
+    /// Writes what is queued and stops writing; an error when some changes
+    /// could not be saved (they are lost: the next start does not know
+    /// them). Blocking; called at shutdown.
+    fn close(&self) -> Result<(), StoreError>;
 }
 
 /// The state a previous run left behind.
@@ -118,6 +128,14 @@ pub enum StoreError {
     TooNew { path: PathBuf, version: u32 },
     /// A change could not be committed (e.g. the disk is full).
     Write { path: PathBuf, why: String },
+    /// Changes wait to be saved: nothing new is changed meanwhile.
+    Unsaved { path: PathBuf, why: String },
+    /// The server stopped with changes it could not save.
+    Lost {
+        path: PathBuf,
+        count: usize,
+        why: String,
+    },
 }
 
 impl std::fmt::Display for StoreError {
@@ -150,8 +168,19 @@ impl std::fmt::Display for StoreError {
             ),
             StoreError::Write { path, why } => write!(
                 f,
-                "the change could not be saved to the state store {} ({why}); the server keeps \
-                 trying, but until then a restart would undo it. Nothing saved before was lost",
+                "the change could not be saved to the state store {} ({why}); it was not made",
+                path.display()
+            ),
+            StoreError::Unsaved { path, why } => write!(
+                f,
+                "the state store {} cannot save changes now ({why}); nothing was changed. The \
+                 server keeps trying to save what it has; try again once there is room",
+                path.display()
+            ),
+            StoreError::Lost { path, count, why } => write!(
+                f,
+                "{count} change(s) could not be saved to the state store {} ({why}) and are \
+                 lost: the next start knows the queue and the labs as they were before them",
                 path.display()
             ),
         }
@@ -179,5 +208,15 @@ impl Store for InMemory {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn close(&self) {}
+    fn durable(&self, _id: u64) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn unsaved(&self) -> Option<StoreError> {
+        None
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -54,7 +54,8 @@ pub struct SqliteStore {
     /// For start-up reads and bookkeeping; the writer has its own.
     reader: Mutex<Connection>,
     sender: Mutex<Option<Sender<Event>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Ends with the changes it could not save, if any: how many, and why.
+    writer: Mutex<Option<JoinHandle<Option<(usize, String)>>>>,
     commits: Arc<Commits>,
     /// Keeps the state directory ours while the store lives.
     _lock: File,
@@ -164,28 +165,44 @@ impl Store for SqliteStore {
         })
     }
 
-    fn close(&self) {
+    fn durable(&self, id: u64) -> BoxFuture<'_, ()> {
+        Box::pin(self.commits.durable(id))
+    }
+
+    fn unsaved(&self) -> Option<StoreError> {
+        self.commits.unsaved().map(|why| StoreError::Unsaved {
+            path: self.path.clone(),
+            why,
+        })
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
         // Dropping the sender ends the writer once it wrote what is queued.
         drop(self.sender.lock().unwrap_or_else(|p| p.into_inner()).take());
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(writer) = writer
-            && writer.join().is_err()
-        {
-            tracing::error!("the state writer panicked");
-        }
+        let lost = match writer.map(JoinHandle::join) {
+            None | Some(Ok(None)) => return Ok(()),
+            Some(Ok(Some(lost))) => lost,
+            Some(Err(_)) => (0, "the state writer panicked".to_string()),
+        };
+        Err(StoreError::Lost {
+            path: self.path.clone(),
+            count: lost.0,
+            why: lost.1,
+        })
     }
 }
 
 /// The writer thread: one transaction per batch of queued events, failed
 /// events first. Returns once the queue is closed and everything it held
-/// was tried.
+/// was tried: with how many events could not be saved, and why.
 fn write_events(
     mut connection: Connection,
     events: Receiver<Event>,
     commits: &Commits,
     event_body: &EventBody,
     path: &Path,
-) {
+) -> Option<(usize, String)> {
     // Events whose write failed: they go first into the next transaction.
     let mut unwritten: Vec<Event> = Vec::new();
     loop {
@@ -197,15 +214,16 @@ fn write_events(
                 Err(RecvTimeoutError::Timeout) => None,
                 // Closing: one last try of what failed.
                 Err(RecvTimeoutError::Disconnected) => {
-                    let _ = write_batch(&mut connection, &unwritten, event_body);
-                    return;
+                    return write_batch(&mut connection, &unwritten, event_body)
+                        .err()
+                        .map(|error| (unwritten.len(), error.to_string()));
                 }
             }
         };
         let fresh_from = unwritten.len();
         match first {
             Some(event) => unwritten.push(event),
-            None if unwritten.is_empty() => return,
+            None if unwritten.is_empty() => return None,
             None => {}
         }
         while unwritten.len() - fresh_from < MAX_BATCH {

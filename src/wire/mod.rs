@@ -106,6 +106,10 @@ pub struct HealthDto {
     /// Lab slots (numbered from 1) whose last teardown failed: netlab may
     /// still have their lab registered; their next bring-up tries again.
     pub dirty_slots: Vec<usize>,
+    /// Why changes wait to be saved to the state store (a full disk, say);
+    /// `null` when everything is saved. Until then every change is refused
+    /// with 503 and nothing happens.
+    pub unsaved: Option<String>,
 }
 
 /// Every error: `{"detail": "<message>"}`.
