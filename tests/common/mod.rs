@@ -74,6 +74,9 @@ pub struct Options {
     pub bearer: Option<String>,
     /// The port to listen on (0: any free one).
     pub port: u16,
+    /// stderr is a pipe whose reading end is already closed (its reader
+    /// went away), so every log write fails with EPIPE.
+    pub lost_stderr: bool,
 }
 
 impl Options {
@@ -88,6 +91,7 @@ impl Options {
             file_size_limit: None,
             bearer: None,
             port: 0,
+            lost_stderr: false,
         }
     }
 
@@ -105,6 +109,12 @@ impl Options {
     /// Makes the test's HTTP client send `Authorization: Bearer <token>`.
     pub fn bearer(mut self, token: &str) -> Self {
         self.bearer = Some(token.to_string());
+        self
+    }
+
+    /// Gives the server a stderr whose reader is gone.
+    pub fn lost_stderr(mut self) -> Self {
+        self.lost_stderr = true;
         self
     }
 
@@ -541,8 +551,14 @@ pub fn spawn(options: Options) -> (Child, ServerDirs) {
         .env_remove("RUST_LOG")
         .envs(options.env)
         .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
+        .stdout(log.try_clone().unwrap());
+    if options.lost_stderr {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        command.stderr(writer);
+    } else {
+        command.stderr(log);
+    }
     if let Some(uid) = options.user {
         use std::os::unix::process::CommandExt;
         command.uid(uid).gid(uid);
