@@ -6,9 +6,11 @@
 mod tokens;
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-pub use tokens::{Caller, TokenError, TokenSet};
+use tokio::sync::watch;
+
+pub use tokens::{Caller, TokenDigest, TokenError, TokenSet};
 
 /// Where the tokens come from.
 #[derive(Clone)]
@@ -45,11 +47,48 @@ impl TokenSource {
     }
 }
 
-/// The tokens in force, swapped whole on a reload.
+/// The tokens in force, swapped whole on a reload; requests still open
+/// learn of a reload through [`Credential::revoked`].
 #[derive(Debug)]
 pub struct Auth {
     source: TokenSource,
-    current: RwLock<Arc<TokenSet>>,
+    current: watch::Sender<Arc<TokenSet>>,
+}
+
+/// The token a request presented, kept (as its digest) for as long as the
+/// request is open, to end it when a reload takes the token away.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    auth: Arc<Auth>,
+    digest: TokenDigest,
+}
+
+impl Credential {
+    pub fn new(auth: Arc<Auth>, presented: &str) -> Credential {
+        Credential {
+            auth,
+            digest: TokenDigest::of(presented),
+        }
+    }
+
+    /// Completes once the token is no longer in force (at once if it is
+    /// not); stays pending while it is.
+    pub async fn revoked(&self) {
+        let mut reloads = self.auth.current.subscribe();
+        loop {
+            let in_force = reloads
+                .borrow_and_update()
+                .find_digest(&self.digest)
+                .is_some();
+            if !in_force {
+                return;
+            }
+            if reloads.changed().await.is_err() {
+                // Cannot happen while `self.auth` holds the sender.
+                return std::future::pending().await;
+            }
+        }
+    }
 }
 
 impl Auth {
@@ -58,7 +97,7 @@ impl Auth {
         let set = source.read()?;
         Ok(Auth {
             source,
-            current: RwLock::new(Arc::new(set)),
+            current: watch::Sender::new(Arc::new(set)),
         })
     }
 
@@ -76,10 +115,7 @@ impl Auth {
     pub fn reload(&self) -> Result<usize, TokenError> {
         let set = self.source.read()?;
         let count = set.len();
-        *self
-            .current
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(set);
+        self.current.send_replace(Arc::new(set));
         Ok(count)
     }
 
@@ -89,12 +125,7 @@ impl Auth {
     }
 
     fn set(&self) -> Arc<TokenSet> {
-        Arc::clone(
-            &self
-                .current
-                .read()
-                .unwrap_or_else(|poison| poison.into_inner()),
-        )
+        Arc::clone(&self.current.borrow())
     }
 }
 

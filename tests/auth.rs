@@ -10,9 +10,9 @@ use common::{Options, Server, TWO_NODES, Upload};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-const CI: &str = "ci-t0ken-4711";
-const ADA: &str = "ada-t0ken-0815";
-const TOKENS: &str = "ci:ci-t0ken-4711,ada:ada-t0ken-0815";
+const CI: &str = "ci-t0ken-4711-0123";
+const ADA: &str = "ada-t0ken-0815-4567";
+const TOKENS: &str = "ci:ci-t0ken-4711-0123,ada:ada-t0ken-0815-4567";
 const GHOST: &str = "00000000-0000-4000-8000-000000000000";
 
 /// Every route gated by `X-Session-ID`.
@@ -275,7 +275,7 @@ async fn until_status(make: impl Fn() -> reqwest::RequestBuilder, expected: Stat
 async fn sighup_rereads_the_tokens_file_and_a_bad_one_keeps_the_old_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokens");
-    std::fs::write(&file, "# runners\nci:ci-t0ken-4711\n").unwrap();
+    std::fs::write(&file, format!("# runners\nci:{CI}\n")).unwrap();
     let path = file.to_str().unwrap().to_string();
     let s = server!(|o| o.arg("--tokens-file", &path));
     let health = |token: &'static str| {
@@ -289,12 +289,12 @@ async fn sighup_rereads_the_tokens_file_and_a_bad_one_keeps_the_old_tokens() {
         StatusCode::UNAUTHORIZED
     );
 
-    std::fs::write(&file, "ada:ada-t0ken-0815\n").unwrap();
+    std::fs::write(&file, format!("ada:{ADA}\n")).unwrap();
     s.signal(libc::SIGHUP);
     until_status(health(ADA), StatusCode::OK).await;
     until_status(health(CI), StatusCode::UNAUTHORIZED).await;
 
-    std::fs::write(&file, "ada:ada-t0ken-0815\nci:\n").unwrap();
+    std::fs::write(&file, format!("ada:{ADA}\nci:\n")).unwrap();
     s.signal(libc::SIGHUP);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !s.log().contains("tokens file not used") {
@@ -491,4 +491,95 @@ async fn the_status_table_names_each_sessions_owner() {
     assert!(header.ends_with("OWNER"), "{table}");
     let row = table.lines().find(|line| line.starts_with("0 ")).unwrap();
     assert!(row.ends_with(" ci"), "{table}");
+}
+
+/// Reads a raw HTTP answer from `stream` up to its JSON body's end (the
+/// server answers while the request body is still unfinished).
+async fn answer_text(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !received.ends_with(b"}") {
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer))
+            .await
+            .expect("an answer to the upload")
+            .unwrap();
+        assert!(read > 0, "closed without an answer");
+        received.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn a_reload_that_removes_a_token_ends_its_streams_long_polls_and_uploads() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    std::fs::write(&file, format!("ci:{CI}\nada:{ADA}\n")).unwrap();
+    let path = file.to_str().unwrap().to_string();
+    let s = server!(|o| o.arg("--tokens-file", &path).bearer(CI));
+    let (active, _) = s.create_session().await;
+    let (waiting, _) = s.create_session().await;
+
+    // The event stream, open and delivering.
+    let mut events = s.http.get(s.url("/events?replay=1")).send().await.unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    assert!(events.chunk().await.unwrap().is_some(), "no first event");
+    // A long-poll of the waiting session, answered only when it ends.
+    let long_poll = tokio::spawn(
+        s.http
+            .get(s.url(&format!("/session/{waiting}?wait=60")))
+            .send(),
+    );
+    // An upload whose body is still arriving.
+    let mut upload = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /lab HTTP/1.1\r\nHost: lab\r\nAuthorization: Bearer {CI}\r\n\
+         X-Session-ID: {active}\r\nContent-Type: multipart/form-data; boundary=b\r\n\
+         Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; \
+         name=\"topology\"; filename=\"t.yml\"\r\n\r\nnodes: [r1"
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    // Connections are accepted in order and each request head is read at
+    // once: a later request answered means both are in the server's hands.
+    // (Had the reload come first, they would get `Invalid token`, not the
+    // `revoked` asserted below.)
+    for _ in 0..3 {
+        answer(common::client(Some(ADA)).get(s.url("/debug/health"))).await;
+    }
+
+    std::fs::write(&file, format!("ada:{ADA}\n")).unwrap();
+    s.signal(libc::SIGHUP);
+
+    let polled = tokio::time::timeout(Duration::from_secs(30), long_poll)
+        .await
+        .expect("the long-poll was not ended")
+        .unwrap()
+        .unwrap();
+    assert_eq!(polled.status(), StatusCode::UNAUTHORIZED);
+    let detail: Value = polled.json().await.unwrap();
+    assert!(
+        detail["detail"].as_str().unwrap().contains("revoked"),
+        "{detail}"
+    );
+    let upload_answer = answer_text(&mut upload).await;
+    assert!(
+        upload_answer.starts_with("HTTP/1.1 401") && upload_answer.contains("revoked"),
+        "the upload went on: {upload_answer}"
+    );
+    let end = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the event stream went on after the reload");
+    // The token is refused from now on; the other one still works.
+    let (status, _, _) = answer(s.http.get(s.url("/sessions"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let ada = common::client(Some(ADA));
+    assert_eq!(
+        ada.get(s.url("/sessions")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
 }

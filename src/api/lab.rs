@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
+use super::auth::Revocation;
 use super::dto::{self, AcquireFormDto};
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader, Who, gate, idempotency_key, upload_form};
@@ -34,15 +35,18 @@ use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabStatusDto};
 pub async fn acquire(
     State(state): State<AppState>,
     who: Who,
+    revocation: Revocation,
     SessionHeader(session_id): SessionHeader,
     request: Request,
-) -> Result<Json<AcquireResponseDto>, ApiError> {
+) -> Result<Response, ApiError> {
     let (id, hold) = gate(&state, &session_id, who.caller())?;
     let key = idempotency_key(request.headers())?;
-    // Stop reading at once if the session ends while its upload arrives.
+    // Stop reading at once if the session ends, or its token is revoked,
+    // while its upload arrives.
     let form = tokio::select! {
         form = upload_form::read(request, state.max_upload_bytes) => form?,
         () = hold.ended() => return Err(ApiError::session_not_found()),
+        () = revocation.revoked() => return Ok(super::auth::revoked()),
     };
     let upload = Upload::check(form).await?;
     tracing::info!(session = %id, topology = %upload.topology_name, reuse = upload.reuse, "lab requested");
@@ -54,7 +58,8 @@ pub async fn acquire(
     Ok(Json(AcquireResponseDto {
         reused: acquired.reused,
         devices: dto::devices(&acquired.devices),
-    }))
+    })
+    .into_response())
 }
 
 /// What runs now, and netlab's own status report.
