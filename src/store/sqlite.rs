@@ -10,8 +10,10 @@
 //! [`RETRY`] while nothing new comes): events are applied in order or not
 //! at all, so the tables never skip a change that memory has made. The
 //! schema is versioned in `PRAGMA user_version` and migrated at start
-//! ([`schema`]).
+//! ([`schema`]); a database that is not ours is refused untouched
+//! ([`foreign`]).
 
+mod foreign;
 mod rows;
 mod schema;
 
@@ -85,7 +87,7 @@ impl SqliteStore {
                     why: "the file is empty".into(),
                 });
             }
-            Ok(_) => {}
+            Ok(_) => foreign::refuse_foreign(&path)?,
         }
         let mut reader = connect(&path)?;
         check(&reader, &path)?;
