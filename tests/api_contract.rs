@@ -15,8 +15,8 @@ async fn server(auth: bool) -> Option<Server> {
     let options = Options::new(&netlab);
     let options = if auth {
         options
-            .tokens("contract:c0ntract-t0ken,other:0ther-t0ken")
-            .bearer("c0ntract-t0ken")
+            .tokens("contract:c0ntract-t0ken-0123456,other:0ther-t0ken-0123456")
+            .bearer("c0ntract-t0ken-0123456")
     } else {
         options
     };

@@ -243,6 +243,14 @@ async fn a_session_belongs_to_the_token_that_created_it() {
     }
 }
 
+/// Writes a tokens file only its owner may read (the server refuses any
+/// other).
+fn write_tokens(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 async fn json(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
 }
@@ -275,7 +283,7 @@ async fn until_status(make: impl Fn() -> reqwest::RequestBuilder, expected: Stat
 async fn sighup_rereads_the_tokens_file_and_a_bad_one_keeps_the_old_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokens");
-    std::fs::write(&file, format!("# runners\nci:{CI}\n")).unwrap();
+    write_tokens(&file, &format!("# runners\nci:{CI}\n"));
     let path = file.to_str().unwrap().to_string();
     let s = server!(|o| o.arg("--tokens-file", &path));
     let health = |token: &'static str| {
@@ -289,12 +297,12 @@ async fn sighup_rereads_the_tokens_file_and_a_bad_one_keeps_the_old_tokens() {
         StatusCode::UNAUTHORIZED
     );
 
-    std::fs::write(&file, format!("ada:{ADA}\n")).unwrap();
+    write_tokens(&file, &format!("ada:{ADA}\n"));
     s.signal(libc::SIGHUP);
     until_status(health(ADA), StatusCode::OK).await;
     until_status(health(CI), StatusCode::UNAUTHORIZED).await;
 
-    std::fs::write(&file, format!("ada:{ADA}\nci:\n")).unwrap();
+    write_tokens(&file, &format!("ada:{ADA}\nci:\n"));
     s.signal(libc::SIGHUP);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !s.log().contains("tokens file not used") {
@@ -326,22 +334,30 @@ fn a_bad_tokens_file_refuses_the_start_with_the_reason() {
     let path = file.to_str().unwrap();
     let cases = [
         (
-            "ci:s3cret-one\nbroken line\n",
+            "ci:s3cret-one-0123456\nbroken line\n",
             "line 2: expected `name:token`",
         ),
         (
-            "ci:s3cret-one\nci:s3cret-two\n",
+            "ci:s3cret-one-0123456\nci:s3cret-two-0123456\n",
             "line 2: the name ci is already used (line 1)",
         ),
         (
-            "ci:s3cret-one\nada:s3cret-one\n",
+            "ci:s3cret-one-0123456\nada:s3cret-one-0123456\n",
             "line 2: the token of ada is already used (line 1)",
         ),
         ("ci:\n", "line 1: the token of ci is empty"),
+        (
+            "ci:s3cret\n",
+            "line 1: the token of ci is shorter than 16 characters",
+        ),
+        (
+            "s3cret-0123456789abcdef:ci\n",
+            "line 1: the name could be a token",
+        ),
         ("# nobody\n", "no tokens defined"),
     ];
     for (text, reason) in cases {
-        std::fs::write(&file, text).unwrap();
+        write_tokens(&file, text);
         let options = Options::new(&netlab).arg("--tokens-file", path);
         let (status, log) = Server::run_to_exit(options);
         assert_eq!(status.code(), Some(1), "{log}");
@@ -358,7 +374,7 @@ fn a_bad_tokens_file_refuses_the_start_with_the_reason() {
     assert_eq!(status.code(), Some(1));
     assert!(log.contains("cannot read"), "{log}");
 
-    let options = Options::new(&netlab).tokens("ci:one,broken");
+    let options = Options::new(&netlab).tokens("ci:one-0123456789abcdef,broken");
     let (status, log) = Server::run_to_exit(options);
     assert_eq!(status.code(), Some(1));
     assert!(
@@ -366,10 +382,21 @@ fn a_bad_tokens_file_refuses_the_start_with_the_reason() {
         "{log}"
     );
 
-    std::fs::write(&file, "ci:s3cret-one\n").unwrap();
+    write_tokens(&file, "ci:s3cret-one-0123456\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let options = Options::new(&netlab).arg("--tokens-file", path);
+    let (status, log) = Server::run_to_exit(options);
+    assert_eq!(status.code(), Some(1));
+    assert!(log.contains("run `chmod 600"), "{log}");
+    assert!(!log.contains("s3cret"), "a token in the log: {log}");
+
+    write_tokens(&file, "ci:s3cret-one-0123456\n");
     let both = Options::new(&netlab)
         .arg("--tokens-file", path)
-        .tokens("ci:one");
+        .tokens("ci:one-0123456789abcdef");
     let (status, log) = Server::run_to_exit(both);
     assert_eq!(status.code(), Some(1));
     assert!(log.contains("not both"), "{log}");
@@ -493,29 +520,12 @@ async fn the_status_table_names_each_sessions_owner() {
     assert!(row.ends_with(" ci"), "{table}");
 }
 
-/// Reads a raw HTTP answer from `stream` up to its JSON body's end (the
-/// server answers while the request body is still unfinished).
-async fn answer_text(stream: &mut tokio::net::TcpStream) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !received.ends_with(b"}") {
-        let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer))
-            .await
-            .expect("an answer to the upload")
-            .unwrap();
-        assert!(read > 0, "closed without an answer");
-        received.extend_from_slice(&buffer[..read]);
-    }
-    String::from_utf8_lossy(&received).into_owned()
-}
-
 #[tokio::test]
 async fn a_reload_that_removes_a_token_ends_its_streams_long_polls_and_uploads() {
     use tokio::io::AsyncWriteExt;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokens");
-    std::fs::write(&file, format!("ci:{CI}\nada:{ADA}\n")).unwrap();
+    write_tokens(&file, &format!("ci:{CI}\nada:{ADA}\n"));
     let path = file.to_str().unwrap().to_string();
     let s = server!(|o| o.arg("--tokens-file", &path).bearer(CI));
     let (active, _) = s.create_session().await;
@@ -550,7 +560,7 @@ async fn a_reload_that_removes_a_token_ends_its_streams_long_polls_and_uploads()
         answer(common::client(Some(ADA)).get(s.url("/debug/health"))).await;
     }
 
-    std::fs::write(&file, format!("ada:{ADA}\n")).unwrap();
+    write_tokens(&file, &format!("ada:{ADA}\n"));
     s.signal(libc::SIGHUP);
 
     let polled = tokio::time::timeout(Duration::from_secs(30), long_poll)
@@ -564,7 +574,7 @@ async fn a_reload_that_removes_a_token_ends_its_streams_long_polls_and_uploads()
         detail["detail"].as_str().unwrap().contains("revoked"),
         "{detail}"
     );
-    let upload_answer = answer_text(&mut upload).await;
+    let upload_answer = common::raw_answer(&mut upload).await;
     assert!(
         upload_answer.starts_with("HTTP/1.1 401") && upload_answer.contains("revoked"),
         "the upload went on: {upload_answer}"
@@ -582,4 +592,34 @@ async fn a_reload_that_removes_a_token_ends_its_streams_long_polls_and_uploads()
         ada.get(s.url("/sessions")).send().await.unwrap().status(),
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn without_auth_a_sighup_is_logged_and_the_server_goes_on() {
+    let s = server!(|o| o);
+    s.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.log().contains("SIGHUP: auth is off") {
+        assert!(Instant::now() < deadline, "SIGHUP not handled: {}", s.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = s.http.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn the_dashboard_may_not_be_framed_by_another_site() {
+    let s = server!(|o| o);
+    for page in ["/", "/dashboard.js", "/dashboard.css"] {
+        let response = s.http.get(s.url(page)).send().await.unwrap();
+        let policy = response
+            .headers()
+            .get("content-security-policy")
+            .map(|value| value.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        assert!(
+            policy.contains("frame-ancestors 'none'") && policy.contains("default-src 'self'"),
+            "{page}: {policy:?}"
+        );
+    }
 }
