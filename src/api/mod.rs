@@ -44,6 +44,8 @@ pub struct AppState {
     pub coordinator: Arc<Coordinator>,
     pub started: Instant,
     pub max_upload_bytes: u64,
+    /// Longest time one upload's body may take to arrive.
+    pub upload_timeout: std::time::Duration,
     /// Renders `GET /metrics`.
     pub metrics: PrometheusHandle,
     /// The tokens in force; `None`: auth off.

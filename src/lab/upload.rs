@@ -98,6 +98,8 @@ pub enum UploadError {
     TooLarge { limit: u64 },
     /// The client stopped sending the body (HTTP 408).
     Stalled { idle: std::time::Duration },
+    /// The body took longer than the whole upload may (HTTP 408).
+    TooSlow { limit: std::time::Duration },
 }
 
 /// A file part of the form as it arrived, before any rule was applied.

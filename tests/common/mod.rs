@@ -521,6 +521,24 @@ impl<'a> Upload<'a> {
     }
 }
 
+/// Reads a raw HTTP answer from `stream` up to the end of its JSON body
+/// (the server may answer while the request body is still unfinished).
+/// Gives up (panics) after a minute without data.
+pub async fn raw_answer(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !received.ends_with(b"}") {
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer))
+            .await
+            .expect("no answer within a minute")
+            .unwrap();
+        assert!(read > 0, "closed without an answer");
+        received.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
