@@ -398,6 +398,22 @@ async fn health_routes_and_api_docs() {
             "{path} missing from the OpenAPI document"
         );
     }
+    // 401 is documented exactly where the server can answer it.
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let documented = operation["responses"].get("401").is_some();
+            assert_eq!(documented, AUTH && path != "/healthz", "401 of {method} {path}");
+        }
+    }
+    // The Idempotency-Key's character rule is in the schema.
+    for (path, method) in [("/session", "post"), ("/lab", "post")] {
+        let parameters = spec["paths"][path][method]["parameters"].as_array().unwrap();
+        let key = parameters
+            .iter()
+            .find(|parameter| parameter["name"] == "Idempotency-Key")
+            .unwrap_or_else(|| panic!("{method} {path}: no Idempotency-Key"));
+        assert_eq!(key["schema"]["pattern"], "^[!-~]+$", "{method} {path}");
+    }
     for schema in [
         "CreateSessionResponseDto",
         "SessionStatusResponseDto",
