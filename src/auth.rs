@@ -6,9 +6,11 @@
 mod tokens;
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-pub use tokens::{Caller, TokenError, TokenSet};
+use tokio::sync::watch;
+
+pub use tokens::{Caller, TokenDigest, TokenError, TokenSet};
 
 /// Where the tokens come from.
 #[derive(Clone)]
@@ -33,6 +35,7 @@ impl TokenSource {
     fn read(&self) -> Result<TokenSet, TokenError> {
         match self {
             TokenSource::File(path) => {
+                refuse_open_to_others(path)?;
                 let text = std::fs::read_to_string(path).map_err(|error| {
                     TokenError(format!("cannot read {}: {error}", path.display()))
                 })?;
@@ -45,11 +48,68 @@ impl TokenSource {
     }
 }
 
-/// The tokens in force, swapped whole on a reload.
+/// Refuses a tokens file that its group or others may read or write, as
+/// OpenSSH refuses such a private key file (`sshkey.c`,
+/// `sshkey_perm_ok`: any of the mode bits 077).
+fn refuse_open_to_others(path: &std::path::Path) -> Result<(), TokenError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|error| TokenError(format!("cannot read {}: {error}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(TokenError(format!(
+        "{} is open to other users (mode {:04o}): run `chmod 600 {}`",
+        path.display(),
+        mode & 0o7777,
+        path.display()
+    )))
+}
+
+/// The tokens in force, swapped whole on a reload; requests still open
+/// learn of a reload through [`Credential::revoked`].
 #[derive(Debug)]
 pub struct Auth {
     source: TokenSource,
-    current: RwLock<Arc<TokenSet>>,
+    current: watch::Sender<Arc<TokenSet>>,
+}
+
+/// The token a request presented, kept (as its digest) for as long as the
+/// request is open, to end it when a reload takes the token away.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    auth: Arc<Auth>,
+    digest: TokenDigest,
+}
+
+impl Credential {
+    pub fn new(auth: Arc<Auth>, presented: &str) -> Credential {
+        Credential {
+            auth,
+            digest: TokenDigest::of(presented),
+        }
+    }
+
+    /// Completes once the token is no longer in force (at once if it is
+    /// not); stays pending while it is.
+    pub async fn revoked(&self) {
+        let mut reloads = self.auth.current.subscribe();
+        loop {
+            let in_force = reloads
+                .borrow_and_update()
+                .find_digest(&self.digest)
+                .is_some();
+            if !in_force {
+                return;
+            }
+            if reloads.changed().await.is_err() {
+                // Cannot happen while `self.auth` holds the sender.
+                return std::future::pending().await;
+            }
+        }
+    }
 }
 
 impl Auth {
@@ -58,7 +118,7 @@ impl Auth {
         let set = source.read()?;
         Ok(Auth {
             source,
-            current: RwLock::new(Arc::new(set)),
+            current: watch::Sender::new(Arc::new(set)),
         })
     }
 
@@ -76,10 +136,7 @@ impl Auth {
     pub fn reload(&self) -> Result<usize, TokenError> {
         let set = self.source.read()?;
         let count = set.len();
-        *self
-            .current
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(set);
+        self.current.send_replace(Arc::new(set));
         Ok(count)
     }
 
@@ -89,12 +146,7 @@ impl Auth {
     }
 
     fn set(&self) -> Arc<TokenSet> {
-        Arc::clone(
-            &self
-                .current
-                .read()
-                .unwrap_or_else(|poison| poison.into_inner()),
-        )
+        Arc::clone(&self.current.borrow())
     }
 }
 
@@ -102,25 +154,57 @@ impl Auth {
 mod tests {
     use super::*;
 
+    const ONE: &str = "one-0123456789abcdef";
+    const TWO: &str = "two-0123456789abcdef";
+
+    /// Writes a tokens file only its owner may read.
+    fn write_private(path: &std::path::Path, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
     #[test]
     fn a_reload_swaps_the_set_and_a_bad_file_keeps_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens");
-        std::fs::write(&path, "ci:one\n").unwrap();
+        write_private(&path, &format!("ci:{ONE}\n"));
         let auth = Auth::load(TokenSource::File(path.clone())).unwrap();
-        assert!(auth.check("one").is_some());
+        assert!(auth.check(ONE).is_some());
 
-        std::fs::write(&path, "ada:two\n").unwrap();
+        write_private(&path, &format!("ada:{TWO}\n"));
         assert_eq!(auth.reload(), Ok(1));
         assert_eq!(
-            (auth.check("one"), auth.check("two").unwrap().name()),
+            (auth.check(ONE), auth.check(TWO).unwrap().name()),
             (None, "ada")
         );
 
-        std::fs::write(&path, "ada:two\nbroken\n").unwrap();
+        write_private(&path, &format!("ada:{TWO}\nbroken\n"));
         let error = auth.reload().unwrap_err().0;
         assert!(error.ends_with("line 2: expected `name:token`"), "{error}");
-        assert!(auth.check("two").is_some(), "the old set stays");
+        assert!(auth.check(TWO).is_some(), "the old set stays");
+    }
+
+    #[test]
+    fn a_file_others_may_read_is_refused_like_an_open_ssh_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            write_private(&path, &format!("ci:{ONE}\n"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = Auth::load(TokenSource::File(path.clone())).unwrap_err().0;
+            assert!(
+                error.contains(&format!(
+                    "(mode 0{mode:o}): run `chmod 600 {}`",
+                    path.display()
+                )),
+                "{error}"
+            );
+        }
+        write_private(&path, &format!("ci:{ONE}\n"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(Auth::load(TokenSource::File(path)).is_ok(), "owner only");
     }
 
     #[test]
@@ -132,7 +216,7 @@ mod tests {
                 .0
                 .starts_with("cannot read /nonexistent/tokens")
         );
-        let list = TokenSource::List("ci:topsecret".into());
+        let list = TokenSource::List("ci:topsecret-0123456789".into());
         assert!(!format!("{:?}", Auth::load(list).unwrap()).contains("topsecret"));
     }
 }

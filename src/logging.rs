@@ -1,6 +1,13 @@
 //! Log set-up: human-readable by default, JSON lines for machines.
+//!
+//! Logs go to stderr through [`LossyStderr`]: a log line that cannot be
+//! written (the process reading the server's stderr went away: EPIPE) is
+//! dropped and counted, never an error. tracing-subscriber reports a failed
+//! write with `eprintln!`, which panics when stderr itself is what failed,
+//! in whatever request or task was logging.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -33,11 +40,48 @@ pub fn init(level: &str, netlab_level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LossyStderr)
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Log lines dropped because stderr could not take them.
+static DROPPED_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How many log lines could not be written to stderr since the start.
+pub fn dropped_writes() -> u64 {
+    DROPPED_WRITES.load(Ordering::Relaxed)
+}
+
+/// stderr, where a failed write is counted in [`dropped_writes`] and
+/// reported as done.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LossyStderr;
+
+impl Write for LossyStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        if std::io::stderr().write_all(line).is_err() {
+            DROPPED_WRITES.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        // stderr is unbuffered; a failed flush has nothing left to lose.
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LossyStderr {
+    type Writer = LossyStderr;
+
+    fn make_writer(&'a self) -> LossyStderr {
+        LossyStderr
     }
 }
 

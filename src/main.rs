@@ -126,6 +126,11 @@ struct ServeArgs {
     #[arg(long, env = "NEOPS_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     max_upload_bytes: u64,
 
+    /// Seconds one upload's body may take to arrive in all (408 past it),
+    /// besides the 30 s it may go without any data.
+    #[arg(long, env = "NEOPS_UPLOAD_TIMEOUT", default_value_t = 300, value_parser = seconds(1, DAY))]
+    upload_timeout: u64,
+
     /// Directory for lab working directories [default: <tmpdir>/neops_remote_lab_labs].
     #[arg(long, env = "NEOPS_WORK_DIR")]
     work_dir: Option<PathBuf>,
@@ -236,6 +241,7 @@ impl ServeArgs {
                 owner: None,
             },
             max_upload_bytes: self.max_upload_bytes,
+            upload_timeout: Duration::from_secs(self.upload_timeout),
             work_dir: self.work_dir.clone(),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             state_dir,

@@ -12,6 +12,7 @@
 //! | `neops_remote_lab_netlab_failures_total` | counter | `command` (`up`, `down`, `inspect`, …) |
 //! | `neops_remote_lab_evictions_total` | counter | `reason` (`evicted`, `claim_expired`) |
 //! | `neops_remote_lab_http_requests_total` | counter | `method`, `route`, `status` |
+//! | `neops_remote_lab_log_writes_dropped_total` (log lines stderr could not take) | counter | |
 //! | `neops_remote_lab_build_info` (always 1) | gauge | `version` |
 
 use std::sync::{Arc, OnceLock};
@@ -34,6 +35,7 @@ pub const NETLAB_FAILURES: &str = "neops_remote_lab_netlab_failures_total";
 pub const EVICTIONS: &str = "neops_remote_lab_evictions_total";
 pub const HTTP_REQUESTS: &str = "neops_remote_lab_http_requests_total";
 pub const BUILD_INFO: &str = "neops_remote_lab_build_info";
+pub const LOG_WRITES_DROPPED: &str = "neops_remote_lab_log_writes_dropped_total";
 
 /// Bucket bounds (seconds) for time spent in the line or holding a slot.
 const SESSION_BUCKETS: &[f64] = &[
@@ -104,6 +106,19 @@ fn describe() {
         "HTTP requests answered, by method, matched route and status"
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label");
+    describe_counter!(
+        LOG_WRITES_DROPPED,
+        "Log lines dropped because stderr could not take them (its reader went away)"
+    );
+}
+
+/// The Prometheus text exposition of `handle`, with the counters kept
+/// outside the recorder brought up to date first.
+pub fn render(handle: &PrometheusHandle) -> String {
+    // The log writer counts on its own: it may fail before the recorder
+    // exists, and must not log (or record) while it writes a log line.
+    counter!(LOG_WRITES_DROPPED).absolute(crate::logging::dropped_writes());
+    handle.render()
 }
 
 /// Turns every coordinator event into metrics until the event stream

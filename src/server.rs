@@ -45,6 +45,8 @@ pub struct Config {
     pub lab_slots: usize,
     pub netlab: NetlabConfig,
     pub max_upload_bytes: u64,
+    /// Longest time one upload's body may take to arrive (408 past it).
+    pub upload_timeout: Duration,
     /// Where lab directories live; default `<tmpdir>/neops_remote_lab_labs`.
     pub work_dir: Option<PathBuf>,
     /// Upper bound for tearing the labs down at shutdown.
@@ -104,10 +106,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         Some(source) => {
             let auth = Arc::new(Auth::load(source).map_err(ServerError::Tokens)?);
             tracing::info!(tokens = auth.count(), "bearer-token auth is on");
-            reload_on_hangup(Arc::clone(&auth))?;
             Some(auth)
         }
     };
+    reload_on_hangup(auth.clone())?;
 
     match serve::raise_open_files_limit() {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
@@ -204,6 +206,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         coordinator: Arc::clone(&coordinator),
         started: Instant::now(),
         max_upload_bytes: config.max_upload_bytes,
+        upload_timeout: config.upload_timeout,
         metrics: metrics::recorder(),
         auth,
     };
@@ -341,13 +344,18 @@ async fn forward_stop_signals(stop: CancellationToken) {
 }
 
 /// SIGHUP re-reads the tokens file; a faulty one keeps the tokens in force.
-/// The handler is installed before this returns, so an early SIGHUP never
-/// ends the server.
-fn reload_on_hangup(auth: Arc<Auth>) -> Result<(), ServerError> {
+/// Without auth it is only logged. The handler is installed before this
+/// returns, so a SIGHUP (whose default action ends a process) never ends
+/// the server.
+fn reload_on_hangup(auth: Option<Arc<Auth>>) -> Result<(), ServerError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup()).map_err(ServerError::Io)?;
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
+            let Some(auth) = &auth else {
+                tracing::info!("SIGHUP: auth is off; nothing to re-read");
+                continue;
+            };
             if !auth.reloadable() {
                 tracing::warn!(
                     "SIGHUP: the tokens come from NEOPS_REMOTE_LAB_TOKENS; nothing to re-read"

@@ -176,6 +176,7 @@ impl InProcess {
             coordinator: Arc::clone(&coordinator),
             started: Instant::now(),
             max_upload_bytes: 1024 * 1024,
+            upload_timeout: std::time::Duration::from_secs(300),
             metrics: crate::metrics::recorder(),
             auth: None,
         });

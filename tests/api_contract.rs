@@ -15,8 +15,8 @@ async fn server(auth: bool) -> Option<Server> {
     let options = Options::new(&netlab);
     let options = if auth {
         options
-            .tokens("contract:c0ntract-t0ken,other:0ther-t0ken")
-            .bearer("c0ntract-t0ken")
+            .tokens("contract:c0ntract-t0ken-0123456,other:0ther-t0ken-0123456")
+            .bearer("c0ntract-t0ken-0123456")
     } else {
         options
     };
@@ -397,6 +397,22 @@ async fn health_routes_and_api_docs() {
             spec["paths"][path].is_object(),
             "{path} missing from the OpenAPI document"
         );
+    }
+    // 401 is documented exactly where the server can answer it.
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let documented = operation["responses"].get("401").is_some();
+            assert_eq!(documented, AUTH && path != "/healthz", "401 of {method} {path}");
+        }
+    }
+    // The Idempotency-Key's character rule is in the schema.
+    for (path, method) in [("/session", "post"), ("/lab", "post")] {
+        let parameters = spec["paths"][path][method]["parameters"].as_array().unwrap();
+        let key = parameters
+            .iter()
+            .find(|parameter| parameter["name"] == "Idempotency-Key")
+            .unwrap_or_else(|| panic!("{method} {path}: no Idempotency-Key"));
+        assert_eq!(key["schema"]["pattern"], "^[!-~]+$", "{method} {path}");
     }
     for schema in [
         "CreateSessionResponseDto",

@@ -10,9 +10,9 @@ use common::{Options, Server, TWO_NODES, Upload};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-const CI: &str = "ci-t0ken-4711";
-const ADA: &str = "ada-t0ken-0815";
-const TOKENS: &str = "ci:ci-t0ken-4711,ada:ada-t0ken-0815";
+const CI: &str = "ci-t0ken-4711-0123";
+const ADA: &str = "ada-t0ken-0815-4567";
+const TOKENS: &str = "ci:ci-t0ken-4711-0123,ada:ada-t0ken-0815-4567";
 const GHOST: &str = "00000000-0000-4000-8000-000000000000";
 
 /// Every route gated by `X-Session-ID`.
@@ -243,6 +243,14 @@ async fn a_session_belongs_to_the_token_that_created_it() {
     }
 }
 
+/// Writes a tokens file only its owner may read (the server refuses any
+/// other).
+fn write_tokens(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 async fn json(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
 }
@@ -275,7 +283,7 @@ async fn until_status(make: impl Fn() -> reqwest::RequestBuilder, expected: Stat
 async fn sighup_rereads_the_tokens_file_and_a_bad_one_keeps_the_old_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokens");
-    std::fs::write(&file, "# runners\nci:ci-t0ken-4711\n").unwrap();
+    write_tokens(&file, &format!("# runners\nci:{CI}\n"));
     let path = file.to_str().unwrap().to_string();
     let s = server!(|o| o.arg("--tokens-file", &path));
     let health = |token: &'static str| {
@@ -289,12 +297,12 @@ async fn sighup_rereads_the_tokens_file_and_a_bad_one_keeps_the_old_tokens() {
         StatusCode::UNAUTHORIZED
     );
 
-    std::fs::write(&file, "ada:ada-t0ken-0815\n").unwrap();
+    write_tokens(&file, &format!("ada:{ADA}\n"));
     s.signal(libc::SIGHUP);
     until_status(health(ADA), StatusCode::OK).await;
     until_status(health(CI), StatusCode::UNAUTHORIZED).await;
 
-    std::fs::write(&file, "ada:ada-t0ken-0815\nci:\n").unwrap();
+    write_tokens(&file, &format!("ada:{ADA}\nci:\n"));
     s.signal(libc::SIGHUP);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !s.log().contains("tokens file not used") {
@@ -326,22 +334,30 @@ fn a_bad_tokens_file_refuses_the_start_with_the_reason() {
     let path = file.to_str().unwrap();
     let cases = [
         (
-            "ci:s3cret-one\nbroken line\n",
+            "ci:s3cret-one-0123456\nbroken line\n",
             "line 2: expected `name:token`",
         ),
         (
-            "ci:s3cret-one\nci:s3cret-two\n",
+            "ci:s3cret-one-0123456\nci:s3cret-two-0123456\n",
             "line 2: the name ci is already used (line 1)",
         ),
         (
-            "ci:s3cret-one\nada:s3cret-one\n",
+            "ci:s3cret-one-0123456\nada:s3cret-one-0123456\n",
             "line 2: the token of ada is already used (line 1)",
         ),
         ("ci:\n", "line 1: the token of ci is empty"),
+        (
+            "ci:s3cret\n",
+            "line 1: the token of ci is shorter than 16 characters",
+        ),
+        (
+            "s3cret-0123456789abcdef:ci\n",
+            "line 1: the name could be a token",
+        ),
         ("# nobody\n", "no tokens defined"),
     ];
     for (text, reason) in cases {
-        std::fs::write(&file, text).unwrap();
+        write_tokens(&file, text);
         let options = Options::new(&netlab).arg("--tokens-file", path);
         let (status, log) = Server::run_to_exit(options);
         assert_eq!(status.code(), Some(1), "{log}");
@@ -358,7 +374,7 @@ fn a_bad_tokens_file_refuses_the_start_with_the_reason() {
     assert_eq!(status.code(), Some(1));
     assert!(log.contains("cannot read"), "{log}");
 
-    let options = Options::new(&netlab).tokens("ci:one,broken");
+    let options = Options::new(&netlab).tokens("ci:one-0123456789abcdef,broken");
     let (status, log) = Server::run_to_exit(options);
     assert_eq!(status.code(), Some(1));
     assert!(
@@ -366,10 +382,21 @@ fn a_bad_tokens_file_refuses_the_start_with_the_reason() {
         "{log}"
     );
 
-    std::fs::write(&file, "ci:s3cret-one\n").unwrap();
+    write_tokens(&file, "ci:s3cret-one-0123456\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let options = Options::new(&netlab).arg("--tokens-file", path);
+    let (status, log) = Server::run_to_exit(options);
+    assert_eq!(status.code(), Some(1));
+    assert!(log.contains("run `chmod 600"), "{log}");
+    assert!(!log.contains("s3cret"), "a token in the log: {log}");
+
+    write_tokens(&file, "ci:s3cret-one-0123456\n");
     let both = Options::new(&netlab)
         .arg("--tokens-file", path)
-        .tokens("ci:one");
+        .tokens("ci:one-0123456789abcdef");
     let (status, log) = Server::run_to_exit(both);
     assert_eq!(status.code(), Some(1));
     assert!(log.contains("not both"), "{log}");
@@ -491,4 +518,108 @@ async fn the_status_table_names_each_sessions_owner() {
     assert!(header.ends_with("OWNER"), "{table}");
     let row = table.lines().find(|line| line.starts_with("0 ")).unwrap();
     assert!(row.ends_with(" ci"), "{table}");
+}
+
+#[tokio::test]
+async fn a_reload_that_removes_a_token_ends_its_streams_long_polls_and_uploads() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    write_tokens(&file, &format!("ci:{CI}\nada:{ADA}\n"));
+    let path = file.to_str().unwrap().to_string();
+    let s = server!(|o| o.arg("--tokens-file", &path).bearer(CI));
+    let (active, _) = s.create_session().await;
+    let (waiting, _) = s.create_session().await;
+
+    // The event stream, open and delivering.
+    let mut events = s.http.get(s.url("/events?replay=1")).send().await.unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    assert!(events.chunk().await.unwrap().is_some(), "no first event");
+    // A long-poll of the waiting session, answered only when it ends.
+    let long_poll = tokio::spawn(
+        s.http
+            .get(s.url(&format!("/session/{waiting}?wait=60")))
+            .send(),
+    );
+    // An upload whose body is still arriving.
+    let mut upload = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /lab HTTP/1.1\r\nHost: lab\r\nAuthorization: Bearer {CI}\r\n\
+         X-Session-ID: {active}\r\nContent-Type: multipart/form-data; boundary=b\r\n\
+         Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; \
+         name=\"topology\"; filename=\"t.yml\"\r\n\r\nnodes: [r1"
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    // Connections are accepted in order and each request head is read at
+    // once: a later request answered means both are in the server's hands.
+    // (Had the reload come first, they would get `Invalid token`, not the
+    // `revoked` asserted below.)
+    for _ in 0..3 {
+        answer(common::client(Some(ADA)).get(s.url("/debug/health"))).await;
+    }
+
+    write_tokens(&file, &format!("ada:{ADA}\n"));
+    s.signal(libc::SIGHUP);
+
+    let polled = tokio::time::timeout(Duration::from_secs(30), long_poll)
+        .await
+        .expect("the long-poll was not ended")
+        .unwrap()
+        .unwrap();
+    assert_eq!(polled.status(), StatusCode::UNAUTHORIZED);
+    let detail: Value = polled.json().await.unwrap();
+    assert!(
+        detail["detail"].as_str().unwrap().contains("revoked"),
+        "{detail}"
+    );
+    let upload_answer = common::raw_answer(&mut upload).await;
+    assert!(
+        upload_answer.starts_with("HTTP/1.1 401") && upload_answer.contains("revoked"),
+        "the upload went on: {upload_answer}"
+    );
+    let end = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the event stream went on after the reload");
+    // The token is refused from now on; the other one still works.
+    let (status, _, _) = answer(s.http.get(s.url("/sessions"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let ada = common::client(Some(ADA));
+    assert_eq!(
+        ada.get(s.url("/sessions")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn without_auth_a_sighup_is_logged_and_the_server_goes_on() {
+    let s = server!(|o| o);
+    s.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.log().contains("SIGHUP: auth is off") {
+        assert!(Instant::now() < deadline, "SIGHUP not handled: {}", s.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = s.http.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn the_dashboard_may_not_be_framed_by_another_site() {
+    let s = server!(|o| o);
+    for page in ["/", "/dashboard.js", "/dashboard.css"] {
+        let response = s.http.get(s.url(page)).send().await.unwrap();
+        let policy = response
+            .headers()
+            .get("content-security-policy")
+            .map(|value| value.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        assert!(
+            policy.contains("frame-ancestors 'none'") && policy.contains("default-src 'self'"),
+            "{page}: {policy:?}"
+        );
+    }
 }

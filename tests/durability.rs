@@ -245,6 +245,54 @@ async fn a_damaged_store_refuses_to_start_and_is_left_as_it_was() {
     assert!(log.contains("is damaged"), "{log}");
 }
 
+/// `PRAGMA application_id` of the database at `path`.
+fn application_id(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn another_programs_database_is_refused_untouched_and_our_previous_one_is_marked() {
+    let netlab = require_netlab!();
+    let dirs = ServerDirs::new();
+    let database = dirs.state().join("state.db");
+    std::fs::create_dir_all(dirs.state()).unwrap();
+    rusqlite::Connection::open(&database)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+        .unwrap();
+    let before = std::fs::read(&database).unwrap();
+    let log = refused(&netlab, &dirs);
+    assert!(
+        log.contains(&format!(
+            "{} is not a neops-remote-lab state store",
+            database.display()
+        )) && log.contains("Move it away"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read(&database).unwrap(),
+        before,
+        "the file changed"
+    );
+
+    // A store as the previous version left it: our tables, no mark.
+    std::fs::remove_file(&database).unwrap();
+    let mut server = Server::start(Options::new(&netlab).dirs(&dirs)).await;
+    let (session, _) = server.create_session().await;
+    assert!(server.stop_with(libc::SIGTERM).success());
+    rusqlite::Connection::open(&database)
+        .unwrap()
+        .execute_batch("PRAGMA application_id = 0;")
+        .unwrap();
+    let mut server = Server::start(Options::new(&netlab).dirs(&dirs)).await;
+    assert_eq!(server.session_status(&session).await.0, StatusCode::OK);
+    assert!(server.stop_with(libc::SIGTERM).success());
+    assert_eq!(application_id(&database), 0x4e52_4c41, "not marked as ours");
+}
+
 #[tokio::test]
 async fn a_state_dir_without_write_permission_refuses_to_start() {
     use std::os::unix::fs::PermissionsExt;

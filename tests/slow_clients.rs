@@ -63,3 +63,38 @@ async fn an_idle_keep_alive_connection_is_closed() {
         String::from_utf8_lossy(&answer)
     );
 }
+
+/// An upload that drips a byte now and then never goes 30 s without data,
+/// but is still cut at `--upload-timeout` in all.
+#[tokio::test]
+async fn an_upload_that_drips_is_cut_at_the_total_deadline() {
+    use tokio::io::AsyncWriteExt;
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab).arg("--upload-timeout", "2")).await;
+    let (session, _) = s.create_session().await;
+    let stream = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST /lab HTTP/1.1\r\nHost: lab\r\nX-Session-ID: {session}\r\n\
+         Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n\
+         --b\r\nContent-Disposition: form-data; name=\"topology\"; filename=\"t.yml\"\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let drip = tokio::spawn(async move {
+        // One byte every half second, until the server stops reading.
+        while writer.write_all(b"#").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let answer = common::raw_answer(&mut reader).await;
+    drip.abort();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("Upload took longer than 2 s, the server's --upload-timeout"),
+        "{answer}"
+    );
+    // The session is not held busy by it any longer.
+    assert_eq!(s.session_status(&session).await.0, reqwest::StatusCode::OK);
+}

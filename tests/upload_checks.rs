@@ -243,6 +243,49 @@ async fn deeply_nested_yaml_is_refused_before_parsing() {
     .await;
 }
 
+/// Ten megabytes of brackets after an anchor or a tag (a hand-written
+/// nesting scan missed both; the parser then took hours): refused at the
+/// nesting limit, while the server answers status polls throughout.
+#[tokio::test]
+async fn nesting_after_an_anchor_or_a_tag_is_refused_and_the_server_keeps_answering() {
+    let Some(netlab) = common::netlab() else {
+        return;
+    };
+    // The default upload limit (10 MiB) holds the 10 MB topology.
+    let s = std::sync::Arc::new(Server::start(Options::new(&netlab)).await);
+    let (session, _) = s.create_session().await;
+    for head in ["a: &x ", "a: !netlab "] {
+        let mut bomb = head.to_string();
+        bomb.push_str(&"[".repeat(10_000_000));
+        let upload = tokio::spawn({
+            let (s, session) = (std::sync::Arc::clone(&s), session.clone());
+            async move {
+                s.post_lab(&session, form("t.yml", bomb.as_bytes(), &[]))
+                    .await
+            }
+        });
+        let mut polls = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !upload.is_finished() || polls == 0 {
+            let (status, body) = s.session_status(&session).await;
+            assert_eq!(status, StatusCode::OK, "{head:?}: a poll failed: {body}");
+            polls += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{head:?}: the upload was never answered"
+            );
+        }
+        let (status, body) = upload.await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{head:?}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("nests more than 64 levels deep (line 1)"),
+            "{head:?}: {detail}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn yaml_netlab_accepts_comes_up_and_what_it_refuses_is_400() {
     let lab = idle_lab!();

@@ -14,14 +14,15 @@ from neops_remote_lab.client import RemoteLabClient
 from neops_remote_lab.errors import RemoteLabHTTPError
 from neops_remote_lab.models import SessionsDto
 
-CI_TOKEN = "ci-t0ken-4711"  # noqa: S105 (test tokens)
-ADA_TOKEN = "ada-t0ken-0815"  # noqa: S105
+CI_TOKEN = "ci-t0ken-4711-0123"  # noqa: S105 (test tokens)
+ADA_TOKEN = "ada-t0ken-0815-4567"  # noqa: S105
 
 
 @pytest.fixture
 def auth_server(start_server: StartServer, tmp_path: Path) -> LabServer:
     tokens = tmp_path / "tokens"
     tokens.write_text(f"# who may use the lab host\nci:{CI_TOKEN}\nada:{ADA_TOKEN}\n")
+    tokens.chmod(0o600)  # the server refuses a tokens file others may read
     return start_server("--tokens-file", str(tokens))
 
 

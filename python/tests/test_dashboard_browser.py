@@ -123,11 +123,12 @@ def test_with_auth_on_the_dashboard_asks_for_a_token(
     start_server: StartServer, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text("ci:ci-t0ken-4711\nada:ada-t0ken-0815\n")
+    tokens.write_text("ci:ci-t0ken-4711-0123\nada:ada-t0ken-0815-4567\n")
+    tokens.chmod(0o600)  # the server refuses a tokens file others may read
     server = start_server("--tokens-file", str(tokens))
     created = requests.post(
         f"{server.url}/session",
-        headers={"Authorization": "Bearer ci-t0ken-4711"},
+        headers={"Authorization": "Bearer ci-t0ken-4711-0123"},
         json={"client": {"user": "bob"}},
         timeout=10,
     )
@@ -141,7 +142,7 @@ def test_with_auth_on_the_dashboard_asks_for_a_token(
     token.submit()
     wait_for(browser, "#login-refused", "refused")
 
-    token.send_keys("ada-t0ken-0815")
+    token.send_keys("ada-t0ken-0815-4567")
     token.submit()
     row = f'#queue tr[data-session="{session[:8]}"]'
     wait_for(browser, row, "ci bob")

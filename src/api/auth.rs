@@ -1,19 +1,28 @@
 //! Bearer tokens on the wire (RFC 6750): the middleware that turns
-//! `Authorization: Bearer <token>` into a [`Caller`], and the extractor
+//! `Authorization: Bearer <token>` into a [`Caller`], and the extractors
 //! handlers read it with. With auth off the middleware is not installed and
 //! every handler sees no caller, so the answers are the open ones.
+//!
+//! A token is checked when its request starts, and watched while the
+//! request stays open: when a reload (SIGHUP) takes the token away, a
+//! long-poll or any other `GET` still waiting answers 401, a streamed answer
+//! (`/events`, `/lab/log`) ends, and an upload still being read is refused
+//! (see `lab::acquire`). Requests that change state are never cut short
+//! once their body is read.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::body::{Body, HttpBody};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 
 use super::error::ApiError;
-use crate::auth::{Auth, Caller};
+use crate::auth::{Auth, Caller, Credential};
 
 const REALM: &str = "neops-remote-lab";
 
@@ -30,15 +39,45 @@ pub async fn require(State(auth): State<Arc<Auth>>, mut request: Request, next: 
                 "Authorization must be `Bearer <token>`",
             );
         }
-        Presented::Token(token) => auth.check(token),
+        Presented::Token(token) => auth
+            .check(token)
+            .map(|caller| (caller, Credential::new(Arc::clone(&auth), token))),
     };
-    match caller {
-        Some(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
+    let Some((caller, credential)) = caller else {
+        return unauthorized(Some("invalid_token"), "Invalid token");
+    };
+    request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(credential.clone());
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+    let response = if safe {
+        tokio::select! {
+            response = next.run(request) => response,
+            () = credential.revoked() => return revoked(),
         }
-        None => unauthorized(Some("invalid_token"), "Invalid token"),
+    } else {
+        next.run(request).await
+    };
+    ends_when_revoked(response, credential)
+}
+
+/// The answer to a request whose token a reload took away.
+pub fn revoked() -> Response {
+    unauthorized(
+        Some("invalid_token"),
+        "Token revoked: the server's tokens were reloaded without it",
+    )
+}
+
+/// A streamed answer (no known length) ends when the token is revoked; a
+/// complete one is left as it is, its length header included.
+fn ends_when_revoked(response: Response, credential: Credential) -> Response {
+    if response.body().size_hint().exact().is_some() {
+        return response;
     }
+    let (parts, body) = response.into_parts();
+    let revoked = Box::pin(async move { credential.revoked().await });
+    let body = Body::from_stream(body.into_data_stream().take_until(revoked));
+    Response::from_parts(parts, body)
 }
 
 enum Presented<'a> {
@@ -72,6 +111,28 @@ fn unauthorized(error: Option<&str>, detail: &str) -> Response {
         HeaderValue::from_str(&challenge).expect("a plain challenge"),
     );
     response
+}
+
+/// The presented token, to watch for its revocation; with auth off it is
+/// never revoked.
+pub struct Revocation(Option<Credential>);
+
+impl Revocation {
+    /// Completes when the request's token is taken away by a reload.
+    pub async fn revoked(&self) {
+        match &self.0 {
+            Some(credential) => credential.revoked().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Revocation {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Revocation(parts.extensions.get::<Credential>().cloned()))
+    }
 }
 
 /// The token a request came with; `None` with auth off.

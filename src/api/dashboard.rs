@@ -10,6 +10,11 @@ const PAGE: &str = include_str!("dashboard/index.html");
 const STYLE: &str = include_str!("dashboard/dashboard.css");
 const SCRIPT: &str = include_str!("dashboard/dashboard.js");
 
+/// What the dashboard may load and who may frame it: only its own files
+/// and API, never inside another site's frame (clickjacking; with auth on,
+/// the page holds a token).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; frame-ancestors 'none'";
+
 /// A static file with its content type; always revalidated, so an upgraded
 /// server never runs an old script.
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
@@ -17,6 +22,7 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         ],
         body,
     )

@@ -101,6 +101,14 @@ impl From<UploadError> for ApiError {
                     idle.as_secs()
                 ),
             ),
+            UploadError::TooSlow { limit } => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "Upload took longer than {} s, the server's --upload-timeout; \
+                     send the body faster, or ask the operator for a longer limit",
+                    limit.as_secs()
+                ),
+            ),
         }
     }
 }

@@ -69,6 +69,6 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        crate::metrics::render(&state.metrics),
     )
 }

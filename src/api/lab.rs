@@ -12,11 +12,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
+use super::auth::Revocation;
 use super::dto::{self, AcquireFormDto};
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader, Who, gate, idempotency_key, upload_form};
 use crate::lab::LabError;
-use crate::lab::upload::{Upload, parse_bool};
+use crate::lab::upload::{Upload, UploadError, parse_bool};
 use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabInventoryDto, LabStatusDto};
 
 /// Upload a topology (and the files it refers to) and get the lab's devices.
@@ -27,22 +28,28 @@ use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabInventoryDto, 
         (status = 400, body = ErrorDto, description = "bad file name, extension or topology"),
         (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 413, body = ErrorDto, description = "Payload too large"),
         (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 423, body = ErrorDto, description = "session not active, or lab busy"),
-        (status = 408, body = ErrorDto, description = "the upload stalled (no data for 30 s)"),
+        (status = 408, body = ErrorDto, description = "the upload stalled (no data for 30 s) or took longer than --upload-timeout"),
         (status = 502, body = ErrorDto, description = "netlab failed"),
         (status = 503, body = ErrorDto, description = "the server is stopping, the slot's previous lab could not be torn down, or the lab could not be stored"),
         (status = 504, body = ErrorDto, description = "netlab hung")))]
 pub async fn acquire(
     State(state): State<AppState>,
     who: Who,
+    revocation: Revocation,
     SessionHeader(session_id): SessionHeader,
     request: Request,
-) -> Result<Json<AcquireResponseDto>, ApiError> {
+) -> Result<Response, ApiError> {
     let (id, hold) = gate(&state, &session_id, who.caller())?;
     let key = idempotency_key(request.headers())?;
-    // Stop reading at once if the session ends while its upload arrives.
+    // Stop reading at once if the session ends, or its token is revoked,
+    // while its upload arrives.
     let form = tokio::select! {
-        form = upload_form::read(request, state.max_upload_bytes) => form?,
+        form = tokio::time::timeout(
+            state.upload_timeout,
+            upload_form::read(request, state.max_upload_bytes),
+        ) => form.map_err(|_| UploadError::TooSlow { limit: state.upload_timeout })??,
         () = hold.ended() => return Err(ApiError::session_not_found()),
+        () = revocation.revoked() => return Ok(super::auth::revoked()),
     };
     let upload = Upload::check(form).await?;
     tracing::info!(session = %id, topology = %upload.topology_name, reuse = upload.reuse, "lab requested");
@@ -54,7 +61,8 @@ pub async fn acquire(
     Ok(Json(AcquireResponseDto {
         reused: acquired.reused,
         devices: dto::devices(&acquired.devices),
-    }))
+    })
+    .into_response())
 }
 
 /// What runs now, and netlab's own status report.

@@ -44,6 +44,8 @@ pub struct AppState {
     pub coordinator: Arc<Coordinator>,
     pub started: Instant,
     pub max_upload_bytes: u64,
+    /// Longest time one upload's body may take to arrive.
+    pub upload_timeout: std::time::Duration,
     /// Renders `GET /metrics`.
     pub metrics: PrometheusHandle,
     /// The tokens in force; `None`: auth off.
@@ -181,17 +183,47 @@ impl utoipa::Modify for BearerScheme {
     }
 }
 
-/// With auth on, the document says every operation needs the token, except
-/// `/healthz`.
+/// With auth on, the document says every operation needs the token, and
+/// answers 401 without a valid one, except `/healthz`.
 fn require_bearer(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     doc.security = Some(vec![SecurityRequirement::new(
         "bearer",
         Vec::<String>::new(),
     )]);
-    if let Some(item) = doc.paths.paths.get_mut("/healthz") {
-        for operation in [&mut item.get].into_iter().flatten() {
-            operation.security = Some(Vec::new());
+    let unauthorized = ResponseBuilder::new()
+        .description(
+            "No valid bearer token: none, not `Bearer <token>`, unknown, or revoked by a \
+             reload while the request was open",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorDto")))
+                .build(),
+        )
+        .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if path == "/healthz" {
+                operation.security = Some(Vec::new());
+            } else {
+                operation
+                    .responses
+                    .responses
+                    .insert("401".to_string(), unauthorized.clone().into());
+            }
         }
     }
 }
@@ -250,7 +282,12 @@ pub struct IdempotencyKeyParam {
     /// Repeat a request safely: a repeat with the same key returns the
     /// first request's result (1 to 255 visible ASCII characters; a fresh
     /// random one per logical request, e.g. a UUID).
-    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255)]
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
     #[allow(dead_code)]
     idempotency_key: Option<String>,
 }

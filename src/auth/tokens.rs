@@ -16,6 +16,9 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 /// Longest token name: it shows up in `/sessions`, events and the log.
 const MAX_NAME: usize = 64;
 
+/// Shortest accepted token, in characters: a short token can be guessed.
+pub const MIN_TOKEN: usize = 16;
+
 /// The name of the token a request presented.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Caller(Arc<str>);
@@ -45,6 +48,23 @@ pub struct TokenError(pub String);
 impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The SHA-256 digest of a presented token: what is kept of it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> TokenDigest {
+        TokenDigest(digest(token))
+    }
+}
+
+/// Never printed: a digest of a short token can be reversed by trying.
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenDigest(<redacted>)")
     }
 }
 
@@ -100,6 +120,8 @@ impl TokenSet {
                 return fail("expected `name:token`".to_string());
             };
             let (name, token) = (name.trim(), token.trim());
+            // Until the name passed, it may be a token (a swapped line):
+            // it is printed only after.
             if let Err(why) = check_name(name) {
                 return fail(why);
             }
@@ -110,6 +132,12 @@ impl TokenSet {
                 return fail(format!(
                     "the token of {name} has characters a bearer token may not have \
                      (letters, digits and -._~+/ followed by any number of =)"
+                ));
+            }
+            if token.chars().count() < MIN_TOKEN {
+                return fail(format!(
+                    "the token of {name} is shorter than {MIN_TOKEN} characters; \
+                     make one with `openssl rand -hex 32`"
                 ));
             }
             if let Some(first) = names.insert(name.to_string(), place.clone()) {
@@ -142,7 +170,12 @@ impl TokenSet {
     /// The caller whose token this is. Every entry is compared, in
     /// constant time, whether or not an earlier one matched.
     pub fn find(&self, presented: &str) -> Option<Caller> {
-        let presented = digest(presented);
+        self.find_digest(&TokenDigest::of(presented))
+    }
+
+    /// [`TokenSet::find`] for a token already digested.
+    pub fn find_digest(&self, presented: &TokenDigest) -> Option<Caller> {
+        let presented = presented.0;
         let mut found = Choice::from(0);
         let mut index = 0u32;
         for (position, entry) in self.entries.iter().enumerate() {
@@ -158,15 +191,23 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Names are shown to everyone who may look at the queue: short and plain.
+/// Names are shown to everyone who may look at the queue: short and plain,
+/// and never something that could be a token, so that a swapped
+/// `token:name` line is refused instead of showing its token as an owner.
+/// A refused name is not printed: it may be that token.
 fn check_name(name: &str) -> Result<(), String> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "._@-".contains(c);
     if name.is_empty() {
         Err("the name is empty".to_string())
     } else if name.len() > MAX_NAME || !name.chars().all(plain) {
         Err(format!(
-            "the name {:?} must be 1 to {MAX_NAME} letters, digits or ._@-",
-            name.chars().take(MAX_NAME).collect::<String>()
+            "the name must be 1 to {MAX_NAME} letters, digits or ._@- \
+             (is the line `token:name`? it must be `name:token`)"
+        ))
+    } else if name.len() >= MIN_TOKEN && is_b64token(name) {
+        Err(format!(
+            "the name could be a token: a name of {MIN_TOKEN} characters or more must contain \
+             `@` (is the line `token:name`? it must be `name:token`)"
         ))
     } else {
         Ok(())
@@ -192,56 +233,77 @@ mod tests {
 
     #[test]
     fn a_file_names_its_tokens_and_skips_comments_and_blank_lines() {
-        let set = TokenSet::from_file_text("# CI runners\n\nci: s3cret-1\n  ada : Zm9v+/bar==  \n")
-            .unwrap();
+        let set = TokenSet::from_file_text(
+            "# CI runners\n\nci: s3cret-1-0123456789\n  ada : Zm9vYmFyYmF6+/bar==  \n",
+        )
+        .unwrap();
         assert_eq!(set.len(), 2);
-        assert_eq!(set.find("s3cret-1").unwrap().name(), "ci");
-        assert_eq!(set.find("Zm9v+/bar==").unwrap().name(), "ada");
-        assert_eq!(set.find("s3cret-2"), None);
+        assert_eq!(set.find("s3cret-1-0123456789").unwrap().name(), "ci");
+        assert_eq!(set.find("Zm9vYmFyYmF6+/bar==").unwrap().name(), "ada");
+        assert_eq!(set.find("s3cret-2-0123456789"), None);
         assert_eq!(set.find(""), None);
     }
 
     #[test]
     fn a_list_is_comma_separated() {
-        let set = TokenSet::from_list("ci:one, ada:two,").unwrap();
-        assert_eq!(set.find("two").unwrap().name(), "ada");
-        assert_eq!(set.find("one").unwrap().name(), "ci");
+        let set = TokenSet::from_list("ci:one-0123456789abc, ada:two-0123456789abc,").unwrap();
+        assert_eq!(set.find("two-0123456789abc").unwrap().name(), "ada");
+        assert_eq!(set.find("one-0123456789abc").unwrap().name(), "ci");
     }
 
     #[test]
     fn malformed_entries_are_refused_without_showing_tokens() {
         let cases = [
-            ("ci:one\nnocolon\n", "line 2: expected `name:token`"),
-            ("ci:", "line 1: the token of ci is empty"),
-            (":secret", "line 1: the name is empty"),
             (
-                "ci:one\nci:two",
+                "ci:one-0123456789abc\nnocolon\n",
+                "line 2: expected `name:token`",
+            ),
+            ("ci:", "line 1: the token of ci is empty"),
+            (":secret-0123456789abc", "line 1: the name is empty"),
+            (
+                "ci:one-0123456789abc\nci:two-0123456789abc",
                 "line 2: the name ci is already used (line 1)",
             ),
             (
-                "ci:same\nada:same",
+                "ci:same-0123456789abc\nada:same-0123456789abc",
                 "line 2: the token of ada is already used (line 1)",
             ),
             ("ci:has space", "line 1: the token of ci has characters"),
-            ("c i:secret", "line 1: the name \"c i\" must be"),
+            (
+                "ci:short-secret",
+                "line 1: the token of ci is shorter than 16",
+            ),
+            ("c i:secret-0123456789abc", "line 1: the name must be"),
+            // Swapped lines: the token stands where the name belongs.
+            (
+                "secret-0123456789abc:ci",
+                "line 1: the name could be a token",
+            ),
+            ("Zm9vYmFy+/secret==:ci", "line 1: the name must be"),
             ("# nothing\n", "no tokens defined"),
         ];
         for (text, expected) in cases {
             let message = error(TokenSet::from_file_text(text));
             assert!(message.starts_with(expected), "{text:?}: {message}");
-            for secret in ["one", "two", "same", "secret", "has space"] {
+            for secret in ["one-", "two-", "same-", "secret", "has space"] {
                 assert!(!message.contains(secret), "{message} shows a token");
             }
         }
         assert_eq!(
-            error(TokenSet::from_list("ci:one,broken")),
+            error(TokenSet::from_list("ci:one-0123456789abc,broken")),
             "entry 2: expected `name:token`"
+        );
+        // A long name is fine with an `@`; no accepted token can have one.
+        let set = TokenSet::from_list("ada.lovelace@example.com:secret-0123456789abc").unwrap();
+        assert_eq!(
+            set.find("secret-0123456789abc").unwrap().name(),
+            "ada.lovelace@example.com"
         );
     }
 
     #[test]
     fn debug_output_names_only() {
-        let set = TokenSet::from_list("ci:topsecret").unwrap();
+        let set = TokenSet::from_list("ci:topsecret-0123456789").unwrap();
         assert_eq!(format!("{set:?}"), r#"["ci"]"#);
     }
 }

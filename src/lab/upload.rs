@@ -15,11 +15,13 @@ mod names;
 mod yaml;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
 pub use names::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
-pub use yaml::MAX_NESTING;
+pub use yaml::{Budget, CHECK_TIME_LIMIT, MAX_ALIAS_NODES, MAX_LOOKAHEAD, MAX_NESTING};
 
 /// A lab's identity: SHA-256 over its topology's bytes, its folder and every
 /// extra file's relative path and bytes (see [`Identity::of_lab`]).
@@ -96,6 +98,8 @@ pub enum UploadError {
     TooLarge { limit: u64 },
     /// The client stopped sending the body (HTTP 408).
     Stalled { idle: std::time::Duration },
+    /// The body took longer than the whole upload may (HTTP 408).
+    TooSlow { limit: std::time::Duration },
 }
 
 /// A file part of the form as it arrived, before any rule was applied.
@@ -139,13 +143,22 @@ impl Upload {
     /// Applies every rule to `form`, in the contract's order: form fields
     /// (422), then extension, names and content (400). Runs on a blocking
     /// thread: the YAML check is CPU work and must not hold an async worker.
+    /// Dropping the returned future (its request ended) stops the check.
     pub async fn check(form: Form) -> Result<Upload, UploadError> {
-        tokio::task::spawn_blocking(move || Upload::validate(form))
+        let cancelled = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+        let budget = Budget::new(Arc::clone(&cancelled.0));
+        tokio::task::spawn_blocking(move || Upload::validate_within(form, budget))
             .await
             .map_err(|error| UploadError::Invalid(format!("upload check failed: {error}")))?
     }
 
+    /// [`Upload::validate_within`] with a fresh budget, for tests.
+    #[cfg(test)]
     fn validate(form: Form) -> Result<Upload, UploadError> {
+        Upload::validate_within(form, Budget::new(Arc::default()))
+    }
+
+    fn validate_within(form: Form, budget: Budget) -> Result<Upload, UploadError> {
         let mut topologies = form.topology.into_iter();
         let topology = match (topologies.next(), topologies.next()) {
             (Some(file), None) => file,
@@ -191,7 +204,7 @@ impl Upload {
             &topology_path,
             extra_files.iter().map(|(path, _)| path.as_path()),
         )?;
-        yaml::check_topology(&topology.bytes)?;
+        yaml::check_topology(&topology.bytes, budget)?;
 
         Ok(Upload {
             identity: Identity::of_lab(&topology_dir, &topology.bytes, &extra_files),
@@ -232,6 +245,15 @@ impl Upload {
         })
         .await
         .map_err(std::io::Error::other)?
+    }
+}
+
+/// Sets its flag when dropped: the check it was handed to stops.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -126,6 +126,8 @@ pub enum StoreError {
     Locked { path: PathBuf, why: String },
     /// Written by a newer version of this server.
     TooNew { path: PathBuf, version: u32 },
+    /// Another program's SQLite database, not a store of ours.
+    Foreign { path: PathBuf, why: String },
     /// A change could not be committed (e.g. the disk is full).
     Write { path: PathBuf, why: String },
     /// Changes wait to be saved: nothing new is changed meanwhile.
@@ -164,6 +166,12 @@ impl std::fmt::Display for StoreError {
                 f,
                 "the state store {} has schema version {version}, written by a newer \
                  neops-remote-lab; upgrade this server or use another --state-dir",
+                path.display()
+            ),
+            StoreError::Foreign { path, why } => write!(
+                f,
+                "{} is not a neops-remote-lab state store ({why}); nothing was changed. \
+                 Move it away, or choose another --state-dir / NEOPS_STATE_DIR",
                 path.display()
             ),
             StoreError::Write { path, why } => write!(

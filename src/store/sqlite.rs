@@ -10,8 +10,10 @@
 //! [`RETRY`] while nothing new comes): events are applied in order or not
 //! at all, so the tables never skip a change that memory has made. The
 //! schema is versioned in `PRAGMA user_version` and migrated at start
-//! ([`schema`]).
+//! ([`schema`]); a database that is not ours is refused untouched
+//! ([`foreign`]).
 
+mod foreign;
 mod rows;
 mod schema;
 
@@ -48,14 +50,16 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Turns an event into the JSON kept in the history (what `/events` sends).
 pub type EventBody = Box<dyn Fn(&Event) -> String + Send>;
 
+/// What the writer could not save when it stopped: how many events, and why.
+type Unsaved = (usize, String);
+
 /// See the module documentation.
 pub struct SqliteStore {
     path: PathBuf,
     /// For start-up reads and bookkeeping; the writer has its own.
     reader: Mutex<Connection>,
     sender: Mutex<Option<Sender<Event>>>,
-    /// Ends with the changes it could not save, if any: how many, and why.
-    writer: Mutex<Option<JoinHandle<Option<(usize, String)>>>>,
+    writer: Mutex<Option<JoinHandle<Option<Unsaved>>>>,
     commits: Arc<Commits>,
     /// Keeps the state directory ours while the store lives.
     _lock: File,
@@ -86,7 +90,7 @@ impl SqliteStore {
                     why: "the file is empty".into(),
                 });
             }
-            Ok(_) => {}
+            Ok(_) => foreign::refuse_foreign(&path)?,
         }
         let mut reader = connect(&path)?;
         check(&reader, &path)?;
@@ -202,7 +206,7 @@ fn write_events(
     commits: &Commits,
     event_body: &EventBody,
     path: &Path,
-) -> Option<(usize, String)> {
+) -> Option<Unsaved> {
     // Events whose write failed: they go first into the next transaction.
     let mut unwritten: Vec<Event> = Vec::new();
     loop {

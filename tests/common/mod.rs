@@ -129,6 +129,9 @@ pub struct Options {
     pub port: u16,
     /// `--netlab-up-args`; `None`: not given, the server chooses.
     pub up_args: Option<String>,
+    /// stderr is a pipe whose reading end is already closed (its reader
+    /// went away), so every log write fails with EPIPE.
+    pub lost_stderr: bool,
 }
 
 impl Options {
@@ -144,6 +147,7 @@ impl Options {
             bearer: None,
             port: 0,
             up_args: Some(EXTERNAL_UP_ARGS.to_string()),
+            lost_stderr: false,
         }
     }
 
@@ -167,6 +171,12 @@ impl Options {
     /// Makes the test's HTTP client send `Authorization: Bearer <token>`.
     pub fn bearer(mut self, token: &str) -> Self {
         self.bearer = Some(token.to_string());
+        self
+    }
+
+    /// Gives the server a stderr whose reader is gone.
+    pub fn lost_stderr(mut self) -> Self {
+        self.lost_stderr = true;
         self
     }
 
@@ -598,6 +608,24 @@ impl<'a> Upload<'a> {
     }
 }
 
+/// Reads a raw HTTP answer from `stream` up to the end of its JSON body
+/// (the server may answer while the request body is still unfinished).
+/// Gives up (panics) after a minute without data.
+pub async fn raw_answer(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !received.ends_with(b"}") {
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer))
+            .await
+            .expect("no answer within a minute")
+            .unwrap();
+        assert!(read > 0, "closed without an answer");
+        received.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -634,8 +662,14 @@ pub fn spawn(options: Options) -> (Child, ServerDirs) {
         .env_remove("NEOPS_NETLAB_UP_ARGS")
         .envs(options.env)
         .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
+        .stdout(log.try_clone().unwrap());
+    if options.lost_stderr {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        command.stderr(writer);
+    } else {
+        command.stderr(log);
+    }
     if let Some(uid) = options.user {
         use std::os::unix::process::CommandExt;
         command.uid(uid).gid(uid);

@@ -460,6 +460,99 @@ fn a_huge_bracket_bomb_is_refused_by_the_nesting_check() {
     assert!(message.contains("levels deep"), "{message}");
 }
 
+/// Ten megabytes of brackets after an anchor or a tag: the walk stops at
+/// the first collection past the limit, whatever comes before it.
+#[test]
+fn brackets_after_an_anchor_or_a_tag_are_refused_at_the_limit() {
+    let ten_mb = 10_000_000;
+    for (head, bracket) in [
+        ("a: &x ", "["),
+        ("a: !t ", "["),
+        ("a: !!seq ", "["),
+        ("a: &x !t ", "{"),
+        ("a: &x\n  ", "- "),
+    ] {
+        let mut text = head.to_string();
+        text.push_str(&bracket.repeat(ten_mb / bracket.len()));
+        let message = invalid(Upload::validate(with_topology(text.as_bytes())));
+        assert!(message.contains("levels deep"), "{head:?}: {message}");
+    }
+    let anchored_blocks: String = (0..=MAX_NESTING)
+        .map(|level| format!("{}k{level}: &a{level}\n", " ".repeat(level)))
+        .collect();
+    let message = invalid(Upload::validate(with_topology(anchored_blocks.as_bytes())));
+    assert!(message.contains("levels deep"), "{message}");
+}
+
+#[test]
+fn aliases_that_stand_for_too_many_nodes_are_refused() {
+    // Each level holds ten aliases of the one before: 10^9 nodes.
+    let mut laughs = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n".to_string();
+    for level in 1..10 {
+        let aliases = vec![format!("*l{}", level - 1); 10].join(", ");
+        laughs.push_str(&format!("l{level}: &l{level} [{aliases}]\n"));
+    }
+    let message = invalid(Upload::validate(with_topology(laughs.as_bytes())));
+    assert!(message.contains("aliases stand for more than"), "{message}");
+    // A few device defaults shared by alias are fine.
+    let shared = "d: &d {device: eos, cpu: 2}\nnodes:\n  r1: *d\n  r2: *d\n";
+    Upload::validate(with_topology(shared.as_bytes())).expect("shared defaults");
+}
+
+/// Where a flow collection could be a mapping key (at a line's start, after
+/// `- `), the parser reads all of it before its first event.
+#[test]
+fn a_flow_collection_the_parser_must_read_ahead_is_bounded() {
+    let items = vec!["r1"; MAX_LOOKAHEAD / 4 + 1].join(", ");
+    for long in [format!("x:\n- [{items}]\n"), format!("{{a: [{items}]}}\n")] {
+        let message = invalid(Upload::validate(with_topology(long.as_bytes())));
+        assert!(message.contains("flow collection"), "{message}");
+    }
+    // As a value, or in block style, it is read as it comes.
+    let value = format!("nodes: [{items}]\n");
+    Upload::validate(with_topology(value.as_bytes())).expect("a value");
+    let block: String = std::iter::once("nodes:\n".to_string())
+        .chain((0..MAX_LOOKAHEAD / 4).map(|n| format!("  - r{n}\n")))
+        .collect();
+    Upload::validate(with_topology(block.as_bytes())).expect("block style");
+}
+
+#[test]
+fn a_check_stops_when_its_request_ends_or_its_time_is_up() {
+    let long: String = (0..100_000).map(|n| format!("k{n}: v\n")).collect();
+    let ended = Arc::new(AtomicBool::new(true));
+    let budget = Budget::new(ended);
+    let message = invalid(Upload::validate_within(
+        with_topology(long.as_bytes()),
+        budget,
+    ));
+    assert!(message.contains("the request ended"), "{message}");
+
+    let past = std::time::Instant::now();
+    let budget = Budget::until(past, Arc::default());
+    let message = invalid(Upload::validate_within(
+        with_topology(long.as_bytes()),
+        budget,
+    ));
+    assert!(message.contains("longer than"), "{message}");
+
+    // Dropping the guard a check is handed is what sets the flag.
+    let flag = Arc::new(AtomicBool::new(false));
+    drop(CancelOnDrop(Arc::clone(&flag)));
+    assert!(flag.load(Ordering::Relaxed));
+}
+
+#[test]
+fn characters_pyyaml_refuses_are_named_with_their_line() {
+    let message = invalid(Upload::validate(with_topology(
+        b"nodes: [r1]\nx: \"\x1b\"\n",
+    )));
+    assert!(
+        message.contains("unacceptable character #x001b at line 2"),
+        "{message}"
+    );
+}
+
 /// On a single-threaded runtime, another task gets to run while a check is
 /// under way only if the check left the async thread.
 #[tokio::test(flavor = "current_thread")]

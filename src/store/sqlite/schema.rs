@@ -9,6 +9,11 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::classify;
 use crate::store::StoreError;
 
+/// `PRAGMA application_id` of our stores: "NRLA" in ASCII, for
+/// neops-remote-lab (<https://sqlite.org/pragma.html#pragma_application_id>).
+/// A database without it is not taken for a store (`foreign.rs`).
+pub const APPLICATION_ID: u32 = u32::from_be_bytes(*b"NRLA");
+
 /// Times are Unix milliseconds; JSON columns hold what the API accepts.
 const MIGRATIONS: &[&str] = &[
     // 1: the line, the slots' labs, the event history.
@@ -43,7 +48,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN heartbeat_seconds INTEGER;",
 ];
 
-/// Brings the schema to the latest version in one transaction. Taking the
+/// Brings the schema to the latest version in one transaction, and marks
+/// the database ours ([`APPLICATION_ID`]) if it is not yet. Taking the
 /// write lock for it also proves the database writable (and not locked),
 /// without changing a file that is already up to date.
 pub fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
@@ -65,11 +71,18 @@ pub fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreErro
         tx.pragma_update(None, "user_version", (done + 1) as i64)
             .map_err(fail)?;
     }
+    let marked: u32 = tx
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(fail)?;
+    if marked != APPLICATION_ID {
+        // SQLite keeps it as a signed 32-bit integer.
+        tx.pragma_update(None, "application_id", APPLICATION_ID as i32)
+            .map_err(fail)?;
+    }
     tx.commit().map_err(fail)
 }
 
 /// The schema version this build writes.
-#[cfg(test)]
 pub fn latest() -> u32 {
     MIGRATIONS.len() as u32
 }

@@ -106,7 +106,7 @@ async fn what_is_committed_comes_back_after_a_reopen() {
         }),
     ];
     write(&store, &batch).await.unwrap();
-    store.close();
+    store.close().unwrap();
     drop(store);
 
     let store = open(dir.path()).unwrap();
@@ -228,7 +228,7 @@ fn the_history_keeps_only_the_most_recent_events() {
     for _ in 0..HISTORY + 10 {
         store.append(&events.next(lab(1, LabChange::Idle)));
     }
-    store.close();
+    store.close().unwrap();
     let count: i64 = store
         .reader()
         .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
@@ -266,7 +266,7 @@ fn garbage_an_empty_file_and_a_truncated_database_are_refused() {
     for _ in 0..200 {
         store.append(&events.next(joined(SessionId::new(), None)));
     }
-    store.close();
+    store.close().unwrap();
     drop(store);
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes.len() > 8192, "a database of several pages");
@@ -297,4 +297,75 @@ fn a_write_ahead_log_without_its_database_is_refused() {
     assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
     assert!(error.to_string().contains("-wal exists without"), "{error}");
     assert!(!dir.path().join(DATABASE).exists(), "no new database made");
+}
+
+fn application_id(path: &Path) -> u32 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn another_programs_database_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE);
+    // An unmarked database with other tables, and a marked one with ours.
+    let others = [
+        "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me');",
+        "CREATE TABLE sessions (x); CREATE TABLE labs (x); CREATE TABLE events (x);
+         PRAGMA application_id = 1179865678; PRAGMA user_version = 2;",
+    ];
+    for setup in others {
+        let _ = std::fs::remove_file(&path);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(setup)
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let error = open(dir.path()).err().expect("refused");
+        assert!(matches!(error, StoreError::Foreign { .. }), "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains(&path.display().to_string())
+                && message.contains("not a neops-remote-lab state store")
+                && message.contains("--state-dir"),
+            "{message}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{setup}: changed");
+        let mut files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        files.sort();
+        assert_eq!(files, [DATABASE, LOCK_FILE], "{setup}: files beside it");
+    }
+}
+
+#[test]
+fn a_store_of_the_previous_version_opens_and_is_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE);
+    let session = SessionId::new();
+    let store = open(dir.path()).unwrap();
+    store.append(&Events(0).next(joined(session, None)));
+    store.close().unwrap();
+    drop(store);
+    assert_eq!(application_id(&path), schema::APPLICATION_ID);
+    // As the previous version wrote it: no mark, schema 1 (no owners, no
+    // leases).
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE sessions DROP COLUMN owner;
+             ALTER TABLE sessions DROP COLUMN heartbeat_seconds;
+             PRAGMA user_version = 1; PRAGMA application_id = 0;",
+        )
+        .unwrap();
+    let store = open(dir.path()).unwrap();
+    let snapshot = store.load().unwrap();
+    assert_eq!(snapshot.sessions.len(), 1);
+    store.close().unwrap();
+    drop(store);
+    assert_eq!(application_id(&path), schema::APPLICATION_ID, "marked");
 }
