@@ -250,10 +250,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // be is said, and the exit status says it too.
     let closed = tokio::task::spawn_blocking(move || store.close())
         .await
-        .unwrap_or_else(|error| Err(StoreError::Unwritable {
-            path: PathBuf::new(),
-            why: error.to_string(),
-        }));
+        .unwrap_or_else(|error| {
+            Err(StoreError::Unwritable {
+                path: PathBuf::new(),
+                why: error.to_string(),
+            })
+        });
     drop(guard);
     if let Err(error) = closed {
         return outcome.and(Err(ServerError::Store(error)));

@@ -387,11 +387,18 @@ async fn a_full_disk_answers_503_only_for_what_did_not_happen() {
     // means nothing happened: the holder that asks to leave still holds.
     let holder = created[0].clone();
     let (status, body) = server
-        .lab_call(reqwest::Method::DELETE, &format!("/session/{holder}"), &holder)
+        .lab_call(
+            reqwest::Method::DELETE,
+            &format!("/session/{holder}"),
+            &holder,
+        )
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
-        body["detail"].as_str().unwrap().contains("nothing was changed"),
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
         "{body}"
     );
     assert_eq!(standings(&server, &created[..1]).await, one_slot_line(1));
@@ -399,7 +406,11 @@ async fn a_full_disk_answers_503_only_for_what_did_not_happen() {
     // A stop with changes it could not save says so, and fails.
     let stopped = server.stop_with(libc::SIGTERM);
     assert!(!stopped.success(), "{}", server.log());
-    assert!(server.log().contains("could not be saved"), "{}", server.log());
+    assert!(
+        server.log().contains("could not be saved"),
+        "{}",
+        server.log()
+    );
     // What was answered is what comes back: every created session, in
     // order, the holder still holding.
     let server = Server::start(Options::new(&netlab).dirs(&dirs)).await;
@@ -425,7 +436,10 @@ async fn a_change_is_answered_only_once_it_is_on_disk() {
     // lab is torn down, the slot goes on, but none of it can be saved.
     limit_file_size(&server, Some(1));
     let leaving = tokio::spawn({
-        let (http, url) = (server.http.clone(), server.url(&format!("/session/{holder}")));
+        let (http, url) = (
+            server.http.clone(),
+            server.url(&format!("/session/{holder}")),
+        );
         async move { http.delete(url).send().await.unwrap().status() }
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -433,7 +447,10 @@ async fn a_change_is_answered_only_once_it_is_on_disk() {
         assert!(std::time::Instant::now() < deadline, "{}", server.log());
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    // Not answered while a crash would still bring the holder back.
+    // Not answered while a crash would still bring the holder back (the
+    // server has answered others since: the holder has left the line).
+    let line = server.get_json("/sessions").await;
+    assert_eq!(line["sessions"][0]["id"], &waiter[..8], "{line}");
     assert!(!leaving.is_finished());
     // Room again: the store catches up, and only then the answer comes.
     limit_file_size(&server, None);
@@ -442,7 +459,10 @@ async fn a_change_is_answered_only_once_it_is_on_disk() {
 
     server.stop_with(libc::SIGKILL);
     let server = Server::start(options()).await;
-    assert_eq!(server.session_status(&holder).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.session_status(&holder).await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(standings(&server, &[waiter]).await, one_slot_line(1));
 }
 

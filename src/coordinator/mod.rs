@@ -740,7 +740,8 @@ impl Coordinator {
     /// With an idempotency `key` this session used before, nothing new
     /// runs: the answer is that first request's outcome, once it is known.
     pub async fn acquire(&self, hold: &Hold<'_>, upload: Upload, key: Option<&str>) -> LabOutcome {
-        self.writable().map_err(|error| Arc::new(not_saved(error)))?;
+        self.writable()
+            .map_err(|error| Arc::new(not_saved(error)))?;
         // What makes a repeat the same request: the content and `reuse`.
         let fingerprint = format!("{} reuse={}", upload.identity, upload.reuse);
         // The lock is taken and released inside the closure.

@@ -82,7 +82,10 @@ impl Commits {
 
     /// Why changes wait to be saved, while some do.
     pub fn unsaved(&self) -> Option<String> {
-        self.unsaved.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.unsaved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn failure_in(&self, ids: &RangeInclusive<u64>) -> Result<(), String> {
