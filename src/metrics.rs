@@ -10,7 +10,7 @@
 //! | `neops_remote_lab_session_hold_seconds` (promotion → end) | histogram | |
 //! | `neops_remote_lab_lab_bringup_seconds`, `…_lab_teardown_seconds` | histogram | `slot` |
 //! | `neops_remote_lab_netlab_failures_total` | counter | `command` (`up`, `down`, `inspect`, …) |
-//! | `neops_remote_lab_evictions_total` | counter | `reason` (`evicted`, `claim_expired`) |
+//! | `neops_remote_lab_evictions_total` | counter | `reason` (`evicted`, `claim_expired`, `lease_expired`) |
 //! | `neops_remote_lab_http_requests_total` | counter | `method`, `route`, `status` |
 //! | `neops_remote_lab_log_writes_dropped_total` (log lines stderr could not take) | counter | |
 //! | `neops_remote_lab_build_info` (always 1) | gauge | `version` |

@@ -609,8 +609,11 @@ async fn a_stalled_upload_gets_408_and_stops_keeping_its_session_alive() {
 #[tokio::test]
 async fn a_session_is_checked_against_its_owner_after_its_existence() {
     let app = InProcess::start(1, default_timeouts());
-    let tokens = TokenSet::from_list("ci:one,ada:two").unwrap();
-    let (ci, ada) = (tokens.find("one"), tokens.find("two"));
+    let tokens = TokenSet::from_list("ci:one-0123456789abcdef,ada:two-0123456789abcdef").unwrap();
+    let (ci, ada) = (
+        tokens.find("one-0123456789abcdef"),
+        tokens.find("two-0123456789abcdef"),
+    );
     let (id, _) = app
         .coordinator
         .create(NewSession {
