@@ -197,14 +197,18 @@ def test_the_dashboard_fits_a_phone_without_sideways_scrolling(server: LabServer
         )
         assert phone.execute_script("return window.innerWidth") == 390
         assert phone.execute_script(SIDEWAYS) == []
-        # Nothing is hidden to make it fit: each session's times are still shown.
+        # Nothing is hidden to make it fit: each session's times and lease are still shown.
         # (one script: the rows are redrawn every second)
         times = phone.execute_script(
             "return [...document.querySelectorAll(arguments[0])].map((cell) => "
             "[cell.dataset.label, cell.getBoundingClientRect().width > 0, cell.getBoundingClientRect().right]);",
             f'#queue tr[data-session="{sessions[0][:8]}"] td[data-label]',
         )
-        assert [(label, shown) for label, shown, _ in times] == [("waited", True), ("holding", True)], times
+        assert [(label, shown) for label, shown, _ in times] == [
+            ("waited", True),
+            ("holding", True),
+            ("lease", True),
+        ], times
         assert all(right <= 390 for _, _, right in times), times
     finally:
         phone.quit()

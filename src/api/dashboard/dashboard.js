@@ -103,14 +103,9 @@ function renderQueue() {
       el("td", { class: "mono" }, s.id),
       el("td", { class: `status-${s.status}` }, status),
       el("td", { class: "who" }, who(s.client, s.owner)),
-<<<<<<< HEAD
-      el("td", {}, duration(waited)),
-      el("td", {}, duration(holding)),
-      el("td", {}, lease(s)));
-=======
       el("td", { "data-label": "waited" }, duration(waited)),
-      el("td", { "data-label": holding === null ? null : "holding" }, duration(holding)));
->>>>>>> newcomer
+      el("td", holding === null ? { class: "none" } : { "data-label": "holding" }, duration(holding)),
+      el("td", { "data-label": "lease" }, lease(s)));
   });
   body.replaceChildren(...rows);
   document.getElementById("queue-count").textContent = `(${snapshot.sessions.length})`;
