@@ -130,6 +130,7 @@ def test_the_github_actions_example_runs_as_written(
 ):
     tokens = tmp_path / "tokens"
     tokens.write_text(f"ci:{TOKEN}\n")
+    tokens.chmod(0o600)  # the server refuses a tokens file others may read
     server = start_server("--tokens-file", str(tokens))
     variables, commands = github_example()
     assert set(variables) == {"REMOTE_LAB_URL", "REMOTE_LAB_TOKEN", "NEOPS_REMOTE_LAB_PACKAGE"}
