@@ -2,7 +2,7 @@
 """P7 - memory per bring-up: what a large lab costs the server, and whether it is given back.
 
 A generated leaf-spine fabric of 120 nodes (8 spines, 112 leaves, every leaf linked to every
-spine: 896 links; its device data is megabytes of JSON), brought up five times in a row with real
+spine: 896 links; OSPF and BGP on every node, so its device data is megabytes of JSON), brought up five times in a row with real
 netlab and its `external` provider (`reuse=false`: each is a fresh `netlab up`). For each
 bring-up: the peak resident set size during it (VmHWM, reset before it through
 `/proc/<pid>/clear_refs`), and VmRSS once it answered and the lab was released. Targets: extra
@@ -28,11 +28,11 @@ MB = 1_000_000
 
 
 def fabric(spines: int, leaves: int) -> str:
-    """A netlab topology: every leaf linked to every spine."""
+    """A netlab topology: every leaf linked to every spine, OSPF and BGP everywhere."""
     names = [f"s{n}" for n in range(1, spines + 1)] + [f"l{n}" for n in range(1, leaves + 1)]
     links = [f"s{s}-l{leaf}" for s in range(1, spines + 1) for leaf in range(1, leaves + 1)]
     return (
-        "defaults.device: eos\n"
+        "defaults.device: eos\nmodule: [ospf, bgp]\nbgp.as: 65000\n"
         f"nodes: [{', '.join(names)}]\n"
         "links:\n" + "".join(f"- {link}\n" for link in links)
     )

@@ -98,10 +98,7 @@ impl LabDriver for MemoryDriver {
                     tail: vec!["scripted failure".into()],
                 }));
             }
-            Ok(vec![Device {
-                name: "r1".into(),
-                raw: Map::new(),
-            }])
+            Ok(vec![Device::from_map("r1".into(), &Map::new())])
         })
     }
 

@@ -21,8 +21,6 @@ _log = logging.getLogger(__name__)
 
 # Seconds between looks at the slot's phase while waiting for the bring-up to begin.
 _PHASE_POLL_INTERVAL = 0.25
-# A line that opens a pretty-printed JSON document at the margin -> the line that closes it.
-_JSON_CLOSERS = {"[": "]", "{": "}"}
 
 
 def list_sessions(transport: Transport) -> SessionsDto | None:
@@ -42,9 +40,8 @@ class BringUpFollower:
 
     It watches the session's slot (`GET /sessions`) until its phase is `starting`, then reads
     `GET /lab/log` (which streams the bring-up's lines from its first one and ends with it) and
-    calls `on_line` with each non-empty line, control characters removed; the JSON documents in
-    it (the devices' host views `netlab inspect` prints) are data, not progress, and are left
-    out. It gives up quietly on a server without these routes (404) and on any failure. Reads
+    calls `on_line` with each non-empty line, control characters removed (the server sends only
+    `netlab up`'s output, not the device data). It gives up quietly on a server without these routes (404) and on any failure. Reads
     time out at `deadline` (a `time.monotonic()` value).
     """
 
@@ -103,15 +100,10 @@ class BringUpFollower:
             if response.status_code == 404:
                 return None
             read = 0
-            closer = ""  # inside a JSON document: the line that ends it
             for raw in response.iter_lines():
                 read += 1
                 line = raw.decode("utf-8", "replace").rstrip()
-                if closer:
-                    closer = "" if line == closer else closer
-                elif line in _JSON_CLOSERS:
-                    closer = _JSON_CLOSERS[line]
-                elif read > skip and not self._report(printable(line)):
+                if read > skip and not self._report(printable(line)):
                     break
             return read
 

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
 
 use crate::coordinator::events::{Event, EventKind};
 use crate::coordinator::{Overview, SessionView, SlotView};
@@ -62,16 +61,9 @@ impl From<&SlotView> for SlotDto {
 
 impl From<&Device> for DeviceSummaryDto {
     fn from(device: &Device) -> Self {
-        let mgmt = device
-            .raw
-            .get("mgmt")
-            .and_then(|mgmt| mgmt.get("ipv4"))
-            .or_else(|| device.raw.get("ansible_host"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
         DeviceSummaryDto {
             name: device.name.clone(),
-            mgmt,
+            mgmt: device.reach().map(str::to_string),
         }
     }
 }

@@ -193,8 +193,7 @@ async fn acquire(
 
 /// Waits until the session's slot starts a bring-up, then prints netlab's
 /// lines from `GET /lab/log` until it ends. Gives up quietly on any error:
-/// it only accompanies the work. The JSON documents in the log (the host
-/// views `netlab inspect` prints) are data, not progress, and are left out.
+/// it only accompanies the work.
 async fn follow_bring_up(client: &Client, session: &Session) {
     let short: String = session.id().chars().take(8).collect();
     loop {
@@ -216,21 +215,13 @@ async fn follow_bring_up(client: &Client, session: &Session) {
         return;
     };
     let since = Instant::now();
-    let mut closer: Option<&str> = None;
     while let Ok(Some(line)) = lines.next_line().await {
-        match closer {
-            Some(end) if line == end => closer = None,
-            Some(_) => {}
-            None if line == "{" => closer = Some("}"),
-            None if line == "[" => closer = Some("]"),
-            None if !line.trim().is_empty() => {
-                say(&format!(
-                    "netlab ({}s): {}",
-                    since.elapsed().as_secs(),
-                    line.trim_end()
-                ));
-            }
-            None => {}
+        if !line.trim().is_empty() {
+            say(&format!(
+                "netlab ({}s): {}",
+                since.elapsed().as_secs(),
+                line.trim_end()
+            ));
         }
     }
 }

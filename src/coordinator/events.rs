@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 
 use super::ClientInfo;
 use crate::auth::Caller;
-use crate::lab::LabChange;
+use crate::lab::{Device, LabChange};
 use crate::queue::Lease;
 use crate::session_id::SessionId;
 use crate::store::{InMemory, Store};
@@ -100,6 +100,23 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The event as watchers keep it: a lab's devices by name only.
+    fn without_host_views(self) -> EventKind {
+        match self {
+            EventKind::Lab {
+                slot,
+                change: LabChange::Up { devices, took },
+            } => EventKind::Lab {
+                slot,
+                change: LabChange::Up {
+                    devices: Arc::new(devices.iter().map(Device::named).collect()),
+                    took,
+                },
+            },
+            other => other,
+        }
+    }
+
     /// Whether a session's standing may have changed with this event.
     pub fn moves_the_line(&self) -> bool {
         !matches!(self, EventKind::Lab { .. })
@@ -172,6 +189,13 @@ impl EventBus {
             self.history.pop_front();
         }
         self.store.append(&event);
+        // Watchers keep events long after their lab is gone: without the
+        // devices' host views (megabytes for a large lab), which only the
+        // store needed.
+        let event = Event {
+            kind: event.kind.without_host_views(),
+            ..event
+        };
         self.history.push_back(event.clone());
         // No subscriber is fine: nobody is watching.
         let _ = self.sender.send(event);

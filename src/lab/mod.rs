@@ -16,6 +16,7 @@
 //! [`LabObserver`] so the coordinator can publish it.
 
 pub mod bring_up_log;
+mod device;
 pub mod inventory;
 pub mod lock;
 pub mod netlab;
@@ -33,23 +34,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::StoredLab;
 use bring_up_log::BringUpLog;
+pub use device::Device;
 use lock::LabLock;
 use netlab::NetlabError;
 use upload::{Identity, Upload};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A node of the running lab and its Ansible host view.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Device {
-    pub name: String,
-    pub raw: Map<String, Value>,
-}
 
 /// What a slot needs from the tool that runs labs: netlab in production, an
 /// in-memory driver in tests ([`crate::testing`]).

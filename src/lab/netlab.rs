@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::process::{self, Finished, Interrupted, Run};
@@ -306,15 +307,16 @@ impl Netlab {
         let args = inspect_args(&[ALL_HOSTS_EXPRESSION]);
         let command = self.display(&["inspect", "…all hosts…"]);
         let finished = self.run(args, Some(dir), None).await?;
-        let pairs: Vec<(String, Value)> = parse_json(
-            &finished.stdout,
-            &command,
-            "a JSON list of [name, host] pairs",
-        )?;
-        Ok(pairs
+        // Borrowed from netlab's output; each host view is copied once, compact.
+        let pairs: Vec<(String, &RawValue)> =
+            serde_json::from_str(&finished.stdout).map_err(|error| NetlabError::BadOutput {
+                command: command.clone(),
+                problem: format!("expected a JSON list of [name, host] pairs: {error}"),
+            })?;
+        pairs
             .into_iter()
-            .map(|(name, raw)| self.device(name, raw))
-            .collect())
+            .map(|(name, raw)| self.device(name, raw, &command))
+            .collect()
     }
 
     /// The public per-node form for every node, in netlab's node order: one
@@ -353,26 +355,20 @@ impl Netlab {
             .collect();
         let command = self.display(&args);
         let stdout = self.run(args, Some(dir), None).await?.stdout;
-        let raw = serde_json::from_str::<Map<String, Value>>(&stdout).map_err(|error| {
-            NetlabError::BadOutput {
-                command,
-                problem: error.to_string(),
-            }
-        })?;
-        Ok(Device {
-            name: name.to_string(),
-            raw,
-        })
+        let raw: Map<String, Value> = parse_json(&stdout, &command, "a JSON object")?;
+        Ok(Device::from_map(name.to_string(), &raw))
     }
 
-    fn device(&self, name: String, raw: Value) -> Device {
-        let mut raw = match raw {
+    /// A device of the one-call view, made equal to the per-node view key
+    /// for key (the per-node form adds netlab's version), kept compact: one
+    /// node's host view is parsed at a time.
+    fn device(&self, name: String, raw: &RawValue, command: &str) -> Result<Device, NetlabError> {
+        let mut raw = match parse_json::<Value>(raw.get(), command, "a host view")? {
             Value::Object(map) => map,
             other => Map::from_iter([("value".to_string(), other)]),
         };
-        // Make the one-call view equal the per-node one, key for key.
         raw.insert(VERSION_KEY.into(), Value::String(self.version.clone()));
-        Device { name, raw }
+        Ok(Device::from_map(name, &raw))
     }
 
     async fn run(
@@ -403,11 +399,14 @@ impl Netlab {
         cwd: Option<&'a Path>,
         cancel: Option<&'a CancellationToken>,
     ) -> Run<'a> {
-        let limit = if args.first().is_some_and(|verb| verb == "up") {
+        let verb = args.first().map_or("", String::as_str);
+        let limit = if verb == "up" {
             self.config.up_timeout
         } else {
             self.config.command_timeout
         };
+        // What `inspect` and `status` print is read, not followed.
+        let data = matches!(verb, "inspect" | "status");
         Run {
             program: &self.config.program,
             args,
@@ -416,6 +415,7 @@ impl Netlab {
             cancel,
             kill_grace: self.config.kill_grace,
             owner: self.config.owner.as_deref(),
+            data,
         }
     }
 

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -78,6 +78,10 @@ pub struct Run<'a> {
     /// The server's owner tag, put into the command's environment so that
     /// a later start finds what it left behind (see [`super::orphans`]).
     pub owner: Option<&'a str>,
+    /// Its output is data (JSON to parse), not progress: it goes neither to
+    /// the debug log nor to the line sink, only to the caller (a large
+    /// lab's device data is megabytes).
+    pub data: bool,
 }
 
 impl Run<'_> {
@@ -111,15 +115,16 @@ impl Run<'_> {
         let group = GroupKiller(child.id());
 
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
-        let sink = LINE_SINK.try_with(Arc::clone).ok();
-        let stdout = child
-            .stdout
-            .take()
-            .map(|out| stream(out, &tail, sink.clone(), true));
+        let sink = LINE_SINK.try_with(Arc::clone).ok().filter(|_| !self.data);
+        let echo = !self.data;
+        let stdout = child.stdout.take().map(|out| match self.data {
+            true => read_data(out),
+            false => stream(out, &tail, sink.clone(), echo, true),
+        });
         let stderr = child
             .stderr
             .take()
-            .map(|err| stream(err, &tail, sink, false));
+            .map(|err| stream(err, &tail, sink, echo, false));
 
         let never = CancellationToken::new();
         let cancel = self.cancel.unwrap_or(&never);
@@ -158,11 +163,14 @@ impl Run<'_> {
                 });
             }
         };
-        let stdout_text = drain(stdout).await;
+        let stdout = drain(stdout).await;
         drain(stderr).await;
+        // No copy for UTF-8 text (the JSON netlab prints always is).
+        let stdout = String::from_utf8(stdout)
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
         Ok(Finished {
             code,
-            stdout: stdout_text,
+            stdout,
             tail: snapshot(&tail),
         })
     }
@@ -173,19 +181,21 @@ type Tail = Arc<Mutex<VecDeque<String>>>;
 /// A pipe being read in the background, and what it collected so far.
 struct PipeReader {
     task: JoinHandle<()>,
-    collected: Arc<Mutex<String>>,
+    collected: Arc<Mutex<Vec<u8>>>,
 }
 
-/// Reads a pipe line by line into the log, the sink and the shared tail;
-/// collects the whole text when asked (stdout carries the JSON we parse).
+/// Reads a pipe line by line into the shared tail, and into the debug log
+/// when asked to `echo` it, and the sink when there is one; collects the
+/// whole text when asked (stdout carries the JSON we parse).
 fn stream(
     pipe: impl AsyncRead + Unpin + Send + 'static,
     tail: &Tail,
     sink: Option<Arc<dyn LineSink>>,
+    echo: bool,
     collect: bool,
 ) -> PipeReader {
     let tail = Arc::clone(tail);
-    let collected = Arc::new(Mutex::new(String::new()));
+    let collected = Arc::new(Mutex::new(Vec::new()));
     let into = Arc::clone(&collected);
     let task = tokio::spawn(async move {
         let mut reader = BufReader::new(pipe);
@@ -200,14 +210,16 @@ fn stream(
             let text = String::from_utf8_lossy(&buffer);
             let line = text.trim_end_matches(['\n', '\r']).to_string();
             buffer.clear();
-            tracing::debug!(target: "netlab", "{line}");
+            if echo {
+                tracing::debug!(target: "netlab", "{line}");
+            }
             if let Some(sink) = &sink {
                 sink.line(&line);
             }
             if collect {
                 let mut into = into.lock().unwrap_or_else(|poison| poison.into_inner());
-                into.push_str(&line);
-                into.push('\n');
+                into.extend_from_slice(line.as_bytes());
+                into.push(b'\n');
             }
             let mut tail = tail.lock().unwrap_or_else(|poison| poison.into_inner());
             if tail.len() == TAIL_LINES {
@@ -219,12 +231,26 @@ fn stream(
     PipeReader { task, collected }
 }
 
+/// Reads a pipe of data to its end, as it comes: no lines, no copies.
+fn read_data(mut pipe: impl AsyncRead + Unpin + Send + 'static) -> PipeReader {
+    let collected = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&collected);
+    let task = tokio::spawn(async move {
+        let mut chunk = vec![0; 64 * 1024];
+        while let Ok(read @ 1..) = pipe.read(&mut chunk).await {
+            let mut into = into.lock().unwrap_or_else(|poison| poison.into_inner());
+            into.extend_from_slice(&chunk[..read]);
+        }
+    });
+    PipeReader { task, collected }
+}
+
 /// What the pipe gave, once it closes. A process the command started (a
 /// daemon) may keep the pipe open after the command exited: after
 /// [`PIPE_GRACE`] reading stops, and what was read so far is kept.
-async fn drain(reader: Option<PipeReader>) -> String {
+async fn drain(reader: Option<PipeReader>) -> Vec<u8> {
     let Some(mut reader) = reader else {
-        return String::new();
+        return Vec::new();
     };
     if tokio::time::timeout(PIPE_GRACE, &mut reader.task)
         .await
@@ -236,11 +262,13 @@ async fn drain(reader: Option<PipeReader>) -> String {
             "a process netlab started still holds its output pipe open; keeping the output read so far"
         );
     }
-    let collected = reader
-        .collected
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    collected.clone()
+    // Taken, not copied: the reader is done (or stopped) with it.
+    std::mem::take(
+        &mut *reader
+            .collected
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()),
+    )
 }
 
 fn snapshot(tail: &Tail) -> Vec<String> {
@@ -297,6 +325,7 @@ mod tests {
             cancel: None,
             kill_grace: Duration::from_secs(5),
             owner: None,
+            data: false,
         }
     }
 

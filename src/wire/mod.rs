@@ -50,13 +50,29 @@ pub struct ActiveSessionResponseDto {
 }
 
 /// A node of the running lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeviceInfoDto {
     /// Node name as netlab reports it.
     pub name: String,
-    /// The node's Ansible host view, as `netlab inspect --node <name> --format json` prints it.
+    /// The node's Ansible host view, as `netlab inspect --node <name> --format json` prints it:
+    /// a JSON object, kept as its text (see [`DeviceInfoDto::host_view`]).
     #[schema(value_type = Object)]
-    pub raw: Map<String, Value>,
+    pub raw: Box<serde_json::value::RawValue>,
+}
+
+impl DeviceInfoDto {
+    /// The host view as a map (`raw["mgmt"]["ipv4"]`, `raw["ansible_user"]`, …).
+    /// Errors: `raw` is not a JSON object.
+    pub fn host_view(&self) -> serde_json::Result<Map<String, Value>> {
+        serde_json::from_str(self.raw.get())
+    }
+}
+
+/// Same name and same host view, whatever the keys' order and spacing.
+impl PartialEq for DeviceInfoDto {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.host_view().ok() == other.host_view().ok()
+    }
 }
 
 /// Answer to `POST /lab`.

@@ -69,10 +69,10 @@ async fn what_is_committed_comes_back_after_a_reopen() {
         dir: dir.path().join("lab-1"),
         netlab_dir: dir.path().join("lab-1/topo"),
     };
-    let device = Device {
-        name: "r1".into(),
-        raw: Map::from_iter([("ansible_host".into(), "192.0.2.1".into())]),
-    };
+    let device = Device::from_map(
+        "r1".into(),
+        &Map::from_iter([("ansible_host".into(), "192.0.2.1".into())]),
+    );
     let mut events = Events(0);
     let batch = vec![
         events.next(joined(ids[0], Some("key-1"))),
