@@ -28,6 +28,7 @@ pub mod client;
 pub mod coordinator;
 pub mod lab;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod queue;
 pub mod serve;

@@ -271,7 +271,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(cli: ServeArgs, inline_tokens: Option<String>) -> ExitCode {
-    neops_remote_lab::serve::return_large_allocations();
+    neops_remote_lab::memory::return_large_allocations();
     let level = if cli.debug {
         "debug"
     } else {

@@ -7,6 +7,8 @@
 //! header read timeout, which also applies while a keep-alive connection
 //! waits for its next request, so idle connections are closed too.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,8 +23,17 @@ use tokio_util::sync::CancellationToken;
 /// keep-alive connection may sit idle between requests.
 pub const HEADER_READ_LIMIT: Duration = Duration::from_secs(10);
 
+/// How often the server looks whether many connections have closed.
+const TRIM_CHECK: Duration = Duration::from_secs(10);
+
+/// How many connections must have closed since the busiest moment for the
+/// freed memory to be handed back (see [`crate::memory`]).
+const TRIM_AFTER_CLOSED: usize = 256;
+
 /// Serves `router` on `listener` until `stop` is cancelled, then waits up
 /// to `drain` for requests in flight before closing their connections.
+/// After many connections have closed, the memory they held is handed back
+/// ([`crate::memory::trim`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -30,6 +41,8 @@ pub async fn serve(
     drain: Duration,
 ) {
     let graceful = GracefulShutdown::new();
+    let open = Arc::new(OpenConnections::default());
+    tokio::spawn(trim_after_closes(Arc::clone(&open), stop.clone()));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -51,10 +64,12 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let counted = open.opened();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(counted);
         });
     }
     drop(listener);
@@ -69,20 +84,43 @@ pub async fn serve(
     }
 }
 
-/// Serves large allocations from their own memory maps, returned to the
-/// system as soon as they are freed. glibc's malloc raises its mmap
-/// threshold to the size of the largest block freed so far (up to 32 MiB),
-/// so after the first large lab (megabytes of device data, parsed and
-/// answered) every later one came from the heap, whose pages were kept:
-/// measured with bench P7, RSS grew by a third over five bring-ups of a
-/// 120-node lab. A fixed threshold (which also turns that raising off; see
-/// mallopt(3), `M_MMAP_THRESHOLD`) keeps the first bring-up's cost and gives
-/// it back. Call before any other thread starts.
-pub fn return_large_allocations() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes malloc's parameters; no other thread runs yet.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+/// How many connections are open, and the most since the last trim.
+#[derive(Default)]
+struct OpenConnections {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// One open connection; closed when dropped.
+struct Counted(Arc<OpenConnections>);
+
+impl OpenConnections {
+    fn opened(self: &Arc<Self>) -> Counted {
+        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        Counted(Arc::clone(self))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Hands freed memory back once [`TRIM_AFTER_CLOSED`] connections fewer
+/// are open than at the busiest moment since the last time.
+async fn trim_after_closes(open: Arc<OpenConnections>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(TRIM_CHECK) => {}
+            () = stop.cancelled() => return,
+        }
+        let now = open.now.load(Ordering::Relaxed);
+        if open.peak.load(Ordering::Relaxed) >= now + TRIM_AFTER_CLOSED {
+            open.peak.store(now, Ordering::Relaxed);
+            tokio::task::spawn_blocking(crate::memory::trim);
+        }
     }
 }
 

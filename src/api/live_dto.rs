@@ -3,7 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-
 use crate::coordinator::events::{Event, EventKind};
 use crate::coordinator::{Overview, SessionView, SlotView};
 use crate::lab::{Device, LabChange};

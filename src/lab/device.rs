@@ -53,13 +53,15 @@ struct Mgmt {
 impl Device {
     /// A device whose host view is the JSON object `raw`.
     pub fn new(name: String, raw: Box<RawValue>) -> Device {
-        let reach = serde_json::from_str::<Reach>(raw.get()).ok().and_then(|reach| {
-            reach
-                .mgmt
-                .and_then(|mgmt| mgmt.ipv4)
-                .or(reach.ansible_host)
-                .and_then(|address| address.as_str().map(str::to_string))
-        });
+        let reach = serde_json::from_str::<Reach>(raw.get())
+            .ok()
+            .and_then(|reach| {
+                reach
+                    .mgmt
+                    .and_then(|mgmt| mgmt.ipv4)
+                    .or(reach.ansible_host)
+                    .and_then(|address| address.as_str().map(str::to_string))
+            });
         Device { name, raw, reach }
     }
 
@@ -109,7 +111,10 @@ mod tests {
     fn the_address_is_mgmt_ipv4_else_ansible_host() {
         let both = device(r#"{"ansible_host": "10.0.0.1", "mgmt": {"ipv4": "192.0.2.1"}}"#);
         assert_eq!(both.reach(), Some("192.0.2.1"));
-        assert_eq!(device(r#"{"ansible_host": "10.0.0.1"}"#).reach(), Some("10.0.0.1"));
+        assert_eq!(
+            device(r#"{"ansible_host": "10.0.0.1"}"#).reach(),
+            Some("10.0.0.1")
+        );
         assert_eq!(device("{}").reach(), None);
     }
 
@@ -117,7 +122,10 @@ mod tests {
     fn stored_and_read_back_it_is_the_same_device() {
         let original = device(r#"{"b": 1, "a": {"mgmt": [1, 2]}, "mgmt": {"ipv4": "192.0.2.1"}}"#);
         let stored = serde_json::to_string(&original).unwrap();
-        assert_eq!(stored, r#"{"name":"r1","raw":{"b": 1, "a": {"mgmt": [1, 2]}, "mgmt": {"ipv4": "192.0.2.1"}}}"#);
+        assert_eq!(
+            stored,
+            r#"{"name":"r1","raw":{"b": 1, "a": {"mgmt": [1, 2]}, "mgmt": {"ipv4": "192.0.2.1"}}}"#
+        );
         let back: Device = serde_json::from_str(&stored).unwrap();
         assert_eq!(back, original);
         assert_eq!(back.reach(), Some("192.0.2.1"));
