@@ -1,0 +1,93 @@
+//! Memory per bring-up is bounded and given back: a lab with megabytes of
+//! device data, brought up again and again with real netlab, must not leave
+//! its copies behind (in the event history, the bring-up log or malloc's
+//! heap). The full-size figure (120 nodes, five bring-ups, release build)
+//! is bench P7; this test holds an 80-node fabric to the same targets:
+//! before device data was kept as compact text (and out of the event
+//! history), such a lab raised RSS by tens of megabytes per bring-up.
+
+mod common;
+
+use common::{Options, Server, Upload};
+use reqwest::{Method, StatusCode};
+
+/// Every leaf linked to every spine, OSPF and BGP on every node: a large
+/// host view per node, as netlab builds it.
+fn fabric(spines: usize, leaves: usize) -> String {
+    let spine_names = (1..=spines).map(|n| format!("s{n}"));
+    let leaf_names = (1..=leaves).map(|n| format!("l{n}"));
+    let nodes: Vec<String> = spine_names.chain(leaf_names).collect();
+    let mut topology = format!(
+        "defaults.device: eos\nmodule: [ospf, bgp]\nbgp.as: 65000\nnodes: [{}]\nlinks:\n",
+        nodes.join(", ")
+    );
+    for spine in 1..=spines {
+        for leaf in 1..=leaves {
+            topology.push_str(&format!("- s{spine}-l{leaf}\n"));
+        }
+    }
+    topology
+}
+
+/// A `/proc/<pid>/status` value in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"));
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Sets the peak (`VmHWM`) back to the current RSS (Linux `clear_refs`, 5).
+fn reset_peak(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+}
+
+#[tokio::test]
+async fn a_large_lab_brought_up_again_and_again_is_given_back() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let (session, _) = s.create_session().await;
+    let topology = fabric(4, 76);
+    let pid = s.pid();
+    let idle = status_bytes(pid, "VmRSS");
+
+    let mut answers = 0;
+    let mut peaks = Vec::new();
+    let mut after = Vec::new();
+    for _ in 0..3 {
+        reset_peak(pid);
+        let upload = Upload::new("fabric.yml", &topology).reuse(false);
+        let (status, lab) = s.acquire(&session, upload).await;
+        assert_eq!(status, StatusCode::OK, "{lab}");
+        assert_eq!(lab["devices"].as_array().unwrap().len(), 80);
+        answers = serde_json::to_vec(&lab).unwrap().len() as u64;
+        let (status, _) = s.lab_call(Method::POST, "/lab/release", &session).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        peaks.push(status_bytes(pid, "VmHWM"));
+        after.push(status_bytes(pid, "VmRSS"));
+    }
+
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    let report = format!(
+        "answer {:.1} MB, idle {:.1} MB, peaks {:?} MB, after {:?} MB",
+        mb(answers),
+        mb(idle),
+        peaks.iter().map(|&b| mb(b)).collect::<Vec<_>>(),
+        after.iter().map(|&b| mb(b)).collect::<Vec<_>>(),
+    );
+    eprintln!("{report}");
+    assert!(
+        answers > 1_000_000,
+        "a lab with megabytes of data: {report}"
+    );
+    // The targets of bench P7: at most 40 MB over the idle server at the
+    // peak, and RSS after the last bring-up within 20 % of after the first.
+    let worst_extra = peaks.iter().map(|&peak| peak - idle).max().unwrap();
+    assert!(worst_extra <= 40_000_000, "extra peak: {report}");
+    // Nothing kept from one bring-up to the next.
+    let (first, last) = (after[0], *after.last().unwrap());
+    assert!(last * 10 <= first * 12, "RSS grew over 20 %: {report}");
+}
