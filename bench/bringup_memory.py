@@ -2,9 +2,9 @@
 """P7 - memory per bring-up: what a large lab costs the server, and whether it is given back.
 
 A generated leaf-spine fabric of 120 nodes (8 spines, 112 leaves, every leaf linked to every
-spine: 896 links; OSPF and BGP on every node, so its device data is megabytes of JSON), brought up five times in a row with real
-netlab and its `external` provider (`reuse=false`: each is a fresh `netlab up`). For each
-bring-up: the peak resident set size during it (VmHWM, reset before it through
+spine: 896 links; OSPF and BGP on every node, so its device data is megabytes of JSON), brought
+up five times in a row with real netlab and its `external` provider (`reuse=false`: each is a
+fresh `netlab up`). For each bring-up: the peak resident set size during it (VmHWM, reset before it through
 `/proc/<pid>/clear_refs`), and VmRSS once it answered and the lab was released. Targets: extra
 peak for the lab at most 40 MB over the idle server; RSS after five bring-ups within 20 % of
 RSS after the first.
@@ -31,10 +31,8 @@ def fabric(spines: int, leaves: int) -> str:
     """A netlab topology: every leaf linked to every spine, OSPF and BGP everywhere."""
     names = [f"s{n}" for n in range(1, spines + 1)] + [f"l{n}" for n in range(1, leaves + 1)]
     links = [f"s{s}-l{leaf}" for s in range(1, spines + 1) for leaf in range(1, leaves + 1)]
-    return (
-        "defaults.device: eos\nmodule: [ospf, bgp]\nbgp.as: 65000\n"
-        f"nodes: [{', '.join(names)}]\n"
-        "links:\n" + "".join(f"- {link}\n" for link in links)
+    return f"defaults.device: eos\nmodule: [ospf, bgp]\nbgp.as: 65000\nnodes: [{', '.join(names)}]\nlinks:\n" + "".join(
+        f"- {link}\n" for link in links
     )
 
 
@@ -83,7 +81,10 @@ def main() -> None:
     first_after = rows[0][5]
     last_after = rows[-1][5]
     worst_extra = max(peak - idle for *_, peak, _ in rows)
-    print("| bring-up | devices | answer (MB) | took (s) | peak VmHWM (MB) | extra peak over idle (MB) | VmRSS after (MB) |")
+    print(
+        "| bring-up | devices | answer (MB) | took (s) | peak VmHWM (MB) | extra peak over idle (MB) "
+        "| VmRSS after (MB) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for round_, devices, size, took, peak, after in rows:
         print(
@@ -95,7 +96,7 @@ def main() -> None:
         f"\nIdle before the first: {idle / MB:.1f} MB. Extra peak ≤ 40 MB: {verdict(worst_extra <= 40 * MB)}; "
         f"RSS after {len(rows)} bring-ups within 20 % of after the first ({growth:+.0%}): "
         f"{verdict(abs(growth) <= 0.20)}. MB = 10⁶ bytes; real netlab, `external` provider, "
-        f"{spines} spines × {leaves} leaves, every leaf on every spine."
+        f"{spines} spines by {leaves} leaves, every leaf on every spine."
     )
     print(json.dumps({"P7": {"idle": idle, "rows": rows}}), file=sys.stderr)
 

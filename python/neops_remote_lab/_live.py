@@ -41,7 +41,8 @@ class BringUpFollower:
     It watches the session's slot (`GET /sessions`) until its phase is `starting`, then reads
     `GET /lab/log` (which streams the bring-up's lines from its first one and ends with it) and
     calls `on_line` with each non-empty line, control characters removed (the server sends only
-    `netlab up`'s output, not the device data). It gives up quietly on a server without these routes (404) and on any failure. Reads
+    `netlab up`'s output, not the device data). It gives up quietly on a server without these
+    routes (404) and on any failure. Reads
     time out at `deadline` (a `time.monotonic()` value).
     """
 
