@@ -166,6 +166,24 @@ struct ServeArgs {
     )]
     keep_labs_on_stop: bool,
 
+    /// Seconds a lab stays up after its holder's session ended (closed,
+    /// evicted, claim expired), for the next session that asks for the same
+    /// lab: it attaches (`reused: true`) without a `netlab up`. 0: torn
+    /// down at once, as the original.
+    #[arg(long, env = "NEOPS_KEEP_IDLE_LAB", default_value_t = 0, value_parser = seconds(0, DAY))]
+    keep_idle_lab: u64,
+
+    /// netlab arguments, separated by spaces, run in a kept lab's directory
+    /// before another session gets it, e.g. "initial" (netlab re-deploys the
+    /// initial configuration). A reset that fails means a fresh bring-up.
+    #[arg(
+        long,
+        env = "NEOPS_WARM_RESET",
+        value_name = "NETLAB ARGUMENTS",
+        allow_hyphen_values = true
+    )]
+    warm_reset: Option<String>,
+
     /// Turns bearer-token auth on: a file of `name:token` lines (blank
     /// lines and `#` comments ignored), re-read on SIGHUP. The environment
     /// variable NEOPS_REMOTE_LAB_TOKENS (`name:token,name:token`) does the
@@ -246,6 +264,14 @@ impl ServeArgs {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             state_dir,
             keep_labs_on_stop: self.keep_labs_on_stop,
+            keep_idle_lab: Duration::from_secs(self.keep_idle_lab),
+            warm_reset: self
+                .warm_reset
+                .as_deref()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
             tokens,
         })
     }

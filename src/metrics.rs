@@ -10,6 +10,10 @@
 //! | `neops_remote_lab_session_hold_seconds` (promotion → end) | histogram | |
 //! | `neops_remote_lab_lab_bringup_seconds`, `…_lab_teardown_seconds` | histogram | `slot` |
 //! | `neops_remote_lab_netlab_failures_total` | counter | `command` (`up`, `down`, `inspect`, …) |
+//! | `neops_remote_lab_lab_bringups_total` (every `netlab up` that succeeded) | counter | |
+//! | `neops_remote_lab_warm_handovers_total` (kept labs attached by the next session) | counter | |
+//! | `neops_remote_lab_kept_labs_expired_total` (kept labs nobody asked for in time) | counter | |
+//! | `neops_remote_lab_kept_idle_seconds_total` (slot-seconds labs spent kept, unheld: what warmth costs) | counter | |
 //! | `neops_remote_lab_evictions_total` | counter | `reason` (`evicted`, `claim_expired`, `lease_expired`) |
 //! | `neops_remote_lab_http_requests_total` | counter | `method`, `route`, `status` |
 //! | `neops_remote_lab_log_writes_dropped_total` (log lines stderr could not take) | counter | |
@@ -36,6 +40,10 @@ pub const EVICTIONS: &str = "neops_remote_lab_evictions_total";
 pub const HTTP_REQUESTS: &str = "neops_remote_lab_http_requests_total";
 pub const BUILD_INFO: &str = "neops_remote_lab_build_info";
 pub const LOG_WRITES_DROPPED: &str = "neops_remote_lab_log_writes_dropped_total";
+pub const BRING_UPS: &str = "neops_remote_lab_lab_bringups_total";
+pub const WARM_HANDOVERS: &str = "neops_remote_lab_warm_handovers_total";
+pub const KEPT_EXPIRED: &str = "neops_remote_lab_kept_labs_expired_total";
+pub const KEPT_IDLE: &str = "neops_remote_lab_kept_idle_seconds_total";
 
 /// Bucket bounds (seconds) for time spent in the line or holding a slot.
 const SESSION_BUCKETS: &[f64] = &[
@@ -106,6 +114,20 @@ fn describe() {
         "HTTP requests answered, by method, matched route and status"
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label");
+    describe_counter!(BRING_UPS, "Labs brought up with netlab up");
+    describe_counter!(
+        WARM_HANDOVERS,
+        "Labs kept up after their holder left and attached by the next session"
+    );
+    describe_counter!(
+        KEPT_EXPIRED,
+        "Kept labs torn down because nobody asked for them in time"
+    );
+    describe_counter!(
+        KEPT_IDLE,
+        metrics::Unit::Seconds,
+        "Slot-seconds labs spent kept up, unheld, for a next session"
+    );
     describe_counter!(
         LOG_WRITES_DROPPED,
         "Log lines dropped because stderr could not take them (its reader went away)"
@@ -129,13 +151,17 @@ pub fn record_events(coordinator: Arc<Coordinator>) -> impl Future<Output = ()> 
     async move {
         // A restored queue is there before any event.
         set_session_gauges(&coordinator);
+        let mut kept_since = KeptSince::default();
         loop {
             let event = tokio::select! {
                 event = events.recv() => event,
                 () = coordinator.stopping() => return,
             };
             match event {
-                Ok(event) => record(&event),
+                Ok(event) => {
+                    kept_since.record(&event);
+                    record(&event);
+                }
                 Err(broadcast::error::RecvError::Lagged(count)) => {
                     tracing::warn!(
                         count,
@@ -174,7 +200,12 @@ fn record(event: &Event) {
             match change {
                 LabChange::Up { took, .. } => {
                     histogram!(BRING_UP, "slot" => slot).record(took.as_secs_f64());
+                    counter!(BRING_UPS).increment(1);
                 }
+                LabChange::Attached { warm: true, .. } => {
+                    counter!(WARM_HANDOVERS).increment(1);
+                }
+                LabChange::Expired => counter!(KEPT_EXPIRED).increment(1),
                 LabChange::Down { took } => {
                     histogram!(TEARDOWN, "slot" => slot).record(took.as_secs_f64());
                 }
@@ -189,6 +220,30 @@ fn record(event: &Event) {
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+/// When each slot's lab was kept, to count the slot-seconds it stayed so.
+#[derive(Default)]
+struct KeptSince(std::collections::HashMap<usize, std::time::SystemTime>);
+
+impl KeptSince {
+    fn record(&mut self, event: &Event) {
+        let EventKind::Lab { slot, change } = &event.kind else {
+            return;
+        };
+        match change {
+            LabChange::Kept { .. } => {
+                self.0.insert(*slot, event.at);
+            }
+            LabChange::Attached { .. } | LabChange::Expired | LabChange::TearingDown => {
+                if let Some(since) = self.0.remove(slot) {
+                    let kept = event.at.duration_since(since).unwrap_or_default();
+                    counter!(KEPT_IDLE).increment(kept.as_secs());
+                }
+            }
+            _ => {}
         }
     }
 }

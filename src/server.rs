@@ -56,6 +56,12 @@ pub struct Config {
     /// Leave the labs running at a graceful stop, for the next start to
     /// re-adopt.
     pub keep_labs_on_stop: bool,
+    /// How long a lab stays up after its holder left, for the next session
+    /// that asks for the same lab; zero: torn down at once.
+    pub keep_idle_lab: Duration,
+    /// netlab arguments run in a kept lab's directory before another
+    /// session gets it (e.g. `initial`); empty: none.
+    pub warm_reset: Vec<String>,
     /// Where the bearer tokens come from; `None`: auth off.
     pub tokens: Option<TokenSource>,
 }
@@ -178,21 +184,25 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .publish(&metadata(&config, bound))
         .map_err(ServerError::Io)?;
 
-    let coordinator = Arc::new(Coordinator::new(
-        config.timeouts,
-        config.lab_slots,
-        stop.clone(),
-        Arc::clone(&store),
-        |number, observer| {
-            LabSlot::new(
-                number,
-                Arc::new(netlab.for_slot(number)),
-                work_root.clone(),
-                LabLock::for_slot(&tmp, number),
-                observer,
-            )
-        },
-    ));
+    let coordinator = Arc::new(
+        Coordinator::new(
+            config.timeouts,
+            config.lab_slots,
+            stop.clone(),
+            Arc::clone(&store),
+            |number, observer| {
+                LabSlot::new(
+                    number,
+                    Arc::new(netlab.for_slot(number)),
+                    work_root.clone(),
+                    LabLock::for_slot(&tmp, number),
+                    observer,
+                )
+                .with_warm_reset(config.warm_reset.clone())
+            },
+        )
+        .keep_idle_labs(config.keep_idle_lab),
+    );
     coordinator.restore(Restored {
         sessions: snapshot.sessions,
         labs,

@@ -14,7 +14,7 @@ use crate::api::{self, AppState};
 use crate::coordinator::Coordinator;
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::NetlabError;
-use crate::lab::{BoxFuture, Device, LabDriver, LabError, LabSlot};
+use crate::lab::{BoxFuture, Device, Health, LabDriver, LabError, LabSlot};
 use crate::queue::Timeouts;
 
 /// Topology content markers the [`MemoryDriver`] obeys.
@@ -124,6 +124,37 @@ impl LabDriver for MemoryDriver {
 
     fn status(&self) -> BoxFuture<'_, Option<String>> {
         Box::pin(async { Some("{}".into()) })
+    }
+
+    fn version(&self) -> &str {
+        "memory"
+    }
+
+    /// Every lab it started and did not tear down is `started`.
+    fn check<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, Result<Health, LabError>> {
+        Box::pin(async move {
+            self.record("check", dir);
+            let calls = self.lock_calls();
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            let last = calls
+                .iter()
+                .rev()
+                .find(|call| call.ends_with(&format!(" {name}")) && !call.starts_with("check"));
+            let status = last
+                .filter(|call| call.starts_with("up"))
+                .map(|_| "started".to_string());
+            Ok(Health {
+                status,
+                version: "memory".into(),
+            })
+        })
+    }
+
+    fn reset<'a>(&'a self, dir: &'a Path, _: &'a [String]) -> BoxFuture<'a, Result<(), LabError>> {
+        Box::pin(async move {
+            self.record("reset", dir);
+            Ok(())
+        })
     }
 }
 

@@ -212,3 +212,29 @@ def test_the_dashboard_fits_a_phone_without_sideways_scrolling(server: LabServer
         assert all(right <= 390 for _, _, right in times), times
     finally:
         phone.quit()
+
+
+def test_a_kept_lab_shows_its_time_left_and_its_warm_hand_over(
+    server_bin: Path, netlab_bin: Path, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    kept = LabServer(server_bin, netlab_bin, tmp_path / "kept", "--keep-idle-lab", "600")
+    try:
+        browser.get(f"{kept.url}/")
+        topology = {"topology": ("two_routers.yml", (TOPOLOGIES / "two_routers.yml").read_bytes())}
+        first = requests.post(f"{kept.url}/session", timeout=10).json()["session_id"]
+        up = requests.post(f"{kept.url}/lab", headers={"X-Session-ID": first}, files=topology, timeout=120)
+        assert up.status_code == 200, up.text
+        assert requests.delete(f"{kept.url}/session/{first}", timeout=60).status_code == 204
+
+        wait_for(browser, '[data-slot="1"] .phase', "KEPT")
+        wait_for(browser, '[data-slot="1"] .kept', "torn down in")
+        wait_for(browser, '#events li[data-type="lab_kept"]', "kept up for the next session")
+
+        second = requests.post(f"{kept.url}/session", timeout=10).json()["session_id"]
+        warm = requests.post(f"{kept.url}/lab", headers={"X-Session-ID": second}, files=topology, timeout=120)
+        assert warm.json()["reused"] is True
+        wait_for(browser, '[data-slot="1"] .phase', "UP")
+        wait_for(browser, '#events li[data-type="lab_attached"]', "warm hand-over")
+        assert not browser.find_elements(By.CSS_SELECTOR, '[data-slot="1"] .kept')
+    finally:
+        kept.stop()

@@ -53,6 +53,9 @@ impl From<&SlotView> for SlotDto {
                 identity: prefix(lab.identity.as_deref().unwrap_or_default()),
                 ref_count: lab.ref_count,
                 devices: lab.devices.iter().map(Into::into).collect(),
+                kept_expires_in_seconds: lab.kept_until.map(|until| {
+                    seconds(until.saturating_duration_since(tokio::time::Instant::now()))
+                }),
             }),
         }
     }
@@ -145,9 +148,10 @@ fn lab_event(slot: usize, change: &LabChange) -> EventKindDto {
             devices: devices.len(),
             seconds: seconds(*took),
         },
-        LabChange::Attached { ref_count } => EventKindDto::LabAttached {
+        LabChange::Attached { ref_count, warm } => EventKindDto::LabAttached {
             slot,
             ref_count: *ref_count,
+            warm: *warm,
         },
         LabChange::Failed {
             command,
@@ -164,6 +168,15 @@ fn lab_event(slot: usize, change: &LabChange) -> EventKindDto {
             ref_count: *ref_count,
         },
         LabChange::Idle => EventKindDto::LabIdle { slot },
+        LabChange::Kept { expires_in } => EventKindDto::LabKept {
+            slot,
+            expires_in_seconds: seconds(*expires_in),
+        },
+        LabChange::Expired => EventKindDto::LabExpired { slot },
+        LabChange::Resetting { command } => EventKindDto::LabResetting {
+            slot,
+            command: command.clone(),
+        },
         LabChange::TearingDown => EventKindDto::LabTearingDown { slot },
         LabChange::Down { took } => EventKindDto::LabDown {
             slot,

@@ -15,7 +15,9 @@
 //! waits longer, it is promoted and holds that slot; it acquires, releases
 //! or destroys labs in its slot; when it ends (closed, evicted, or its claim
 //! expired) its in-flight lab work is cancelled at once, its slot's lab is
-//! torn down, and the slot goes to the longest-waiting session.
+//! torn down (or, with `--keep-idle-lab`, kept up for the next session that
+//! asks for the same lab, until it expires), and the slot goes to the
+//! longest-waiting session.
 
 mod deadlines;
 pub mod events;
@@ -39,7 +41,7 @@ use crate::auth::Caller;
 use crate::lab::bring_up_log::LogReader;
 use crate::lab::inventory::Inventory;
 use crate::lab::upload::Upload;
-use crate::lab::{LabChange, LabError, LabObserver, LabSlot, LabView};
+use crate::lab::{Holder, LabChange, LabError, LabObserver, LabSlot, LabView};
 use crate::queue::{DeadlineKind, Lease, Queue, SessionStatus, Standing, Timeouts};
 use crate::session_id::SessionId;
 use crate::store::{Store, StoreError};
@@ -54,6 +56,11 @@ pub use restore::{Restored, labs_with_their_holder};
 pub enum Phase {
     /// No lab work runs: no lab, or a lab nobody holds (kept for reuse).
     Idle,
+    /// Its holder left and its lab stays up for the next session that asks
+    /// for it (`--keep-idle-lab`).
+    Kept,
+    /// A kept lab is reset for another session (`--warm-reset`).
+    Resetting,
     /// A bring-up runs.
     Starting,
     /// A lab runs and is held.
@@ -72,6 +79,8 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Idle => "idle",
+            Phase::Kept => "kept",
+            Phase::Resetting => "resetting",
             Phase::Starting => "starting",
             Phase::Up => "up",
             Phase::Releasing => "releasing",
@@ -274,7 +283,9 @@ impl LabObserver for Shared {
             }
             LabChange::Failed { .. } => Phase::Failed,
             LabChange::Idle | LabChange::Down { .. } => Phase::Idle,
-            LabChange::TearingDown => Phase::TearingDown,
+            LabChange::Kept { .. } => Phase::Kept,
+            LabChange::Resetting { .. } => Phase::Resetting,
+            LabChange::Expired | LabChange::TearingDown => Phase::TearingDown,
             LabChange::Dirty { .. } => Phase::Dirty,
         };
         state.slots[slot - 1].phase = phase;
@@ -289,6 +300,9 @@ pub struct Coordinator {
     tasks: TaskTracker,
     /// Where every event is written; replies wait for their changes here.
     store: Arc<dyn Store>,
+    /// How long a lab stays up after its holder left (`--keep-idle-lab`;
+    /// zero: torn down at once).
+    keep_idle: Duration,
 }
 
 /// A session passed the lab routes' gate: it holds a slot, and it counts as
@@ -304,6 +318,14 @@ impl Hold<'_> {
     /// Completes when the holder's session ends (or the server stops).
     pub async fn ended(&self) {
         self.token.cancelled().await;
+    }
+
+    /// Who acts, as the slot checks it.
+    fn holder(&self) -> Holder {
+        Holder {
+            session: self.session,
+            token: self.token.clone(),
+        }
     }
 }
 
@@ -364,7 +386,15 @@ impl Coordinator {
             slots,
             tasks: TaskTracker::new(),
             store,
+            keep_idle: Duration::ZERO,
         }
+    }
+
+    /// Keeps a slot's lab up for `keep_idle` after its holder left, for the
+    /// next session that asks for the same lab (`--keep-idle-lab`).
+    pub fn keep_idle_labs(mut self, keep_idle: Duration) -> Self {
+        self.keep_idle = keep_idle;
+        self
     }
 
     /// Every event published from now on.
@@ -758,12 +788,12 @@ impl Coordinator {
             }
         };
         let before = self.last_event_id();
-        let (slot, token) = (Arc::clone(&self.slots[hold.slot]), hold.token.clone());
+        let (slot, holder) = (Arc::clone(&self.slots[hold.slot]), hold.holder());
         let work = async move {
-            let outcome = match slot.acquire(&upload, &token).await {
+            let outcome = match slot.acquire(&upload, &holder).await {
                 // Committed only if the holder still holds the slot; else
-                // the hand-back started at its departure tears this lab down.
-                Ok(_) if token.is_cancelled() => Err(Arc::new(LabError::Cancelled)),
+                // the hand-back started at its departure handles this lab.
+                Ok(_) if holder.token.is_cancelled() => Err(Arc::new(LabError::Cancelled)),
                 Ok(acquired) => Ok(acquired),
                 Err(error) => Err(Arc::new(error)),
             };
@@ -783,10 +813,10 @@ impl Coordinator {
     /// Drops one of the holder's references to its slot's lab.
     pub async fn release(&self, hold: &Hold<'_>) -> Result<(), LabError> {
         self.writable().map_err(not_saved)?;
-        let slot = Arc::clone(&self.slots[hold.slot]);
+        let (slot, holder) = (Arc::clone(&self.slots[hold.slot]), hold.holder());
         let before = self.last_event_id();
         let outcome = self
-            .run_tracked(async move { slot.release().await })
+            .run_tracked(async move { slot.release(&holder).await })
             .await?;
         self.durable_since(before).await;
         outcome
@@ -795,10 +825,10 @@ impl Coordinator {
     /// Tears the holder's slot's lab down (see [`LabSlot::destroy`]).
     pub async fn destroy(&self, hold: &Hold<'_>, force: bool) -> Result<bool, LabError> {
         self.writable().map_err(not_saved)?;
-        let slot = Arc::clone(&self.slots[hold.slot]);
+        let (slot, holder) = (Arc::clone(&self.slots[hold.slot]), hold.holder());
         let before = self.last_event_id();
         let outcome = self
-            .run_tracked(async move { slot.destroy(force).await })
+            .run_tracked(async move { slot.destroy(force, Some(&holder)).await })
             .await?;
         self.durable_since(before).await;
         outcome
@@ -896,7 +926,7 @@ impl Coordinator {
         for slot in self.slots.iter().filter(|_| !keep_labs) {
             let slot = Arc::clone(slot);
             teardowns.spawn(async move {
-                match slot.destroy(true).await {
+                match slot.destroy(true, None).await {
                     Ok(true) => tracing::info!(slot = slot.number(), "lab torn down"),
                     Ok(false) => {}
                     Err(error) => tracing::error!(slot = slot.number(), %error, "lab teardown at shutdown failed"),
@@ -922,19 +952,33 @@ impl Coordinator {
         ))
     }
 
-    /// Tears down what the departed holder left in `slot`, then gives the
-    /// slot to the longest-waiting session. A failed teardown still hands
-    /// the slot on (the slot stays [`Phase::Dirty`]).
+    /// Tears down what the departed holder left in `slot` (or, with
+    /// `--keep-idle-lab`, keeps it up until it expires), then gives the slot
+    /// to the longest-waiting session. A failed teardown still hands the
+    /// slot on (the slot stays [`Phase::Dirty`]).
     fn hand_back(&self, index: usize) -> JoinHandle<()> {
         let (shared, slot) = (Arc::clone(&self.shared), Arc::clone(&self.slots[index]));
+        let (keep_idle, tasks) = (self.keep_idle, self.tasks.clone());
         self.tasks.spawn(async move {
-            if let Err(error) = slot.destroy(true).await {
-                tracing::error!(slot = index + 1, %error, "teardown failed; handing the slot on anyway");
+            let kept = if keep_idle.is_zero() || shared.shutdown.is_cancelled() {
+                None
+            } else {
+                slot.keep(keep_idle).await
+            };
+            match kept {
+                Some(keep) => {
+                    tasks.spawn(expire_later(Arc::clone(&slot), keep, keep_idle, shared.shutdown.clone()));
+                }
+                None => {
+                    if let Err(error) = slot.destroy(true, None).await {
+                        tracing::error!(slot = index + 1, %error, "teardown failed; handing the slot on anyway");
+                    }
+                }
             }
             let mut state = shared.lock();
             let slot_state = &mut state.slots[index];
             slot_state.handing_back = false;
-            if slot_state.phase != Phase::Dirty {
+            if slot_state.phase == Phase::Releasing {
                 slot_state.phase = Phase::Idle;
             }
             state.fill_free_slots(Instant::now(), &shared.shutdown, None);
@@ -952,6 +996,18 @@ impl Coordinator {
             .spawn(work)
             .await
             .map_err(|error| LabError::Io(std::io::Error::other(error)))
+    }
+}
+
+/// Ends keep `keep` of `slot`'s lab after `after`, unless a session took
+/// the lab first (the slot decides under its lock) or the server stops
+/// (which ends every lab its own way).
+async fn expire_later(slot: Arc<LabSlot>, keep: u64, after: Duration, stop: CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(after) => {
+            slot.expire(keep).await;
+        }
+        () = stop.cancelled() => {}
     }
 }
 

@@ -10,10 +10,16 @@
 //! use a published snapshot, so status requests stay instant while a
 //! bring-up runs.
 //!
-//! This layer does not know sessions. The [`crate::coordinator`] decides who
-//! may act and hands each action the holder's `CancellationToken`, which it
-//! cancels the moment that holder is gone; every change is reported to a
+//! This layer does not know the line. The [`crate::coordinator`] decides who
+//! may act and hands each action its [`Holder`]: the session and a
+//! `CancellationToken` it cancels the moment that holder is gone, checked
+//! under the slot's lock by every operation. Every change is reported to a
 //! [`LabObserver`] so the coordinator can publish it.
+//!
+//! A lab may outlive its holder (`--keep-idle-lab`): [`LabSlot::keep`]
+//! leaves it up, unheld, and the next acquire of the same content attaches
+//! after a health check ([`LabDriver::check`]) and, for another session, a
+//! reset (`--warm-reset`); [`LabSlot::expire`] ends it unless an attach won.
 
 pub mod bring_up_log;
 mod device;
@@ -36,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::session_id::SessionId;
 use crate::store::StoredLab;
 use bring_up_log::BringUpLog;
 pub use device::Device;
@@ -63,6 +70,39 @@ pub trait LabDriver: Send + Sync {
 
     /// The tool's own view of what runs on this host, for `GET /lab`.
     fn status(&self) -> BoxFuture<'_, Option<String>>;
+
+    /// The tool's version now (a lab built by another one is not reused).
+    fn version(&self) -> &str;
+
+    /// Asks the tool, afresh, about the lab started in `dir` and its own
+    /// version (which may have changed since the server started).
+    fn check<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, Result<Health, LabError>>;
+
+    /// Runs the tool with `args` in the lab's `dir` (a warm reset, e.g.
+    /// netlab's `initial`).
+    fn reset<'a>(
+        &'a self,
+        dir: &'a Path,
+        args: &'a [String],
+    ) -> BoxFuture<'a, Result<(), LabError>>;
+}
+
+/// What the lab tool says of a lab it started (see [`LabDriver::check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The tool's status of this slot's instance in the lab's directory
+    /// (netlab: `started` when healthy); `None` when it lists none there.
+    pub status: Option<String>,
+    /// The tool's version now.
+    pub version: String,
+}
+
+/// Who acts on a slot: the session that holds it and its token, which the
+/// coordinator cancels the moment that session is gone.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub session: SessionId,
+    pub token: CancellationToken,
 }
 
 /// Why a lab operation did not happen.
@@ -136,8 +176,9 @@ pub enum LabChange {
         devices: Arc<Vec<Device>>,
         took: Duration,
     },
-    /// Another request attached to the running lab.
-    Attached { ref_count: u32 },
+    /// Another request attached to the running lab; `warm` when it was
+    /// kept from an earlier session.
+    Attached { ref_count: u32, warm: bool },
     /// The bring-up failed and was cleaned up; no lab runs.
     Failed {
         /// The netlab command that failed, when netlab failed.
@@ -149,6 +190,14 @@ pub enum LabChange {
     Released { ref_count: u32 },
     /// Nobody holds the lab; it keeps running for reuse.
     Idle,
+    /// Its holder's session ended and the lab stays up, unheld, for
+    /// `expires_in` (`--keep-idle-lab`), for the next session that asks for
+    /// the same lab.
+    Kept { expires_in: Duration },
+    /// A kept lab was not asked for in time; its teardown follows.
+    Expired,
+    /// A kept lab is reset before another session gets it (`--warm-reset`).
+    Resetting { command: String },
     /// A teardown began.
     TearingDown,
     /// The lab is gone.
@@ -180,6 +229,8 @@ pub struct LabView {
     pub identity: Option<String>,
     pub ref_count: u32,
     pub devices: Arc<Vec<Device>>,
+    /// While the lab is kept for a next session: when it expires.
+    pub kept_until: Option<tokio::time::Instant>,
 }
 
 impl LabView {
@@ -196,6 +247,13 @@ struct RunningLab {
     topology_name: String,
     ref_count: u32,
     devices: Arc<Vec<Device>>,
+    /// The version of the tool that started it.
+    built_by: String,
+    /// The last session that held it.
+    held_by: Option<SessionId>,
+    /// While it is kept for a next session: the keep's number (only that
+    /// keep's expiry may end it) and when it expires.
+    kept: Option<(u64, tokio::time::Instant)>,
 }
 
 /// Where a lab lives on disk.
@@ -253,6 +311,9 @@ pub struct LabSlot {
     lab: tokio::sync::Mutex<SlotLab>,
     view: Mutex<LabView>,
     next_dir: AtomicU64,
+    next_keep: AtomicU64,
+    /// The tool's arguments that reset a kept lab for another session.
+    warm_reset: Vec<String>,
     /// netlab's output of the current or last bring-up.
     log: Arc<BringUpLog>,
 }
@@ -278,8 +339,17 @@ impl LabSlot {
             lab: tokio::sync::Mutex::new(SlotLab::default()),
             view: Mutex::new(LabView::default()),
             next_dir: AtomicU64::new(0),
+            next_keep: AtomicU64::new(0),
+            warm_reset: Vec::new(),
             log: Arc::default(),
         }
+    }
+
+    /// Runs the tool with `args` in a kept lab's directory before another
+    /// session gets it (`--warm-reset`; empty: no reset).
+    pub fn with_warm_reset(mut self, args: Vec<String>) -> Self {
+        self.warm_reset = args;
+        self
     }
 
     /// Takes over a lab a previous run of the server left running (see
@@ -296,6 +366,9 @@ impl LabSlot {
             topology_name: stored.topology.clone(),
             ref_count: 0,
             devices: Arc::new(stored.devices.clone().unwrap_or_default()),
+            built_by: self.driver.version().to_string(),
+            held_by: None,
+            kept: None,
         });
         self.publish(&lab.running);
         tracing::info!(slot = self.number, topology = %stored.topology, dir = %stored.files.netlab_dir.display(), "re-adopted the lab of the previous run");
@@ -337,15 +410,13 @@ impl LabSlot {
     }
 
     /// Gives the holder the lab of `upload`: joins the running one, replaces
-    /// an idle one, or starts one (see [`plan`]). `holder` is checked once
-    /// this slot's lock is ours, and a bring-up stops when it is cancelled.
-    pub async fn acquire(
-        &self,
-        upload: &Upload,
-        holder: &CancellationToken,
-    ) -> Result<Acquired, LabError> {
+    /// an idle one, or starts one (see [`plan`]). A lab kept from an earlier
+    /// session is joined only once it passed [`LabSlot::ready_kept`], else
+    /// it is started afresh. The holder is checked once this slot's lock is
+    /// ours, and a bring-up stops when it is cancelled.
+    pub async fn acquire(&self, upload: &Upload, holder: &Holder) -> Result<Acquired, LabError> {
         let mut lab = self.lab.lock().await;
-        if holder.is_cancelled() {
+        if holder.token.is_cancelled() {
             return Err(LabError::Cancelled);
         }
         let current = lab
@@ -354,17 +425,13 @@ impl LabSlot {
             .map(|running| (&running.identity, running.ref_count));
         match plan(current, &upload.identity, upload.reuse)? {
             Plan::Attach => {
-                let running = lab.running.as_mut().expect("attach implies a running lab");
-                running.ref_count += 1;
-                let acquired = Acquired {
-                    reused: true,
-                    devices: Arc::clone(&running.devices),
-                };
-                let ref_count = running.ref_count;
-                self.publish(&lab.running);
-                self.observer
-                    .lab_changed(self.number, LabChange::Attached { ref_count });
-                return Ok(acquired);
+                let warm = lab
+                    .running
+                    .as_ref()
+                    .is_some_and(|running| running.kept.is_some());
+                if !warm || self.ready_kept(&mut lab, holder).await {
+                    return Ok(self.attach(&mut lab, holder, warm));
+                }
             }
             Plan::Replace => {
                 let old = lab.running.take().expect("replace implies a running lab");
@@ -391,9 +458,91 @@ impl LabSlot {
         })
     }
 
-    /// Drops one reference. At zero the lab stays up, idle, for reuse.
-    pub async fn release(&self) -> Result<(), LabError> {
+    /// Joins the running lab: one more reference, held by `holder`.
+    fn attach(&self, lab: &mut SlotLab, holder: &Holder, warm: bool) -> Acquired {
+        let running = lab.running.as_mut().expect("attach implies a running lab");
+        running.ref_count += 1;
+        running.kept = None;
+        running.held_by = Some(holder.session);
+        let acquired = Acquired {
+            reused: true,
+            devices: Arc::clone(&running.devices),
+        };
+        let ref_count = running.ref_count;
+        self.publish(&lab.running);
+        self.observer
+            .lab_changed(self.number, LabChange::Attached { ref_count, warm });
+        acquired
+    }
+
+    /// Whether the kept lab may go to `holder`: netlab still lists it as
+    /// `started` in its directory, the netlab installed now built it, and,
+    /// for another session than its last holder, the warm reset passed.
+    /// When not, the lab is cleared (nothing for the caller to report: it
+    /// starts the lab afresh).
+    async fn ready_kept(&self, lab: &mut SlotLab, holder: &Holder) -> bool {
+        let running = lab.running.as_ref().expect("a kept lab runs");
+        let (dir, built_by) = (running.files.netlab_dir.clone(), running.built_by.clone());
+        let same_session = running.held_by == Some(holder.session);
+        let problem = match self.driver.check(&dir).await {
+            Err(error) => Some(format!("its check failed: {error}")),
+            Ok(Health { status: None, .. }) => {
+                // netlab lists nothing there: nothing to tear down.
+                tracing::warn!(slot = self.number, dir = %dir.display(), "the kept lab is gone (netlab lists no lab in its directory); starting it afresh");
+                let old = lab.running.take().expect("checked above");
+                self.publish(&lab.running);
+                self.observer
+                    .lab_changed(self.number, LabChange::TearingDown);
+                remove_dir(&old.files.dir).await;
+                self.observer.lab_changed(
+                    self.number,
+                    LabChange::Down {
+                        took: Duration::ZERO,
+                    },
+                );
+                return false;
+            }
+            Ok(Health {
+                status: Some(status),
+                ..
+            }) if status != "started" => Some(format!("netlab reports it `{status}`")),
+            Ok(Health { version, .. }) if version != built_by => Some(format!(
+                "netlab {built_by} built it, netlab {version} is installed now"
+            )),
+            Ok(_) if self.warm_reset.is_empty() || same_session => None,
+            Ok(_) => self
+                .reset(&dir)
+                .await
+                .err()
+                .map(|error| format!("the warm reset failed: {error}")),
+        };
+        let Some(problem) = problem else {
+            return true;
+        };
+        tracing::warn!(slot = self.number, %problem, "the kept lab cannot be handed over; starting it afresh");
+        let old = lab.running.take().expect("checked above");
+        self.publish(&lab.running);
+        // A failed teardown leaves the slot dirty: the caller cleans it.
+        let _ = self.stop(lab, old.files).await;
+        false
+    }
+
+    /// Runs the warm reset in the lab's directory.
+    async fn reset(&self, dir: &Path) -> Result<(), LabError> {
+        let command = self.warm_reset.join(" ");
+        tracing::info!(slot = self.number, %command, "resetting the kept lab for another session");
+        self.observer
+            .lab_changed(self.number, LabChange::Resetting { command });
+        self.driver.reset(dir, &self.warm_reset).await
+    }
+
+    /// Drops one of `holder`'s references. At zero the lab stays up, idle,
+    /// for reuse.
+    pub async fn release(&self, holder: &Holder) -> Result<(), LabError> {
         let mut lab = self.lab.lock().await;
+        if holder.token.is_cancelled() {
+            return Err(LabError::Cancelled);
+        }
         let running = lab.running.as_mut().ok_or(LabError::NotRunning)?;
         running.ref_count = running.ref_count.saturating_sub(1);
         let ref_count = running.ref_count;
@@ -408,10 +557,14 @@ impl LabSlot {
 
     /// Tears the lab down (and a dirty one's leftovers). Returns whether
     /// a lab was running. With `force=false` a lab that someone still holds
-    /// is left alone. Waits for a change in flight (a cancelled bring-up
-    /// stops quickly).
-    pub async fn destroy(&self, force: bool) -> Result<bool, LabError> {
+    /// is left alone. `holder`: the session that asks (checked under the
+    /// lock), or `None` for the server itself (a hand-back, shutdown).
+    /// Waits for a change in flight (a cancelled bring-up stops quickly).
+    pub async fn destroy(&self, force: bool, holder: Option<&Holder>) -> Result<bool, LabError> {
         let mut lab = self.lab.lock().await;
+        if holder.is_some_and(|holder| holder.token.is_cancelled()) {
+            return Err(LabError::Cancelled);
+        }
         match lab.running.as_ref() {
             None => return self.clean_dirty(&mut lab).await,
             Some(running) if !force && running.ref_count > 0 => return Err(LabError::InUse),
@@ -421,6 +574,43 @@ impl LabSlot {
         self.publish(&lab.running);
         self.stop(&mut lab, running.files).await?;
         Ok(true)
+    }
+
+    /// Keeps the lab up, unheld, after its holder left, for `expires_in`.
+    /// Returns the keep's number for [`LabSlot::expire`]; `None` when there
+    /// is no lab to keep.
+    pub async fn keep(&self, expires_in: Duration) -> Option<u64> {
+        let mut lab = self.lab.lock().await;
+        let running = lab.running.as_mut()?;
+        let keep = self.next_keep.fetch_add(1, Ordering::Relaxed);
+        running.ref_count = 0;
+        running.kept = Some((keep, tokio::time::Instant::now() + expires_in));
+        tracing::info!(slot = self.number, topology = %running.topology_name, seconds = expires_in.as_secs(), "keeping the lab up for the next session");
+        self.publish(&lab.running);
+        self.observer
+            .lab_changed(self.number, LabChange::Kept { expires_in });
+        Some(keep)
+    }
+
+    /// Tears the lab down if it is still kept by keep `keep`: exactly one
+    /// of this and an attach wins, under the slot's lock. Returns whether
+    /// it expired.
+    pub async fn expire(&self, keep: u64) -> bool {
+        let mut lab = self.lab.lock().await;
+        let still_kept = lab
+            .running
+            .as_ref()
+            .and_then(|running| running.kept)
+            .is_some_and(|(number, _)| number == keep);
+        if !still_kept {
+            return false;
+        }
+        tracing::info!(slot = self.number, "the kept lab was not asked for in time");
+        self.observer.lab_changed(self.number, LabChange::Expired);
+        let old = lab.running.take().expect("checked above");
+        self.publish(&lab.running);
+        let _ = self.stop(&mut lab, old.files).await;
+        true
     }
 
     /// Tries the failed teardown of a dirty slot again. Returns whether
@@ -440,11 +630,7 @@ impl LabSlot {
         Ok(true)
     }
 
-    async fn start(
-        &self,
-        upload: &Upload,
-        holder: &CancellationToken,
-    ) -> Result<RunningLab, LabError> {
+    async fn start(&self, upload: &Upload, holder: &Holder) -> Result<RunningLab, LabError> {
         let _host = self.host_lock.hold().await.map_err(LabError::Io)?;
         let dir = self.new_dir(&upload.identity);
         let topology = match upload.write_into(&dir).await {
@@ -468,9 +654,11 @@ impl LabSlot {
         let started = Instant::now();
         self.log.begin();
         let sink = Arc::clone(&self.log) as Arc<dyn process::LineSink>;
-        let outcome =
-            process::with_line_sink(sink, self.driver.up(&files.netlab_dir, &topology, holder))
-                .await;
+        let outcome = process::with_line_sink(
+            sink,
+            self.driver.up(&files.netlab_dir, &topology, &holder.token),
+        )
+        .await;
         self.log.end();
         match outcome {
             Ok(devices) => {
@@ -495,6 +683,9 @@ impl LabSlot {
                     topology_name: upload.topology_name.clone(),
                     ref_count: 1,
                     devices,
+                    built_by: self.driver.version().to_string(),
+                    held_by: Some(holder.session),
+                    kept: None,
                 })
             }
             Err(error) => {
@@ -567,6 +758,7 @@ impl LabSlot {
                 identity: Some(running.identity.to_string()),
                 ref_count: running.ref_count,
                 devices: Arc::clone(&running.devices),
+                kept_until: running.kept.map(|(_, until)| until),
             },
         };
         *self

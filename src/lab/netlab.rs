@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::process::{self, Finished, Interrupted, Run};
-use super::{BoxFuture, Device, LabDriver, LabError};
+use super::{BoxFuture, Device, Health, LabDriver, LabError};
 use tokio_util::sync::CancellationToken;
 
 /// `inspect` evaluates this in the topology's namespace and prints the host
@@ -129,8 +129,9 @@ pub struct Registered {
     pub id: String,
     /// The directory `netlab up` ran in.
     pub dir: PathBuf,
-    /// netlab reports it `started` (not e.g. `failed` or half torn down).
-    pub started: bool,
+    /// netlab's word for it: `started` when it runs (else e.g. `failed`,
+    /// or half torn down).
+    pub status: String,
 }
 
 /// Runs netlab commands for one lab slot. Cheap to clone.
@@ -295,7 +296,11 @@ impl Netlab {
                 Some(Registered {
                     id: id.clone(),
                     dir: PathBuf::from(lab.get("dir")?.as_str()?),
-                    started: lab.get("status").and_then(Value::as_str) == Some("started"),
+                    status: lab
+                        .get("status")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                 })
             })
             .collect())
@@ -377,9 +382,13 @@ impl Netlab {
         cwd: Option<&Path>,
         cancel: Option<&CancellationToken>,
     ) -> Result<Finished, NetlabError> {
-        let command = self.display(&args);
-        tracing::debug!(%command, cwd = ?cwd, "running netlab");
-        let run = self.spawn(args, cwd, cancel);
+        self.complete(self.spawn(args, cwd, cancel)).await
+    }
+
+    /// Runs `run` to its end; a non-zero exit is [`NetlabError::Failed`].
+    async fn complete(&self, run: Run<'_>) -> Result<Finished, NetlabError> {
+        let command = self.display(&run.args);
+        tracing::debug!(%command, cwd = ?run.cwd, "running netlab");
         let limit = run.limit;
         let finished = finish(run.execute().await, command.clone(), limit)?;
         if finished.success() {
@@ -492,6 +501,46 @@ impl LabDriver for Netlab {
             let stopped = Netlab::down(self, dir).await;
             self.forget_status().await;
             Ok(stopped?)
+        })
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// `netlab status --all` (afresh, not the cached report) and `netlab
+    /// version`, run at once: one Python start-up of wait.
+    fn check<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, Result<Health, LabError>> {
+        Box::pin(async move {
+            let (registered, version) = tokio::join!(
+                self.registered(),
+                self.run(vec!["version".into()], None, None)
+            );
+            let version =
+                parse_version(&version?.stdout).ok_or_else(|| NetlabError::BadOutput {
+                    command: self.display(&["version"]),
+                    problem: "no `netlab version X` line".into(),
+                })?;
+            let status = registered?
+                .into_iter()
+                .find(|lab| lab.id == self.instance && super::readopt::same_dir(&lab.dir, dir))
+                .map(|lab| lab.status);
+            Ok(Health { status, version })
+        })
+    }
+
+    /// `netlab <args…>` in the lab's directory, with the time limit of
+    /// `netlab up` (netlab's `initial` configures every device).
+    fn reset<'a>(
+        &'a self,
+        dir: &'a Path,
+        args: &'a [String],
+    ) -> BoxFuture<'a, Result<(), LabError>> {
+        Box::pin(async move {
+            let mut run = self.spawn(args.to_vec(), Some(dir), None);
+            run.limit = self.config.up_timeout;
+            self.complete(run).await?;
+            Ok(())
         })
     }
 

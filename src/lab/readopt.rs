@@ -120,12 +120,15 @@ fn still_runs(
     let instance = netlab.for_slot(lab.slot).instance().to_string();
     registered.is_some_and(|registered| {
         registered.iter().any(|found| {
-            found.id == instance && found.started && same_dir(&found.dir, &lab.files.netlab_dir)
+            found.id == instance
+                && found.status == "started"
+                && same_dir(&found.dir, &lab.files.netlab_dir)
         })
     })
 }
 
-fn same_dir(a: &Path, b: &Path) -> bool {
+/// Whether two paths name the same directory (symbolic links resolved).
+pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,

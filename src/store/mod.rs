@@ -103,7 +103,8 @@ pub struct StoredLab {
     pub devices: Option<Vec<Device>>,
     pub ref_count: u32,
     pub started_at: Option<SystemTime>,
-    /// `starting`, `up`, `idle`, `tearing_down` or `dirty`.
+    /// `starting`, `up`, `idle`, `kept`, `resetting`, `tearing_down` or
+    /// `dirty`.
     pub phase: String,
 }
 

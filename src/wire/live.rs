@@ -54,7 +54,8 @@ pub struct QueuedSessionDto {
 pub struct SlotDto {
     /// From 1.
     pub slot: usize,
-    /// `idle`, `starting`, `up`, `releasing`, `tearing_down`, `dirty` or `failed`.
+    /// `idle`, `kept`, `resetting`, `starting`, `up`, `releasing`,
+    /// `tearing_down`, `dirty` or `failed`.
     pub phase: String,
     /// The holder's short id.
     pub holder: Option<String>,
@@ -70,6 +71,10 @@ pub struct LabSummaryDto {
     pub identity: String,
     pub ref_count: u32,
     pub devices: Vec<DeviceSummaryDto>,
+    /// While the lab is kept for the next session that asks for it
+    /// (`--keep-idle-lab`): seconds until it is torn down.
+    #[serde(default)]
+    pub kept_expires_in_seconds: Option<f64>,
 }
 
 /// A device and where to reach it.
@@ -132,6 +137,9 @@ pub enum EventKindDto {
     LabAttached {
         slot: usize,
         ref_count: u32,
+        /// The lab was kept up from an earlier session (a warm hand-over).
+        #[serde(default)]
+        warm: bool,
     },
     LabFailed {
         slot: usize,
@@ -146,6 +154,21 @@ pub enum EventKindDto {
     },
     LabIdle {
         slot: usize,
+    },
+    /// Its holder's session ended; the lab stays up for the next session
+    /// that asks for it, at most this long.
+    LabKept {
+        slot: usize,
+        expires_in_seconds: f64,
+    },
+    /// A kept lab was not asked for in time; its teardown follows.
+    LabExpired {
+        slot: usize,
+    },
+    /// A kept lab is reset (`--warm-reset`) before another session gets it.
+    LabResetting {
+        slot: usize,
+        command: String,
     },
     LabTearingDown {
         slot: usize,

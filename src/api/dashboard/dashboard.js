@@ -126,12 +126,15 @@ function renderSlots() {
       fact("holder", el("span", { class: "muted" }, "free"));
     }
     const card = el("article", { class: "card", "data-slot": slot.slot },
-      el("h3", {}, `Slot ${slot.slot}`, el("span", { class: "phase", "data-phase": slot.phase }, slot.phase.replace("_", " "))),
+      el("h3", {}, `Slot ${slot.slot}`, el("span", { class: "phase", "data-phase": slot.phase }, slot.phase.replaceAll("_", " "))),
       facts);
     if (slot.lab) {
       fact("topology", el("span", { class: "topology" }, slot.lab.topology));
       fact("identity", el("span", { class: "mono" }, slot.lab.identity));
       fact("ref-count", slot.lab.ref_count);
+      if (slot.lab.kept_expires_in_seconds !== null && slot.lab.kept_expires_in_seconds !== undefined) {
+        fact("kept", el("span", { class: "kept" }, `for the next session, torn down in ${duration(Math.max(0, slot.lab.kept_expires_in_seconds - since()))}`));
+      }
       const devices = slot.lab.devices.map((d) =>
         el("li", { "data-device": d.name }, el("strong", {}, d.name), " ", el("span", { class: "mono" }, d.mgmt || "–")));
       card.append(el("ul", { class: "devices" }, ...devices));
@@ -157,10 +160,15 @@ function describe(e) {
       (e.held_seconds !== null ? ` after holding ${precise(e.held_seconds)}` : ` after waiting ${precise(e.waited_seconds)}`);
     case "lab_starting": return `${slot}bringing up ${e.topology} (${e.identity})`;
     case "lab_up": return `${slot}lab up: ${e.devices} devices in ${precise(e.seconds)}`;
-    case "lab_attached": return `${slot}attached to the running lab (ref-count ${e.ref_count})`;
+    case "lab_attached": return e.warm
+      ? `${slot}warm hand-over: the kept lab went to the next session`
+      : `${slot}attached to the running lab (ref-count ${e.ref_count})`;
     case "lab_failed": return `${slot}bring-up failed${e.exit_code !== null ? ` (exit code ${e.exit_code})` : ""}`;
     case "lab_released": return `${slot}released (ref-count ${e.ref_count})`;
     case "lab_idle": return `${slot}lab idle, kept for reuse`;
+    case "lab_kept": return `${slot}lab kept up for the next session (at most ${precise(e.expires_in_seconds)})`;
+    case "lab_expired": return `${slot}kept lab expired: nobody asked for it`;
+    case "lab_resetting": return `${slot}resetting the kept lab for another session (netlab ${e.command})`;
     case "lab_tearing_down": return `${slot}tearing the lab down`;
     case "lab_down": return `${slot}lab down in ${precise(e.seconds)}`;
     case "lab_dirty": return `${slot}teardown failed`;

@@ -78,12 +78,17 @@ fn apply_lab(tx: &Transaction<'_>, slot: i64, change: &LabChange, at: i64) -> ru
             "UPDATE labs SET devices = ?2, ref_count = 1, started_at = ?3, phase = 'up' WHERE slot = ?1",
             params![slot, to_json(devices.as_slice()), at],
         ),
-        LabChange::Attached { ref_count } | LabChange::Released { ref_count } => tx.execute(
+        LabChange::Attached { ref_count, .. } | LabChange::Released { ref_count } => tx.execute(
             "UPDATE labs SET ref_count = ?2, phase = 'up' WHERE slot = ?1",
             params![slot, ref_count],
         ),
         LabChange::Idle => set_phase("idle"),
-        LabChange::TearingDown => set_phase("tearing_down"),
+        LabChange::Kept { .. } => tx.execute(
+            "UPDATE labs SET ref_count = 0, phase = 'kept' WHERE slot = ?1",
+            params![slot],
+        ),
+        LabChange::Resetting { .. } => set_phase("resetting"),
+        LabChange::Expired | LabChange::TearingDown => set_phase("tearing_down"),
         LabChange::Dirty { .. } => set_phase("dirty"),
         LabChange::Down { .. } | LabChange::Failed { .. } => {
             tx.execute("DELETE FROM labs WHERE slot = ?1", [slot])
