@@ -93,6 +93,12 @@ struct ServeArgs {
     #[arg(long, env = "NEOPS_CLAIM_TIMEOUT", default_value_t = 30, value_parser = seconds(1, DAY))]
     claim_timeout: u64,
 
+    /// Seconds an ACTIVE session may hold its lab slot, however alive it
+    /// is: then it is ended (reason `max_hold`; warned by an event at 80 %),
+    /// so one busy suite cannot keep a host from everyone. 0: no limit.
+    #[arg(long, env = "NEOPS_MAX_HOLD", default_value_t = 0, value_parser = seconds(0, DAY))]
+    max_hold: u64,
+
     /// How many labs may run at once, each for one ACTIVE session, each as
     /// its own netlab instance (slot 1: `default`, slot k: `k`).
     #[arg(long, env = "NEOPS_LAB_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -248,6 +254,7 @@ impl ServeArgs {
                 active: Duration::from_secs(self.active_timeout),
                 waiting: Duration::from_secs(self.waiting_timeout),
                 claim: Duration::from_secs(self.claim_timeout),
+                max_hold: (self.max_hold > 0).then(|| Duration::from_secs(self.max_hold)),
             },
             lab_slots: usize::from(self.lab_slots),
             netlab: NetlabConfig {

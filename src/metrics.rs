@@ -14,7 +14,7 @@
 //! | `neops_remote_lab_warm_handovers_total` (kept labs attached by the next session) | counter | |
 //! | `neops_remote_lab_kept_labs_expired_total` (kept labs nobody asked for in time) | counter | |
 //! | `neops_remote_lab_kept_idle_seconds_total` (slot-seconds labs spent kept, unheld: what warmth costs) | counter | |
-//! | `neops_remote_lab_evictions_total` | counter | `reason` (`evicted`, `claim_expired`, `lease_expired`) |
+//! | `neops_remote_lab_evictions_total` | counter | `reason` (`evicted`, `claim_expired`, `lease_expired`, `max_hold`) |
 //! | `neops_remote_lab_http_requests_total` | counter | `method`, `route`, `status` |
 //! | `neops_remote_lab_log_writes_dropped_total` (log lines stderr could not take) | counter | |
 //! | `neops_remote_lab_build_info` (always 1) | gauge | `version` |
@@ -183,7 +183,7 @@ fn set_session_gauges(coordinator: &Coordinator) {
 
 fn record(event: &Event) {
     match &event.kind {
-        EventKind::SessionJoined { .. } => {}
+        EventKind::SessionJoined { .. } | EventKind::HoldWarning { .. } => {}
         EventKind::SessionPromoted { waited, .. } => {
             histogram!(QUEUE_WAIT).record(waited.as_secs_f64());
         }

@@ -43,6 +43,9 @@ pub struct Timeouts {
     /// promotion is evicted this long after it (its client is likely gone);
     /// after a restart, every session must be seen within it.
     pub claim: Duration,
+    /// The longest an ACTIVE session may hold its slot, however alive it
+    /// is (`--max-hold`); `None`: no limit. It is warned at 80 %.
+    pub max_hold: Option<Duration>,
 }
 
 /// A client's promise to send a sign of life every `heartbeat` (1 to 300
@@ -91,6 +94,10 @@ pub enum DeadlineKind {
     Claim,
     /// Not seen within its announced lease's silence limit.
     Lease,
+    /// ACTIVE for 80 % of `--max-hold`: warned, not evicted.
+    HoldWarning,
+    /// ACTIVE for `--max-hold`: its time is up, alive or not.
+    MaxHold,
 }
 
 #[derive(Debug)]
@@ -112,18 +119,33 @@ struct Entry {
     /// clears it.
     unclaimed_since: Option<Instant>,
     lease: Option<Lease>,
+    /// It was warned that its maximum hold is near.
+    hold_warned: bool,
 }
 
 impl Entry {
     fn deadline(&self, timeouts: &Timeouts) -> Option<(Instant, DeadlineKind)> {
+        // Without a lease a running request pins the session (it counts as
+        // alive until it ends), claim window included.
+        let pinned = self.lease.is_none() && self.in_flight > 0;
         let claim = self
             .unclaimed_since
+            .filter(|_| !pinned)
             .map(|since| (since + timeouts.claim, DeadlineKind::Claim));
+        // The maximum hold counts from the promotion whatever the session
+        // does: it is what keeps one busy suite from holding a host forever.
+        let hold = self.promoted.zip(timeouts.max_hold).map(|(at, limit)| {
+            if self.hold_warned {
+                (at + limit, DeadlineKind::MaxHold)
+            } else {
+                (at + limit.mul_f64(0.8), DeadlineKind::HoldWarning)
+            }
+        });
         // A lease holds even while a request runs: its client beats
         // throughout, so a silent one died mid-request.
         let silence = match (self.lease, self.promoted) {
             (Some(lease), _) => Some((self.last_seen + lease.silence_limit(), DeadlineKind::Lease)),
-            (None, _) if self.in_flight > 0 => return None,
+            (None, _) if pinned => None,
             (None, None) => Some((self.last_seen + timeouts.waiting, DeadlineKind::Waiting)),
             // The active window counts from the promotion at the earliest: a
             // session that waited quietly is not evicted the instant it is promoted.
@@ -132,7 +154,7 @@ impl Entry {
                 DeadlineKind::Active,
             )),
         };
-        [claim, silence].into_iter().flatten().min()
+        [claim, silence, hold].into_iter().flatten().min()
     }
 }
 
@@ -214,6 +236,7 @@ impl Queue {
             promoted: None,
             unclaimed_since: None,
             lease,
+            hold_warned: false,
         });
         self.tickets.insert(id, ticket);
     }
@@ -311,6 +334,14 @@ impl Queue {
             .map(|entry| (entry.id, self.standing_at(0)))
     }
 
+    /// Notes that the session was warned that its maximum hold is near:
+    /// its next deadline is the hold's end.
+    pub fn warned_of_hold(&mut self, id: &SessionId) {
+        if let Some(index) = self.index_of(id) {
+            self.entries[index].hold_warned = true;
+        }
+    }
+
     /// When the session joined the line.
     pub fn joined(&self, id: &SessionId) -> Option<Instant> {
         self.index_of(id).map(|index| self.entries[index].joined)
@@ -388,6 +419,7 @@ mod tests {
         active: ACTIVE,
         waiting: WAITING,
         claim: CLAIM,
+        max_hold: None,
     };
 
     fn queue() -> Queue {
@@ -510,6 +542,7 @@ mod tests {
                 active: Duration::from_secs(10),
                 waiting: WAITING,
                 claim: Duration::from_secs(60),
+                max_hold: None,
             },
             1,
         );

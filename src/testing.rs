@@ -236,5 +236,6 @@ pub fn default_timeouts() -> Timeouts {
         active: Duration::from_secs(300),
         waiting: Duration::from_secs(600),
         claim: Duration::from_secs(30),
+        max_hold: None,
     }
 }

@@ -633,6 +633,8 @@ async fn a_session_is_checked_against_its_owner_after_its_existence() {
         Err(GateError::UnknownSession),
         "404 first"
     );
+    // Its own token learns why it ended.
+    assert_eq!(check(ci.as_ref()), Err(GateError::Ended(EndReason::Closed)));
 }
 
 /// `POST /session` with a JSON body (and an `Idempotency-Key`, if given).
@@ -769,4 +771,61 @@ async fn an_idempotency_key_reused_with_another_body_is_refused() {
         );
     }
     assert_eq!(app.coordinator.count(), 1, "nothing else was opened");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_holder_is_warned_at_80_percent_and_ended_at_the_maximum_hold() {
+    let timeouts = Timeouts {
+        max_hold: Some(Duration::from_secs(100)),
+        ..default_timeouts()
+    };
+    let app = InProcess::start(1, timeouts);
+    let mut events = app.coordinator.subscribe();
+    let start = Instant::now();
+    let (holder, _) = create(&app).await;
+    let (waiter, _) = create(&app).await;
+    assert_eq!(
+        acquire(&app, &holder, "nodes: [r1]\n").await.0,
+        StatusCode::OK
+    );
+    // Alive throughout: heartbeats every 10 s never extend the hold.
+    let beating = {
+        let router = app.router.clone();
+        let holder = holder.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                let beat = request("POST", "/session/heartbeat", Some(&holder));
+                let _ = router.clone().oneshot(beat).await;
+            }
+        })
+    };
+    let ends_in = until(&mut events, |kind| match kind {
+        EventKind::HoldWarning { ends_in, .. } => Some(*ends_in),
+        _ => None,
+    })
+    .await;
+    assert_eq!(start.elapsed(), Duration::from_secs(80));
+    assert_eq!(ends_in, Duration::from_secs(20));
+    assert_eq!(ended(&mut events, &holder).await, EndReason::MaxHold);
+    assert_eq!(start.elapsed(), Duration::from_secs(100));
+    beating.abort();
+
+    // The holder's next call says why; the slot went to the next session.
+    let (status, body) = send(&app, request("GET", "/lab", Some(&holder))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("Session not found") && detail.contains("max_hold"),
+        "{detail}"
+    );
+    promoted(&mut events, &waiter).await;
+    assert_eq!(status_of(&app, &waiter).await.1["status"], "active");
+    // A session that never existed gets the original's answer.
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let (status, body) = status_of(&app, unknown).await;
+    assert_eq!(
+        (status, &body["detail"]),
+        (StatusCode::NOT_FOUND, &Value::from("Session not found"))
+    );
 }

@@ -129,6 +129,10 @@ impl From<&EventKind> for EventKindDto {
                 waited_seconds: seconds(*waited),
                 held_seconds: held.map(seconds),
             },
+            EventKind::HoldWarning { session, ends_in } => EventKindDto::SessionHoldWarning {
+                session: session.to_string(),
+                ends_in_seconds: seconds(*ends_in),
+            },
             EventKind::Lab { slot, change } => lab_event(*slot, change),
         }
     }

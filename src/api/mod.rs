@@ -271,6 +271,15 @@ impl From<GateError> for ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, "Session belongs to another token")
             }
             GateError::NotActive => ApiError::new(StatusCode::LOCKED, "Session is not active"),
+            // The original's detail first, for clients that match on it.
+            GateError::Ended(reason) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "Session not found: {} ({})",
+                    reason.explain(),
+                    reason.as_str()
+                ),
+            ),
         }
     }
 }

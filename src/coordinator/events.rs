@@ -49,6 +49,8 @@ pub enum EndReason {
     NotSaved,
     /// Not seen within the lease its client announced.
     LeaseExpired,
+    /// Held its slot for `--max-hold`.
+    MaxHold,
 }
 
 impl EndReason {
@@ -60,6 +62,23 @@ impl EndReason {
             EndReason::ClaimExpired => "claim_expired",
             EndReason::NotSaved => "not_saved",
             EndReason::LeaseExpired => "lease_expired",
+            EndReason::MaxHold => "max_hold",
+        }
+    }
+
+    /// Why the session ended, in words, for a client that asks after it.
+    pub fn explain(self) -> &'static str {
+        match self {
+            EndReason::Closed => "it was closed (DELETE /session)",
+            EndReason::Evicted => "it was evicted: not seen within the server's timeout",
+            EndReason::ClaimExpired => {
+                "it was promoted but did not claim its slot within the server's claim window"
+            }
+            EndReason::NotSaved => "it could not be stored",
+            EndReason::LeaseExpired => {
+                "it was evicted: no heartbeat within its lease (3 x heartbeat_seconds, at least 10 s)"
+            }
+            EndReason::MaxHold => "it held its lab slot for the server's maximum hold (--max-hold)",
         }
     }
 }
@@ -95,6 +114,12 @@ pub enum EventKind {
         /// How long it held a slot, if it did.
         held: Option<Duration>,
     },
+    /// The ACTIVE session has held its slot for 80 % of `--max-hold`: it
+    /// is ended in `ends_in`.
+    HoldWarning {
+        session: SessionId,
+        ends_in: Duration,
+    },
     /// Lab slot `slot` (numbered from 1) changed.
     Lab { slot: usize, change: LabChange },
 }
@@ -119,7 +144,7 @@ impl EventKind {
 
     /// Whether a session's standing may have changed with this event.
     pub fn moves_the_line(&self) -> bool {
-        !matches!(self, EventKind::Lab { .. })
+        !matches!(self, EventKind::Lab { .. } | EventKind::HoldWarning { .. })
     }
 }
 

@@ -100,6 +100,9 @@ pub enum GateError {
     NotActive,
     /// The session belongs to another token (HTTP 403).
     NotOwner,
+    /// The session ended a moment ago, for this reason (HTTP 404, saying
+    /// why).
+    Ended(EndReason),
 }
 
 #[derive(Debug)]
@@ -129,6 +132,30 @@ struct SessionRecord {
     /// The id of the last event that changed its standing (its joining,
     /// its promotion): what a reply about it waits to be written.
     stamp: u64,
+}
+
+/// How many ended sessions are remembered, so that their clients' next
+/// request learns why (a session's end is also an event, kept longer).
+const ENDINGS_KEPT: usize = 4096;
+
+/// Why recently ended sessions ended, and whose they were; the oldest
+/// are forgotten first.
+#[derive(Debug, Default)]
+struct Endings {
+    reasons: HashMap<SessionId, (EndReason, Option<Caller>)>,
+    order: std::collections::VecDeque<SessionId>,
+}
+
+impl Endings {
+    fn remember(&mut self, id: SessionId, reason: EndReason, owner: Option<Caller>) {
+        if self.order.len() == ENDINGS_KEPT
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.reasons.remove(&oldest);
+        }
+        self.order.push_back(id);
+        self.reasons.insert(id, (reason, owner));
+    }
 }
 
 /// A session to open (see [`Coordinator::create`]).
@@ -170,6 +197,7 @@ struct State {
     events: EventBus,
     keys: Keys,
     sessions: HashMap<SessionId, SessionRecord>,
+    endings: Endings,
 }
 
 impl State {
@@ -221,6 +249,22 @@ impl State {
         }
     }
 
+    /// Tells the session (an event) that its maximum hold ends soon; its
+    /// next deadline is that end.
+    fn warn_of_hold(&mut self, id: SessionId, now: Instant) {
+        self.line.warned_of_hold(&id);
+        self.refresh(id);
+        let ends_in = self
+            .line
+            .deadline(&id)
+            .map_or(Duration::ZERO, |(at, _)| at.saturating_duration_since(now));
+        tracing::warn!(session = %id, seconds = ends_in.as_secs(), "the session's maximum hold ends soon");
+        self.events.publish(EventKind::HoldWarning {
+            session: id,
+            ends_in,
+        });
+    }
+
     /// Takes the session out of the line. Returns `None` when it was not
     /// there, else the index of the slot it held, which is now being handed
     /// back (its holder token cancelled).
@@ -228,7 +272,8 @@ impl State {
         let departed = self.line.leave(&id)?;
         self.deadlines.set(id, None);
         self.keys.forget(&id);
-        self.sessions.remove(&id);
+        let owner = self.sessions.remove(&id).and_then(|record| record.owner);
+        self.endings.remember(id, reason, owner);
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -374,6 +419,7 @@ impl Coordinator {
                 events: EventBus::new(Arc::clone(&store), 0),
                 keys: Keys::default(),
                 sessions: HashMap::new(),
+                endings: Endings::default(),
             }),
             timer: Notify::new(),
             shutdown,
@@ -520,10 +566,15 @@ impl Coordinator {
     /// may go on to touch the session: another token's never does.
     pub fn check_owner(&self, id: &SessionId, caller: Option<&Caller>) -> Result<(), GateError> {
         let state = self.shared.lock();
-        let Some(record) = state.sessions.get(id) else {
-            return Err(GateError::UnknownSession);
+        let owner = match (state.sessions.get(id), state.endings.reasons.get(id)) {
+            (Some(record), _) => &record.owner,
+            (None, Some((reason, owner))) if owner.as_ref() == caller => {
+                return Err(GateError::Ended(*reason));
+            }
+            // Another token's ended session is as unknown as any.
+            (None, _) => return Err(GateError::UnknownSession),
         };
-        if record.owner.as_ref() != caller {
+        if owner.as_ref() != caller {
             Err(GateError::NotOwner)
         } else {
             Ok(())
@@ -900,11 +951,16 @@ impl Coordinator {
                 due.into_iter()
                     .filter_map(|(kind, id)| {
                         let reason = match kind {
+                            DeadlineKind::HoldWarning => {
+                                state.warn_of_hold(id, now);
+                                return None;
+                            }
+                            DeadlineKind::MaxHold => EndReason::MaxHold,
                             DeadlineKind::Claim => EndReason::ClaimExpired,
                             DeadlineKind::Lease => EndReason::LeaseExpired,
                             DeadlineKind::Active | DeadlineKind::Waiting => EndReason::Evicted,
                         };
-                        tracing::warn!(session = %id, ?kind, "evicting session: not seen within its timeout");
+                        tracing::warn!(session = %id, ?kind, "ending session at its deadline");
                         state.depart(id, reason, now).flatten()
                     })
                     .collect()

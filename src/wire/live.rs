@@ -119,10 +119,17 @@ pub enum EventKindDto {
     },
     SessionEnded {
         session: String,
-        /// `closed`, `evicted`, `claim_expired`, `lease_expired` or `not_saved`.
+        /// `closed`, `evicted`, `claim_expired`, `lease_expired`, `max_hold`
+        /// or `not_saved`.
         reason: String,
         waited_seconds: f64,
         held_seconds: Option<f64>,
+    },
+    /// The session has held its slot for 80 % of the server's
+    /// `--max-hold`; it is ended in `ends_in_seconds`.
+    SessionHoldWarning {
+        session: String,
+        ends_in_seconds: f64,
     },
     LabStarting {
         slot: usize,

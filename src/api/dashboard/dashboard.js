@@ -158,6 +158,7 @@ function describe(e) {
     case "session_promoted": return `${e.session} holds slot ${e.slot} after ${precise(e.waited_seconds)} in the queue`;
     case "session_ended": return `${e.session} ${e.reason.replaceAll("_", " ")}` +
       (e.held_seconds !== null ? ` after holding ${precise(e.held_seconds)}` : ` after waiting ${precise(e.waited_seconds)}`);
+    case "session_hold_warning": return `${e.session} reaches the maximum hold in ${precise(e.ends_in_seconds)}`;
     case "lab_starting": return `${slot}bringing up ${e.topology} (${e.identity})`;
     case "lab_up": return `${slot}lab up: ${e.devices} devices in ${precise(e.seconds)}`;
     case "lab_attached": return e.warm
@@ -180,7 +181,7 @@ function describe(e) {
 function renderEvents() {
   const items = events.map((e) => {
     const at = e.at ? new Date(e.at) : null;
-    const bad = ["lab_failed", "lab_dirty", "dropped"].includes(e.type) || ["evicted", "claim_expired", "lease_expired"].includes(e.reason);
+    const bad = ["lab_failed", "lab_dirty", "dropped"].includes(e.type) || ["evicted", "claim_expired", "lease_expired", "max_hold"].includes(e.reason);
     const text = el("div", {}, describe(e));
     if (e.error) text.append(el("pre", { class: "tail" }, e.error));
     return el("li", { "data-type": e.type, "data-id": e.id ?? null, class: bad ? "bad" : null },
