@@ -6,7 +6,7 @@
 
 mod cli;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -258,7 +258,7 @@ impl ServeArgs {
             },
             lab_slots: usize::from(self.lab_slots),
             netlab: NetlabConfig {
-                program: self.netlab_bin.clone(),
+                program: netlab_program(&self.netlab_bin)?,
                 up_args: up_args.args(),
                 up_timeout: Duration::from_secs(self.netlab_up_timeout),
                 command_timeout: Duration::from_secs(self.netlab_timeout),
@@ -281,6 +281,19 @@ impl ServeArgs {
                 .collect(),
             tokens,
         })
+    }
+}
+
+/// The netlab executable as netlab is run: in each lab's directory, so a
+/// relative path with a directory part (`venv/bin/netlab`) is made absolute
+/// against the directory the server starts in; a bare name is looked up
+/// on `PATH` as given.
+fn netlab_program(given: &Path) -> Result<PathBuf, String> {
+    if given.is_relative() && given.components().count() > 1 {
+        std::path::absolute(given)
+            .map_err(|error| format!("--netlab-bin {}: {error}", given.display()))
+    } else {
+        Ok(given.to_path_buf())
     }
 }
 
@@ -348,5 +361,25 @@ fn serve(cli: ServeArgs, inline_tokens: Option<String>) -> ExitCode {
             tracing::error!("{error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_netlab_bin_with_a_folder_is_made_absolute_and_a_bare_name_is_kept() {
+        let program = netlab_program(Path::new("venv/bin/netlab")).unwrap();
+        assert!(program.is_absolute());
+        assert!(program.ends_with("venv/bin/netlab"));
+        assert_eq!(
+            netlab_program(Path::new("netlab")).unwrap(),
+            Path::new("netlab")
+        );
+        assert_eq!(
+            netlab_program(Path::new("/opt/x/netlab")).unwrap(),
+            Path::new("/opt/x/netlab")
+        );
     }
 }

@@ -53,6 +53,11 @@ pub const TOKEN_ENV: &str = "REMOTE_LAB_TOKEN";
 /// handed on 15 s after its last beat.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// How long a connection may take to be set up: a server that is down or
+/// unreachable (no answer at all) is reported, and retried, within this,
+/// whatever the request's own limit.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Builds a [`Client`].
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
@@ -124,8 +129,8 @@ impl ClientBuilder {
         }
         if base.starts_with("https://") && !cfg!(feature = "rustls") {
             return Err(Error::Config(format!(
-                "{base}: this build has no TLS; build it with the `rustls` feature \
-                 (cargo install neops-remote-lab --features rustls), or use the Python client"
+                "{base}: this build has no TLS; build it from a checkout with the `rustls` \
+                 feature (cargo build --release --features rustls), or use the Python client"
             )));
         }
         let token = self
@@ -141,7 +146,7 @@ impl ClientBuilder {
         }
         let http = reqwest::Client::builder()
             .default_headers(headers)
-            .connect_timeout(self.request_timeout)
+            .connect_timeout(self.request_timeout.min(CONNECT_TIMEOUT))
             // Below the server's 10 s keep-alive limit, so a pooled
             // connection is never reused just as the server closes it.
             .pool_idle_timeout(Duration::from_secs(5))
