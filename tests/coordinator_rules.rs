@@ -829,3 +829,24 @@ async fn a_busy_holder_is_warned_at_80_percent_and_ended_at_the_maximum_hold() {
         (StatusCode::NOT_FOUND, &Value::from("Session not found"))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_session_body_that_never_arrives_gets_408_and_opens_nothing() {
+    let app = InProcess::start(1, default_timeouts());
+    let (chunks, streamed) = streamed_body();
+    let start = Instant::now();
+    let request = Request::builder()
+        .method("POST")
+        .uri("/session")
+        .header("content-type", "application/json")
+        .body(streamed)
+        .unwrap();
+    let create = tokio::spawn(app.router.clone().oneshot(request));
+    // The first bytes arrive, then nothing (the sender stays open).
+    chunks.send(b"{\"client\":".to_vec()).await.unwrap();
+    let response = create.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
+    assert_eq!(app.coordinator.count(), 0);
+    drop(chunks);
+}

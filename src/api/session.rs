@@ -33,6 +33,7 @@ const MAX_WAIT_SECS: f64 = 60.0;
     request_body(content = Option<CreateSessionRequestDto>, content_type = "application/json"),
     responses((status = 201, body = CreateSessionResponseDto, description = "Created"),
         (status = 400, body = ErrorDto, description = "Malformed Idempotency-Key"),
+        (status = 408, body = ErrorDto, description = "The body did not arrive within 30 s"),
         (status = 413, body = ErrorDto, description = "Body too large"),
         (status = 422, body = ErrorDto, description = "A body that is not a JSON object or null, a malformed field, or an Idempotency-Key already used with another body"),
         (status = 503, body = ErrorDto, description = "The session could not be stored (e.g. the disk is full); it was not created")))]

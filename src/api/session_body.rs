@@ -15,6 +15,11 @@ use crate::wire::{ClientInfoDto, CreateSessionRequestDto};
 /// Largest accepted body, in bytes (413 above).
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
+/// The longest the whole body may take to arrive (408 past it): a few
+/// kilobytes need no more, and a client that announces a body and never
+/// sends it must not hold a connection open.
+pub const BODY_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What the body said, checked.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SessionBody {
@@ -34,11 +39,22 @@ impl From<&ClientInfo> for ClientInfoDto {
 }
 
 /// Reads the body. None, empty (or only white space) and JSON `null` say
-/// nothing, as for a 1.4.0 client. Too large → 413; anything but a JSON
-/// object (an array, a number…) or a bad field → 422.
+/// nothing, as for a 1.4.0 client. Too large → 413; not all there within
+/// [`BODY_READ_LIMIT`] → 408; anything but a JSON object (an array, a
+/// number…) or a bad field → 422.
 pub async fn read(body: Body) -> Result<SessionBody, ApiError> {
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let read = tokio::time::timeout(BODY_READ_LIMIT, axum::body::to_bytes(body, MAX_BODY_BYTES));
+    let bytes: Bytes = read
         .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "Request body did not arrive within {} s",
+                    BODY_READ_LIMIT.as_secs()
+                ),
+            )
+        })?
         .map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
