@@ -39,7 +39,8 @@ test: venv
 # These two use the server binary `maturin develop` installs (the build `make test` made).
 
 ## test-pytest-lowest: the plugin's and client's tests on the lowest supported pytest
-## (the server-only ones - wheel, metrics, dashboard, OpenAPI - run in `make test`)
+## (the server-only ones - wheel, metrics, dashboard, OpenAPI, the README's CI examples - run
+## in `make test`)
 test-pytest-lowest: venv
 	python3 -m venv $(LOWEST_VENV)
 	$(LOWEST_VENV)/bin/pip install -q "pytest==$(PYTEST_LOWEST)"
@@ -48,7 +49,7 @@ test-pytest-lowest: venv
 	NEOPS_REMOTE_LAB_BIN=$(CURDIR)/$(LOWEST_VENV)/bin/neops-remote-lab \
 	  $(LOWEST_VENV)/bin/python -m pytest python/tests -q --ignore python/tests/test_wheel.py \
 	  --ignore python/tests/test_metrics.py --ignore python/tests/test_dashboard_browser.py \
-	  --ignore python/tests/test_openapi.py
+	  --ignore python/tests/test_openapi.py --ignore python/tests/test_readme_ci_examples.py
 
 ## test-worker-sdk: the Worker SDK (PyPI, newest pre-release, Python >= 3.12) runs a
 ## function block on our wheel and server (needs the package index)

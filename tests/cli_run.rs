@@ -289,18 +289,22 @@ async fn a_killed_run_takes_its_command_along_and_the_lease_frees_the_lab() {
     let netlab = require_netlab!();
     let s = Server::start(Options::new(&netlab)).await;
     let dir = lab_folder();
-    let mut command = run_sh(&s, dir.path(), "echo $$ > command; exec sleep 600");
+    // Not exec'd, with a child of its own: a shell running a playbook.
+    let script = "echo $$ > command; sleep 600 & echo $! > g.tmp; mv g.tmp grandchild; wait";
+    let mut command = run_sh(&s, dir.path(), script);
     command.env("REMOTE_LAB_HEARTBEAT_INTERVAL", "1");
     let mut run = command.spawn().unwrap();
-    wait_for_file(&dir.path().join("command")).await;
+    wait_for_file(&dir.path().join("grandchild")).await;
     let command = pid_in(&dir.path().join("command"));
+    let grandchild = pid_in(&dir.path().join("grandchild"));
 
-    // Nothing can catch SIGKILL: the command dies by its parent-death
-    // signal, and the server evicts the silent session after its lease
-    // (10 s for one beat a second).
+    // Nothing can catch SIGKILL: the job's guard gets its parent-death
+    // signal and kills the whole group, and the server evicts the silent
+    // session after its lease (10 s for one beat a second).
     run.start_kill().unwrap();
     run.wait().await.unwrap();
     wait_until_gone(command, "the command").await;
+    wait_until_gone(grandchild, "what the command started").await;
     wait_for_sessions(&s, "the killed run's session evicted", <[Value]>::is_empty).await;
     let view = s.get_json("/sessions").await;
     wait_for_sessions(&s, "its lab torn down", |_| s.dirs.lab_dirs().is_empty()).await;

@@ -5,10 +5,12 @@
 //!   SIGKILL) reaches everything it started: a CI job's `ansible-playbook`
 //!   and its SSH connections end with it, never against a lab being torn
 //!   down or handed to the next suite.
-//! - It gets a parent-death signal (SIGKILL, `prctl(PR_SET_PDEATHSIG)`):
-//!   when `run` itself is killed with SIGKILL, as a cancelled CI job's
-//!   runner ends its process tree, the command dies with it. The server
-//!   notices the dead session by its lease.
+//! - The group is led by a guard ([`super::guard`]) that runs the command
+//!   and gets a parent-death signal (`prctl(PR_SET_PDEATHSIG)`): when `run`
+//!   itself is killed with SIGKILL, as a cancelled CI job's runner ends its
+//!   process tree, the guard kills the whole group, so nothing the command
+//!   started outlives `run`. The server notices the dead session by its
+//!   lease.
 //! - On a terminal where `run` is in the foreground, the command's group
 //!   becomes the terminal's foreground group, as a shell does for a job: it
 //!   may read the terminal, and Ctrl-C reaches it (and only it); `run` takes
@@ -18,7 +20,7 @@ use std::io::IsTerminal;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use super::say;
+use super::{guard, say};
 
 /// How often a stop looks whether the group is empty yet.
 const GROUP_POLL: Duration = Duration::from_millis(50);
@@ -33,7 +35,8 @@ pub struct Job {
 
 impl Job {
     /// Starts `command` as a job (see the module documentation).
-    pub fn spawn(mut command: tokio::process::Command) -> std::io::Result<Job> {
+    pub fn spawn(command: tokio::process::Command) -> std::io::Result<Job> {
+        let mut command = guarded(&command)?;
         let foreground = owns_terminal();
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
@@ -43,7 +46,7 @@ impl Job {
         // allocates (an error is a raw OS error).
         unsafe {
             command.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::prctl(libc::PR_SET_PDEATHSIG, guard::PARENT_DIED);
                 // `run` died before the signal was armed: die now.
                 if libc::getppid() != parent {
                     return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
@@ -66,7 +69,7 @@ impl Job {
         })
     }
 
-    /// Waits for the command to exit.
+    /// Waits for the command to exit (the guard ends as it ended).
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         self.child.wait().await
     }
@@ -130,6 +133,28 @@ impl Drop for Job {
             without_sigttou(|| unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp()) });
         }
     }
+}
+
+/// `command` as the guard runs it: this program's hidden subcommand with
+/// the same program, arguments, environment and folder.
+fn guarded(command: &tokio::process::Command) -> std::io::Result<tokio::process::Command> {
+    let original = command.as_std();
+    let mut guarded = tokio::process::Command::new(std::env::current_exe()?);
+    guarded
+        .arg(guard::SUBCOMMAND)
+        .arg("--")
+        .arg(original.get_program())
+        .args(original.get_args());
+    for (key, value) in original.get_envs() {
+        match value {
+            Some(value) => guarded.env(key, value),
+            None => guarded.env_remove(key),
+        };
+    }
+    if let Some(dir) = original.get_current_dir() {
+        guarded.current_dir(dir);
+    }
+    Ok(guarded)
 }
 
 /// Whether stdin is a terminal whose foreground group is `run`'s: only

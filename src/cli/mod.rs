@@ -2,6 +2,7 @@
 //! Each talks to a server at `--url` (or `REMOTE_LAB_URL`) and sends
 //! `REMOTE_LAB_TOKEN` as a bearer token when it is set.
 
+mod guard;
 mod inventory;
 mod job;
 mod lab;
@@ -35,6 +36,9 @@ pub enum Command {
     /// Act on a session.
     #[command(subcommand)]
     Session(lab::SessionCommand),
+    /// Runs `run`'s command inside its job (not for direct use).
+    #[command(name = guard::SUBCOMMAND, hide = true)]
+    JobGuard(guard::GuardArgs),
 }
 
 /// Which server to talk to.
@@ -82,6 +86,11 @@ impl ServerArgs {
 /// Runs a subcommand on its own runtime and turns its outcome into the
 /// process's exit code.
 pub fn main(command: Command) -> ExitCode {
+    // The guard is a plain process: no runtime, no threads.
+    let command = match command {
+        Command::JobGuard(args) => return guard::guard(args),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -98,6 +107,7 @@ pub fn main(command: Command) -> ExitCode {
             Command::Status(args) => report(status::status(args).await),
             Command::Lab(command) => report(lab::lab(command).await),
             Command::Session(command) => report(lab::session(command).await),
+            Command::JobGuard(_) => unreachable!("the guard runs without a runtime"),
         }
     });
     ExitCode::from(code)
