@@ -473,6 +473,14 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Whether two paths name the same directory (symbolic links resolved).
+pub fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// `netlab version 26.10` → `26.10`.
 fn parse_version(stdout: &str) -> Option<String> {
     stdout
@@ -523,7 +531,7 @@ impl LabDriver for Netlab {
                 })?;
             let status = registered?
                 .into_iter()
-                .find(|lab| lab.id == self.instance && super::readopt::same_dir(&lab.dir, dir))
+                .find(|lab| lab.id == self.instance && same_dir(&lab.dir, dir))
                 .map(|lab| lab.status);
             Ok(Health { status, version })
         })

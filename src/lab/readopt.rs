@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::netlab::{Netlab, Registered};
+use super::netlab::{Netlab, Registered, same_dir};
 use super::{remove_stale_dirs, status_file};
 use crate::store::StoredLab;
 
@@ -125,12 +125,4 @@ fn still_runs(
                 && same_dir(&found.dir, &lab.files.netlab_dir)
         })
     })
-}
-
-/// Whether two paths name the same directory (symbolic links resolved).
-pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }
