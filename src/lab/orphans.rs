@@ -126,6 +126,17 @@ mod tests {
         use std::os::unix::process::CommandExt;
         let mut ours = spawn(&tag);
         let mut theirs = spawn("someone-else");
+        // Until a child has exec'd, /proc shows the test's own environment.
+        for child in [&ours, &theirs] {
+            let environ = format!("/proc/{}/environ", child.id());
+            while !std::fs::read(&environ)
+                .unwrap_or_default()
+                .windows(OWNER_VAR.len())
+                .any(|window| window == OWNER_VAR.as_bytes())
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         assert_eq!(stop_left_behind(&tag, Duration::from_secs(5)), 1);
         assert!(ours.wait().unwrap().code().is_none(), "killed by a signal");
         assert!(
