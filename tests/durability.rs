@@ -467,6 +467,52 @@ async fn a_change_is_answered_only_once_it_is_on_disk() {
 }
 
 #[tokio::test]
+async fn a_promotion_that_could_not_be_saved_is_not_reported() {
+    let netlab = require_netlab!();
+    let dirs = ServerDirs::new();
+    let options = || Options::new(&netlab).log_level("WARNING").dirs(&dirs);
+    let mut server = Server::start(options().file_size_limit(u64::MAX >> 1)).await;
+    let holder = server.create_session().await.0;
+    let waiter = server.create_session().await.0;
+
+    // The disk fills up as the holder (no lab) leaves: in memory the
+    // waiter is promoted at once, on disk it is still waiting.
+    limit_file_size(&server, Some(1));
+    let leaving = tokio::spawn({
+        let (http, url) = (
+            server.http.clone(),
+            server.url(&format!("/session/{holder}")),
+        );
+        async move { http.delete(url).send().await.unwrap().status() }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.get_json("/sessions").await["sessions"][0]["status"] != "active" {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Neither a status poll nor a long-poll reports what a crash undoes.
+    for query in ["", "?wait=1"] {
+        let (status, body) = server
+            .lab_call(
+                reqwest::Method::GET,
+                &format!("/session/{waiter}{query}"),
+                &waiter,
+            )
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{query}: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("try again once there is room"), "{detail}");
+    }
+    // Room again: the promotion is saved, and reported.
+    limit_file_size(&server, None);
+    assert_eq!(leaving.await.unwrap(), StatusCode::NO_CONTENT);
+    assert_eq!(server.session_status(&waiter).await.1["status"], "active");
+    server.stop_with(libc::SIGKILL);
+    let server = Server::start(options()).await;
+    assert_eq!(server.session_status(&waiter).await.1["status"], "active");
+}
+
+#[tokio::test]
 async fn after_a_restart_only_the_sessions_that_show_a_sign_of_life_keep_their_place() {
     let real = require_netlab!();
     let netlab = CountingNetlab::new(&real);

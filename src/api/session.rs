@@ -71,7 +71,7 @@ pub async fn create(
 /// when the wait ends; an active session is answered at once.
 #[utoipa::path(get, path = "/session/{session_id}", tag = "sessions", operation_id = "session_status",
     params(("session_id" = String, Path), ("wait" = Option<f64>, Query, minimum = 0, description = "long-poll up to this many seconds; more than 60 counts as 60")),
-    responses((status = 200, body = SessionStatusResponseDto, description = "OK"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed")))]
+    responses((status = 200, body = SessionStatusResponseDto, description = "OK"), (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"), (status = 404, body = ErrorDto, description = "Not found"), (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"), (status = 503, body = ErrorDto, description = "The session's last change (e.g. its promotion) could not be stored yet: ask again")))]
 pub async fn status(
     State(state): State<AppState>,
     who: Who,
@@ -82,8 +82,8 @@ pub async fn status(
     let wait = query.get("wait").map(parse_wait).transpose()?;
     state.coordinator.check_owner(&id, who.caller())?;
     let standing = match wait {
-        None => state.coordinator.status(&id).await,
-        Some(limit) => state.coordinator.wait(&id, limit).await,
+        None => state.coordinator.status(&id).await?,
+        Some(limit) => state.coordinator.wait(&id, limit).await?,
     };
     standing
         .map(|s| Json(s.into()))

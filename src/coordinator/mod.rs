@@ -31,6 +31,7 @@ use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -582,12 +583,15 @@ impl Coordinator {
     }
 
     /// Where the session stands; counts as a sign of life (which is not
-    /// written anywhere). `None` when it is unknown.
-    pub async fn status(&self, id: &SessionId) -> Option<Standing> {
-        let (standing, stamp) = self.touch(id)?;
+    /// written anywhere). `Ok(None)` when it is unknown; the error when the
+    /// standing reports a change that could not be saved (a full disk).
+    pub async fn status(&self, id: &SessionId) -> Result<Option<Standing>, StoreError> {
+        let Some((standing, stamp)) = self.touch(id) else {
+            return Ok(None);
+        };
         // The standing may report its promotion, still being written.
-        self.flushed(stamp).await;
-        Some(standing)
+        self.flushed(stamp).await?;
+        Ok(Some(standing))
     }
 
     /// A heartbeat: the session counts as seen. Reports nothing, so waits
@@ -613,15 +617,21 @@ impl Coordinator {
 
     /// Waits until the session's standing differs from what it is now, at
     /// most `limit`; the request counts as a sign of life throughout. An
-    /// ACTIVE session is answered at once. `None` when it is (or becomes)
-    /// unknown.
-    pub async fn wait(&self, id: &SessionId, limit: Duration) -> Option<Standing> {
+    /// ACTIVE session is answered at once. `Ok(None)` when it is (or
+    /// becomes) unknown; errors as [`Coordinator::status`].
+    pub async fn wait(
+        &self,
+        id: &SessionId,
+        limit: Duration,
+    ) -> Result<Option<Standing>, StoreError> {
         // Subscribe before the first look, so no change can slip between.
         let mut events = self.subscribe();
-        let (start, _busy) = self.begin_request(id)?;
+        let Some((start, _busy)) = self.begin_request(id) else {
+            return Ok(None);
+        };
         if start.status == SessionStatus::Active {
-            self.flushed(self.stamp(id)).await;
-            return Some(start);
+            self.flushed(self.stamp(id)).await?;
+            return Ok(Some(start));
         }
         let give_up = tokio::time::sleep(limit);
         tokio::pin!(give_up);
@@ -634,8 +644,8 @@ impl Coordinator {
                     _ => {
                         let (now, last) = self.answer(id);
                         if now != Some(start) {
-                            self.flushed(last).await;
-                            return now;
+                            self.flushed(last).await?;
+                            return Ok(now);
                         }
                     }
                 },
@@ -644,8 +654,8 @@ impl Coordinator {
             }
         }
         let (now, last) = self.answer(id);
-        self.flushed(last).await;
-        now
+        self.flushed(last).await?;
+        Ok(now)
     }
 
     /// A long-poll's answer. Telling a waiting client that it is ACTIVE
@@ -666,11 +676,19 @@ impl Coordinator {
         (Some(standing), last)
     }
 
-    /// Waits until event `stamp` was written (or failed to be): a reply
-    /// must not report a change a crash could still undo.
-    async fn flushed(&self, stamp: u64) {
-        // A failure was reported to the request that made the change.
-        let _ = self.store.committed(stamp..=stamp).await;
+    /// Waits until event `stamp` was tried; the error when it is not on
+    /// disk: a reply must not report a change a crash could still undo (a
+    /// promotion the store could not save would be a waiting session again
+    /// after a restart).
+    async fn flushed(&self, stamp: u64) -> Result<(), StoreError> {
+        match self.store.committed(stamp..=stamp).await {
+            Ok(()) => Ok(()),
+            // The writer retries failed batches: it may be saved since.
+            Err(error) => match self.store.durable(stamp).now_or_never() {
+                Some(()) => Ok(()),
+                None => Err(self.store.unsaved().unwrap_or(error)),
+            },
+        }
     }
 
     /// The id of the last event published so far.
