@@ -328,7 +328,7 @@ fn serve(cli: ServeArgs, inline_tokens: Option<String>) -> ExitCode {
     } else {
         level
     };
-    logging::init(level, netlab_level, cli.log_format);
+    let _log = logging::init(level, netlab_level, cli.log_format);
     if let Some(path) = &cli.log_config {
         tracing::warn!(
             "--log-config {} is accepted for compatibility and not read: logs are configured \

@@ -16,7 +16,7 @@
 //! | `neops_remote_lab_kept_idle_seconds_total` (slot-seconds labs spent kept, unheld: what warmth costs) | counter | |
 //! | `neops_remote_lab_evictions_total` | counter | `reason` (`evicted`, `claim_expired`, `lease_expired`, `max_hold`) |
 //! | `neops_remote_lab_http_requests_total` | counter | `method`, `route`, `status` |
-//! | `neops_remote_lab_log_writes_dropped_total` (log lines stderr could not take) | counter | |
+//! | `neops_remote_lab_log_writes_dropped_total` (log lines stderr could not take, or that overflowed the log buffer) | counter | |
 //! | `neops_remote_lab_build_info` (always 1) | gauge | `version` |
 
 use std::sync::{Arc, OnceLock};
@@ -130,7 +130,7 @@ fn describe() {
     );
     describe_counter!(
         LOG_WRITES_DROPPED,
-        "Log lines dropped because stderr could not take them (its reader went away)"
+        "Log lines dropped because stderr could not take them (its reader went away, or stopped reading and the buffer was full)"
     );
 }
 

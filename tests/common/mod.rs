@@ -129,9 +129,21 @@ pub struct Options {
     pub port: u16,
     /// `--netlab-up-args`; `None`: not given, the server chooses.
     pub up_args: Option<String>,
-    /// stderr is a pipe whose reading end is already closed (its reader
-    /// went away), so every log write fails with EPIPE.
-    pub lost_stderr: bool,
+    /// Where the server's stderr goes.
+    pub stderr: Stderr,
+}
+
+/// The server's stderr in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stderr {
+    /// Appended to the server's log file (what `Server::log` reads).
+    LogFile,
+    /// A pipe whose reading end is already closed (its reader went away):
+    /// every log write fails with EPIPE.
+    Lost,
+    /// A pipe whose reader stays open but never reads: once the pipe's
+    /// buffer is full, a write would wait forever.
+    Stalled,
 }
 
 impl Options {
@@ -147,7 +159,7 @@ impl Options {
             bearer: None,
             port: 0,
             up_args: Some(EXTERNAL_UP_ARGS.to_string()),
-            lost_stderr: false,
+            stderr: Stderr::LogFile,
         }
     }
 
@@ -174,9 +186,9 @@ impl Options {
         self
     }
 
-    /// Gives the server a stderr whose reader is gone.
-    pub fn lost_stderr(mut self) -> Self {
-        self.lost_stderr = true;
+    /// Gives the server a stderr whose reader is gone or stalled.
+    pub fn stderr(mut self, stderr: Stderr) -> Self {
+        self.stderr = stderr;
         self
     }
 
@@ -663,12 +675,21 @@ pub fn spawn(options: Options) -> (Child, ServerDirs) {
         .envs(options.env)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap());
-    if options.lost_stderr {
-        let (reader, writer) = std::io::pipe().expect("a pipe");
-        drop(reader);
-        command.stderr(writer);
-    } else {
-        command.stderr(log);
+    match options.stderr {
+        Stderr::LogFile => {
+            command.stderr(log);
+        }
+        Stderr::Lost => {
+            let (reader, writer) = std::io::pipe().expect("a pipe");
+            drop(reader);
+            command.stderr(writer);
+        }
+        Stderr::Stalled => {
+            let (reader, writer) = std::io::pipe().expect("a pipe");
+            // Open, never read, for as long as the test runs.
+            std::mem::forget(reader);
+            command.stderr(writer);
+        }
     }
     if let Some(uid) = options.user {
         use std::os::unix::process::CommandExt;
