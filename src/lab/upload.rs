@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sha2::{Digest, Sha256};
 
 pub use names::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
-pub use yaml::{Budget, CHECK_TIME_LIMIT, MAX_ALIAS_NODES, MAX_LOOKAHEAD, MAX_NESTING};
+pub use yaml::{Budget, CHECK_TIME_LIMIT, MAX_ALIAS_NODES, MAX_FLOW_ENTRIES_AHEAD, MAX_NESTING};
 
 /// A lab's identity: SHA-256 over its topology's bytes, its folder and every
 /// extra file's relative path and bytes (see [`Identity::of_lab`]).

@@ -503,7 +503,7 @@ fn aliases_that_stand_for_too_many_nodes_are_refused() {
 /// `- `), the parser reads all of it before its first event.
 #[test]
 fn a_flow_collection_the_parser_must_read_ahead_is_bounded() {
-    let items = vec!["r1"; MAX_LOOKAHEAD / 4 + 1].join(", ");
+    let items = vec!["r1"; MAX_FLOW_ENTRIES_AHEAD + 1].join(", ");
     for long in [format!("x:\n- [{items}]\n"), format!("{{a: [{items}]}}\n")] {
         let message = invalid(Upload::validate(with_topology(long.as_bytes())));
         assert!(message.contains("flow collection"), "{message}");
@@ -512,9 +512,27 @@ fn a_flow_collection_the_parser_must_read_ahead_is_bounded() {
     let value = format!("nodes: [{items}]\n");
     Upload::validate(with_topology(value.as_bytes())).expect("a value");
     let block: String = std::iter::once("nodes:\n".to_string())
-        .chain((0..MAX_LOOKAHEAD / 4).map(|n| format!("  - r{n}\n")))
+        .chain((0..MAX_FLOW_ENTRIES_AHEAD + 1).map(|n| format!("  - r{n}\n")))
         .collect();
     Upload::validate(with_topology(block.as_bytes())).expect("block style");
+}
+
+/// Long scalars and comments hold no tokens: a megabyte of prose, commas and
+/// brackets included, is read as it comes.
+#[test]
+fn long_scalars_and_comments_are_not_bounded_as_flow_collections() {
+    let prose = "a line of text, [with] a bracket and a comma ".repeat(20_000);
+    let long = [
+        format!("# {prose}\nname: x\n"),
+        format!("name: x\nmessage: {prose}\n"),
+        format!("message: \"{prose}\"\n"),
+        format!("message: |\n  {prose}\n"),
+        format!("x:\n- \"{prose}\"\n"),
+    ];
+    for topology in &long {
+        assert!(topology.len() > 900_000);
+        Upload::validate(with_topology(topology.as_bytes())).expect("a long scalar or comment");
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! The text is read as a stream of parser events (saphyr-parser), never
 //! built into a tree, so the check stops at the first event past a limit:
 //! nesting ([`MAX_NESTING`]), what aliases stand for ([`MAX_ALIAS_NODES`]),
-//! how far the parser reads ahead, and the time the check may take
+//! how many flow entries the parser reads ahead, and the time the check may take
 //! ([`Budget`], also stopped when its request ends). Anchors, tags and
 //! flow or block style change nothing: every collection is one start and
 //! one end event. Parsing is CPU work: callers run it off the async threads
@@ -25,7 +25,7 @@ use std::rc::Rc;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
-pub use input::{Budget, CHECK_TIME_LIMIT, MAX_LOOKAHEAD};
+pub use input::{Budget, CHECK_TIME_LIMIT, MAX_FLOW_ENTRIES_AHEAD};
 use input::{Metered, Progress, Stop};
 use keys::Key;
 
@@ -110,9 +110,11 @@ fn stopped(why: Stop) -> String {
             "Topology took longer than {} s to check",
             CHECK_TIME_LIMIT.as_secs()
         ),
-        Stop::LookedTooFarAhead => format!(
-            "Topology has a flow collection ([…] or {{…}}) longer than {MAX_LOOKAHEAD} \
-             characters; write it in block style (one `- item` or `key: value` per line)"
+        Stop::LookedTooFarAhead { line } => format!(
+            "Topology has a flow collection ([…] or {{…}}) of more than \
+             {MAX_FLOW_ENTRIES_AHEAD} entries (each `[`, `{{` and `,`, comments between \
+             included) where a mapping key may start (line {line}); write it in block style \
+             (one `- item` or `key: value` per line)"
         ),
         Stop::Unprintable { character, line } => format!(
             "Topology is not valid YAML: unacceptable character #x{:04x} at line {line}",

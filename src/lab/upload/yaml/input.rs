@@ -3,11 +3,12 @@
 //!
 //! The parser pulls characters from [`Metered`], which stops the read (the
 //! parser then sees the text end) when the check has run out of time, its
-//! request has ended, the parser reads too far ahead of its last event, or
-//! a character PyYAML refuses comes. Why it stopped is kept in a [`Stop`]
+//! request has ended, the parser reads too many flow entries ahead of its
+//! last event, or a character PyYAML refuses comes. Why it stopped is kept in a [`Stop`]
 //! the caller reports instead of the parser's own error.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,12 +18,14 @@ use std::time::{Duration, Instant};
 /// YAML takes well under a second in a release build.
 pub const CHECK_TIME_LIMIT: Duration = Duration::from_secs(10);
 
-/// Most characters the parser may read past its last event. The parser
-/// reads a whole flow collection (`[…]`, `{…}`) that starts where a key may
-/// (a line's start, after `- `) before it tells whether the
-/// collection is a mapping key, holding every token of it in memory (tens
-/// of bytes per character); netlab topologies write far shorter ones.
-pub const MAX_LOOKAHEAD: usize = 256 * 1024;
+/// Most flow entries the parser may read past its last event, counted as
+/// the `[`, `{` and `,` it reads. The parser reads a whole flow collection
+/// (`[…]`, `{…}`) that starts where a key may (a line's start, after `- `)
+/// before it tells whether the collection is a mapping key, holding every
+/// token of it in memory; netlab topologies write far shorter ones. Long
+/// scalars and comments cost no tokens: only their own `[`, `{` and `,`
+/// count (when the parser reads them ahead).
+pub const MAX_FLOW_ENTRIES_AHEAD: usize = 65_536;
 
 /// How often (in characters) the clock and the cancellation flag are read.
 const CHECK_EVERY: usize = 4096;
@@ -65,8 +68,11 @@ impl Budget {
 pub(super) enum Stop {
     Cancelled,
     OutOfTime,
-    /// The parser read more than [`MAX_LOOKAHEAD`] characters ahead.
-    LookedTooFarAhead,
+    /// The parser read more than [`MAX_FLOW_ENTRIES_AHEAD`] flow entries
+    /// ahead, at this 1-based line.
+    LookedTooFarAhead {
+        line: usize,
+    },
     /// A character PyYAML's reader refuses, at this 1-based line.
     Unprintable {
         character: char,
@@ -88,6 +94,8 @@ pub(super) struct Metered<'a> {
     chars: std::str::Chars<'a>,
     read: usize,
     line: usize,
+    /// Where the flow entries read past the last event start.
+    flow_entries_ahead: VecDeque<usize>,
     budget: Budget,
     progress: Rc<Progress>,
 }
@@ -98,9 +106,25 @@ impl<'a> Metered<'a> {
             chars: text.chars(),
             read: 0,
             line: 1,
+            flow_entries_ahead: VecDeque::new(),
             budget,
             progress,
         }
+    }
+
+    /// Counts a flow entry at the current character: whether that makes
+    /// too many past the last event.
+    fn too_far_ahead(&mut self) -> bool {
+        let event_end = self.progress.event_end.get();
+        while self
+            .flow_entries_ahead
+            .front()
+            .is_some_and(|&at| at < event_end)
+        {
+            self.flow_entries_ahead.pop_front();
+        }
+        self.flow_entries_ahead.push_back(self.read);
+        self.flow_entries_ahead.len() > MAX_FLOW_ENTRIES_AHEAD
     }
 
     fn stop(&self, why: Stop) -> Option<char> {
@@ -121,15 +145,15 @@ impl Iterator for Metered<'_> {
         {
             return self.stop(why);
         }
-        if self.read.saturating_sub(self.progress.event_end.get()) > MAX_LOOKAHEAD {
-            return self.stop(Stop::LookedTooFarAhead);
-        }
         let character = self.chars.next()?;
         if !printable(character) {
             return self.stop(Stop::Unprintable {
                 character,
                 line: self.line,
             });
+        }
+        if matches!(character, '[' | '{' | ',') && self.too_far_ahead() {
+            return self.stop(Stop::LookedTooFarAhead { line: self.line });
         }
         self.read += 1;
         if character == '\n' {
