@@ -70,6 +70,15 @@ pub async fn read(body: Body) -> Result<SessionBody, ApiError> {
     match serde_json::from_slice::<Value>(&bytes).map_err(unreadable)? {
         Value::Null => Ok(SessionBody::default()),
         Value::Object(mut object) => {
+            // serde reads a struct from an array too (fields in order).
+            if object
+                .get("client")
+                .is_some_and(|client| !client.is_object() && !client.is_null())
+            {
+                return Err(ApiError::unprocessable(
+                    "client: expected a JSON object ({\"user\": …, \"host\": …}) or null",
+                ));
+            }
             // Checked on its own, so a bad value is named in the answer.
             let lease = object
                 .remove("heartbeat_seconds")
@@ -119,8 +128,8 @@ fn validate(dto: ClientInfoDto) -> Result<Option<ClientInfo>, ApiError> {
     Ok((info != ClientInfo::default()).then_some(info))
 }
 
-/// One text field: invisible formatting characters removed, trimmed,
-/// empty → `None`, at most `max` characters, no control characters.
+/// One text field: invisible characters removed, trimmed, empty → `None`,
+/// at most `max` characters, no control characters or line breaks.
 fn field(name: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
     let Some(value) = value.map(|text| visible(&text).trim().to_string()) else {
         return Ok(None);
@@ -130,34 +139,53 @@ fn field(name: &str, value: Option<String>, max: usize) -> Result<Option<String>
             "client.{name}: at most {max} characters"
         )));
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(|c| c.is_control() || line_break(c)) {
         return Err(ApiError::unprocessable(format!(
-            "client.{name}: control characters are not allowed"
+            "client.{name}: control characters and line breaks are not allowed"
         )));
     }
     Ok((!value.is_empty()).then_some(value))
 }
 
-/// `text` without the characters that change how the rest is shown but
-/// show nothing themselves: the bidirectional formatting characters
-/// (Unicode UAX #9, "Explicit Directional Embeddings/Overrides/Isolates",
-/// and the implicit marks; the "Trojan Source" trick, CVE-2021-42574) and
-/// the zero-width ones. With them a name on the dashboard could pose as
-/// another ("ada" reversed into "ada" by an override, say).
+/// `text` without the characters that show nothing themselves but may
+/// change how the rest is shown: with them a name on the dashboard could
+/// pose as another ("ada" reversed into "ada" by a bidirectional override,
+/// the "Trojan Source" trick, CVE-2021-42574; or padded with fillers).
 fn visible(text: &str) -> String {
-    text.chars().filter(|c| !invisible(*c)).collect()
+    text.chars().filter(|c| !default_ignorable(*c)).collect()
 }
 
-fn invisible(c: char) -> bool {
+/// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt,
+/// Unicode 16.0): what a renderer shows nothing for when it does not
+/// support it. It covers the bidirectional formatting characters (UAX #9),
+/// the zero-width ones, the soft hyphen, the Hangul fillers, variation
+/// selectors and the tag characters.
+fn default_ignorable(c: char) -> bool {
     matches!(c,
-        '\u{061C}' // arabic letter mark
-        | '\u{180E}' // mongolian vowel separator
+        '\u{00AD}' // soft hyphen
+        | '\u{034F}' // combining grapheme joiner
+        | '\u{061C}' // arabic letter mark
+        | '\u{115F}'..='\u{1160}' // Hangul choseong and jungseong fillers
+        | '\u{17B4}'..='\u{17B5}' // Khmer inherent vowels
+        | '\u{180B}'..='\u{180F}' // Mongolian variation selectors, vowel separator
         | '\u{200B}'..='\u{200F}' // zero width space, (non-)joiner, LRM, RLM
         | '\u{202A}'..='\u{202E}' // embeddings and overrides
-        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
-        | '\u{2066}'..='\u{2069}' // isolates
+        | '\u{2060}'..='\u{206F}' // word joiner, invisible operators, isolates, deprecated format
+        | '\u{3164}' // Hangul filler
+        | '\u{FE00}'..='\u{FE0F}' // variation selectors
         | '\u{FEFF}' // zero width no-break space
+        | '\u{FFA0}' // halfwidth Hangul filler
+        | '\u{FFF0}'..='\u{FFF8}' // unassigned specials
+        | '\u{1BCA0}'..='\u{1BCA3}' // shorthand format controls
+        | '\u{1D173}'..='\u{1D17A}' // musical symbol format controls
+        | '\u{E0000}'..='\u{E0FFF}' // tags, variation selectors supplement
     )
+}
+
+/// The line and paragraph separators (U+2028, U+2029): line breaks that
+/// `char::is_control` does not count.
+fn line_break(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]
@@ -208,6 +236,12 @@ mod tests {
         assert_eq!(info.host.as_deref(), Some("ci-1"));
         let only = parse(r#"{"client": {"label": "\u2066\u2069"}}"#).await;
         assert_eq!(only, Ok(SessionBody::default()));
+        // Soft hyphen, grapheme joiner, Hangul fillers, a variation
+        // selector, a Khmer vowel, a tag character: all show nothing.
+        let padded =
+            r#"{"client": {"user": "a\u00add\u034fa\u115f\u3164\ufe0f\u17b4\udb40\udc41"}}"#;
+        let info = parse(padded).await.unwrap().client.unwrap();
+        assert_eq!(info.user.as_deref(), Some("ada"));
     }
 
     #[tokio::test]
@@ -217,7 +251,7 @@ mod tests {
             ("[]", "body: expected a JSON object"),
             (r#"[{"user": "ada"}]"#, "body: expected a JSON object"),
             ("7", "body: expected a JSON object"),
-            (r#"{"client": "ada"}"#, "body: "),
+            (r#"{"client": "ada"}"#, "client: expected a JSON object"),
             (r#"{"client": {"user": 7}}"#, "body: "),
             (
                 r#"{"client": {"ci_job_url": "file:///etc"}}"#,
@@ -226,6 +260,14 @@ mod tests {
             (
                 r#"{"client": {"label": "a\u0007b"}}"#,
                 "client.label: control",
+            ),
+            (
+                r#"{"client": {"label": "a\u2028b"}}"#,
+                "client.label: control characters and line breaks",
+            ),
+            (
+                r#"{"client": ["ada", "ci-1", "https://ci/1", "x"]}"#,
+                "client: expected a JSON object",
             ),
         ];
         for (body, start) in cases {
