@@ -314,7 +314,8 @@ async fn sighup_rereads_the_tokens_file_and_a_bad_one_keeps_the_old_tokens() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        s.log().contains("line 2: the token of ci is empty"),
+        s.log()
+            .contains("line 2: the token (after the `:`) is empty"),
         "{}",
         s.log()
     );
@@ -345,10 +346,10 @@ fn a_bad_tokens_file_refuses_the_start_with_the_reason() {
             "ci:s3cret-one-0123456\nada:s3cret-one-0123456\n",
             "line 2: the token of ada is already used (line 1)",
         ),
-        ("ci:\n", "line 1: the token of ci is empty"),
+        ("ci:\n", "line 1: the token (after the `:`) is empty"),
         (
             "ci:s3cret\n",
-            "line 1: the token of ci is shorter than 16 characters",
+            "line 1: the token (after the `:`) is shorter than 16 characters",
         ),
         (
             "s3cret-0123456789abcdef:ci\n",

@@ -120,24 +120,26 @@ impl TokenSet {
                 return fail("expected `name:token`".to_string());
             };
             let (name, token) = (name.trim(), token.trim());
-            // Until the name passed, it may be a token (a swapped line):
-            // it is printed only after.
+            // Until the token passed too, the name may be a token (a
+            // swapped line, a short token first): it is printed only after.
             if let Err(why) = check_name(name) {
                 return fail(why);
             }
             if token.is_empty() {
-                return fail(format!("the token of {name} is empty"));
+                return fail("the token (after the `:`) is empty".to_string());
             }
             if !is_b64token(token) {
-                return fail(format!(
-                    "the token of {name} has characters a bearer token may not have \
+                return fail(
+                    "the token (after the `:`) has characters a bearer token may not have \
                      (letters, digits and -._~+/ followed by any number of =)"
-                ));
+                        .to_string(),
+                );
             }
             if token.chars().count() < MIN_TOKEN {
                 return fail(format!(
-                    "the token of {name} is shorter than {MIN_TOKEN} characters; \
-                     make one with `openssl rand -hex 32`"
+                    "the token (after the `:`) is shorter than {MIN_TOKEN} characters; \
+                     make one with `openssl rand -hex 32` (is the line `token:name`? it must \
+                     be `name:token`)"
                 ));
             }
             if let Some(first) = names.insert(name.to_string(), place.clone()) {
@@ -258,7 +260,7 @@ mod tests {
                 "ci:one-0123456789abc\nnocolon\n",
                 "line 2: expected `name:token`",
             ),
-            ("ci:", "line 1: the token of ci is empty"),
+            ("ci:", "line 1: the token (after the `:`) is empty"),
             (":secret-0123456789abc", "line 1: the name is empty"),
             (
                 "ci:one-0123456789abc\nci:two-0123456789abc",
@@ -268,10 +270,19 @@ mod tests {
                 "ci:same-0123456789abc\nada:same-0123456789abc",
                 "line 2: the token of ada is already used (line 1)",
             ),
-            ("ci:has space", "line 1: the token of ci has characters"),
+            (
+                "ci:has space",
+                "line 1: the token (after the `:`) has characters",
+            ),
             (
                 "ci:short-secret",
-                "line 1: the token of ci is shorter than 16",
+                "line 1: the token (after the `:`) is shorter than 16",
+            ),
+            // Swapped, with a short token: the name check passes, and the
+            // token's refusal must not name it.
+            (
+                "secret-0123:ci",
+                "line 1: the token (after the `:`) is shorter than 16",
             ),
             ("c i:secret-0123456789abc", "line 1: the name must be"),
             // Swapped lines: the token stands where the name belongs.
