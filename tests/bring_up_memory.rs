@@ -91,3 +91,42 @@ async fn a_large_lab_brought_up_again_and_again_is_given_back() {
     let (first, last) = (after[0], *after.last().unwrap());
     assert!(last * 10 <= first * 12, "RSS grew over 20 %: {report}");
 }
+
+/// A holder that sends many large uploads at once: they are received one
+/// at a time (each waits its turn before its body is read), so the server
+/// holds one upload in memory, not all of them. Before, 30 such uploads
+/// raised RSS by over a gigabyte.
+#[tokio::test]
+async fn many_large_uploads_at_once_are_received_one_at_a_time() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let (session, _) = s.create_session().await;
+    const UPLOADS: usize = 20;
+    const FILE: usize = 9 * 1024 * 1024;
+    let pid = s.pid();
+    let idle = status_bytes(pid, "VmRSS");
+    reset_peak(pid);
+
+    let big = "x".repeat(FILE);
+    let answers = futures_util::future::join_all((0..UPLOADS).map(|_| {
+        let upload = Upload::new("lab.yml", common::TWO_NODES).extra("configs/big.txt", &big);
+        s.acquire(&session, upload)
+    }))
+    .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    let extra = status_bytes(pid, "VmHWM") - idle;
+    let all = (UPLOADS * FILE) as u64;
+    eprintln!(
+        "{UPLOADS} uploads of {:.1} MB at once: extra peak {:.1} MB",
+        FILE as f64 / 1e6,
+        extra as f64 / 1e6
+    );
+    // One upload in flight costs a few copies of it; all of them at once
+    // would cost at least their sum.
+    assert!(
+        extra < all / 3,
+        "extra peak {extra} bytes for {all} uploaded"
+    );
+}

@@ -41,8 +41,13 @@ pub async fn acquire(
 ) -> Result<Response, ApiError> {
     let (id, hold) = gate(&state, &session_id, who.caller())?;
     let key = idempotency_key(request.headers())?;
-    // Stop reading at once if the session ends, or its token is revoked,
-    // while its upload arrives.
+    // Stop waiting or reading at once if the session ends, or its token is
+    // revoked, while its upload waits for its turn or arrives.
+    let _turn = tokio::select! {
+        turn = hold.upload_turn() => turn,
+        () = hold.ended() => return Err(ApiError::session_not_found()),
+        () = revocation.revoked() => return Ok(super::auth::revoked()),
+    };
     let form = tokio::select! {
         form = tokio::time::timeout(
             state.upload_timeout,

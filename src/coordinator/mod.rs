@@ -111,6 +111,10 @@ struct SlotState {
     holder: Option<SessionId>,
     /// Cancelled, under the lock, the moment the holder is gone.
     holder_token: CancellationToken,
+    /// Taken by each lab request that uploads, from before its body is
+    /// read until its lab is up: a holder's uploads come one at a time, so
+    /// a holder that sends many at once holds one in memory, not all.
+    uploading: Arc<tokio::sync::Mutex<()>>,
     phase: Phase,
     /// The previous holder's lab is being torn down: not free yet.
     handing_back: bool,
@@ -358,9 +362,16 @@ pub struct Hold<'a> {
     session: SessionId,
     slot: usize,
     token: CancellationToken,
+    uploading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Hold<'_> {
+    /// Waits until no other upload of the slot is under way: keep the
+    /// guard from before the upload's body is read until its lab is up.
+    pub async fn upload_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.uploading).lock_owned().await
+    }
+
     /// Completes when the holder's session ends (or the server stops).
     pub async fn ended(&self) {
         self.token.cancelled().await;
@@ -408,6 +419,7 @@ impl Coordinator {
             .map(|_| SlotState {
                 holder: None,
                 holder_token: CancellationToken::new(),
+                uploading: Arc::default(),
                 phase: Phase::Idle,
                 handing_back: false,
             })
@@ -825,11 +837,13 @@ impl Coordinator {
             .position(|slot| slot.holder == Some(*id))
             .ok_or(GateError::NotActive)?;
         let token = state.slots[slot].holder_token.clone();
+        let uploading = Arc::clone(&state.slots[slot].uploading);
         Ok(Hold {
             _busy: busy,
             session: *id,
             slot,
             token,
+            uploading,
         })
     }
 
