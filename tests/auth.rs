@@ -609,7 +609,7 @@ async fn without_auth_a_sighup_is_logged_and_the_server_goes_on() {
 }
 
 #[tokio::test]
-async fn the_dashboard_may_not_be_framed_by_another_site() {
+async fn no_page_may_be_framed_by_another_site() {
     let s = server!(|o| o);
     for page in ["/", "/dashboard.js", "/dashboard.css"] {
         let response = s.http.get(s.url(page)).send().await.unwrap();
@@ -621,6 +621,18 @@ async fn the_dashboard_may_not_be_framed_by_another_site() {
         assert!(
             policy.contains("frame-ancestors 'none'") && policy.contains("default-src 'self'"),
             "{page}: {policy:?}"
+        );
+    }
+    // The API documentation pages run inline scripts: they may not be
+    // framed either.
+    for page in ["/docs/", "/redoc", "/openapi.json"] {
+        let response = s.http.get(s.url(page)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{page}");
+        let policy = response.headers().get("content-security-policy");
+        assert_eq!(
+            policy.map(|value| value.to_str().unwrap()),
+            Some("frame-ancestors 'none'"),
+            "{page}"
         );
     }
 }

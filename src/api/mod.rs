@@ -111,7 +111,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .merge(redoc::router())
+        .layer(middleware::map_response(not_framed))
         .layer(middleware::from_fn(http_metrics::count))
+}
+
+/// No page of ours may be shown inside another site's frame (clickjacking):
+/// a response without a policy of its own gets `frame-ancestors 'none'`
+/// (the API documentation pages run inline scripts, so only that).
+async fn not_framed(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .entry(axum::http::header::CONTENT_SECURITY_POLICY)
+        .or_insert(axum::http::HeaderValue::from_static(
+            "frame-ancestors 'none'",
+        ));
+    response
 }
 
 #[derive(OpenApi)]
