@@ -82,6 +82,12 @@ impl SqliteStore {
                 create(&path)?;
             }
             Err(error) => return Err(classify(&path, error)),
+            Ok(meta) if !meta.is_file() => {
+                return Err(StoreError::Foreign {
+                    path,
+                    why: "it is a directory or a special file, not a database file".into(),
+                });
+            }
             // SQLite would take an empty file for a new database: here it
             // means a store that lost its content.
             Ok(meta) if meta.len() == 0 => {

@@ -276,6 +276,17 @@ fn garbage_an_empty_file_and_a_truncated_database_are_refused() {
 }
 
 #[test]
+fn a_directory_in_the_databases_place_is_refused_as_not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE);
+    std::fs::create_dir(&path).unwrap();
+    let error = open(dir.path()).err().expect("refused");
+    assert!(matches!(error, StoreError::Foreign { .. }), "{error}");
+    assert!(error.to_string().contains("is a directory"), "{error}");
+    assert!(path.is_dir(), "left as it was");
+}
+
+#[test]
 fn a_store_from_a_newer_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()).unwrap());
