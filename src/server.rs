@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::auth::{Auth, TokenError, TokenSource};
 use crate::coordinator::{Coordinator, Restored, labs_with_their_holder};
+use crate::lab::declared::DeclaredLabs;
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
 use crate::lab::readopt::readopt_or_clear;
@@ -184,12 +185,19 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .publish(&metadata(&config, bound))
         .map_err(ServerError::Io)?;
 
+    // Declared labs live beside the queue they belong to: in the state
+    // directory, or in this server's temporary folder when nothing is kept.
+    let declared = match &config.state_dir {
+        Some(dir) => absolute(dir.clone())?.join("declared"),
+        None => tmp.join("neops_remote_lab_declared"),
+    };
     let coordinator = Arc::new(
         Coordinator::new(
             config.timeouts,
             config.lab_slots,
             stop.clone(),
             Arc::clone(&store),
+            DeclaredLabs::new(declared),
             |number, observer| {
                 LabSlot::new(
                     number,
@@ -217,6 +225,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         started: Instant::now(),
         max_upload_bytes: config.max_upload_bytes,
         upload_timeout: config.upload_timeout,
+        declare_permits: Arc::new(tokio::sync::Semaphore::new(api::DECLARE_BODIES_AT_ONCE)),
         metrics: metrics::recorder(),
         auth,
     };

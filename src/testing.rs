@@ -185,6 +185,7 @@ impl InProcess {
             slots,
             stop.clone(),
             Arc::new(crate::store::InMemory),
+            crate::lab::declared::DeclaredLabs::new(root.join("declared")),
             |number, observer| {
                 LabSlot::new(
                     number,
@@ -205,6 +206,7 @@ impl InProcess {
             started: Instant::now(),
             max_upload_bytes: 1024 * 1024,
             upload_timeout: std::time::Duration::from_secs(300),
+            declare_permits: Arc::new(tokio::sync::Semaphore::new(api::DECLARE_BODIES_AT_ONCE)),
             metrics: crate::metrics::recorder(),
             auth: None,
         });

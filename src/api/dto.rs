@@ -3,6 +3,7 @@
 
 use utoipa::ToSchema;
 
+use crate::lab::upload::Identity;
 use crate::lab::{Device, LabView};
 use crate::queue::{SessionStatus, Standing};
 use crate::wire::{DeviceInfoDto, LabStatusDto, SessionState, SessionStatusResponseDto};
@@ -16,12 +17,13 @@ impl From<SessionStatus> for SessionState {
     }
 }
 
-impl From<Standing> for SessionStatusResponseDto {
-    fn from(standing: Standing) -> Self {
-        SessionStatusResponseDto {
-            status: standing.status.into(),
-            position: standing.position,
-        }
+/// `GET /session/{id}`'s answer: where the session stands, and the labs it
+/// declared.
+pub fn session_status(standing: Standing, declared: &[Identity]) -> SessionStatusResponseDto {
+    SessionStatusResponseDto {
+        status: standing.status.into(),
+        position: standing.position,
+        declared_labs: declared.iter().map(ToString::to_string).collect(),
     }
 }
 

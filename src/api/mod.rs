@@ -2,6 +2,7 @@
 
 mod auth;
 mod dashboard;
+mod declare;
 mod dto;
 mod error;
 mod health;
@@ -38,6 +39,9 @@ use crate::coordinator::{Coordinator, GateError, Hold};
 use crate::session_id::SessionId;
 use crate::wire;
 
+/// Declared-lab uploads received at once; more wait, their bodies unread.
+pub const DECLARE_BODIES_AT_ONCE: usize = 4;
+
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -46,6 +50,8 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Longest time one upload's body may take to arrive.
     pub upload_timeout: std::time::Duration,
+    /// Declared uploads received at once ([`DECLARE_BODIES_AT_ONCE`]).
+    pub declare_permits: Arc<tokio::sync::Semaphore>,
     /// Renders `GET /metrics`.
     pub metrics: PrometheusHandle,
     /// The tokens in force; `None`: auth off.
@@ -74,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/session/{session_id}",
             get(session::status).delete(session::end),
+        )
+        .route(
+            "/session/{session_id}/labs",
+            post(declare::declare).layer(DefaultBodyLimit::disable()),
         )
         .route("/active-session", get(session::active))
         .route(
@@ -141,6 +151,7 @@ async fn not_framed(mut response: axum::response::Response) -> axum::response::R
         session::active,
         session::end,
         session::heartbeat,
+        declare::declare,
         lab::acquire,
         lab::status,
         lab::release,
@@ -158,6 +169,7 @@ async fn not_framed(mut response: axum::response::Response) -> axum::response::R
         wire::SessionState,
         wire::CreateSessionResponseDto,
         wire::SessionStatusResponseDto,
+        wire::DeclaredLabDto,
         wire::ActiveSessionResponseDto,
         wire::DeviceInfoDto,
         wire::AcquireResponseDto,

@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
 use super::error::ApiError;
-use super::session_body;
 use super::{AppState, QueryParams, SessionHeader, Who};
+use super::{dto, session_body};
 use crate::coordinator::events::EndReason;
 use crate::coordinator::{CreateError, NewSession};
 use crate::wire::{
@@ -85,9 +85,9 @@ pub async fn status(
         None => state.coordinator.status(&id).await?,
         Some(limit) => state.coordinator.wait(&id, limit).await?,
     };
-    standing
-        .map(|s| Json(s.into()))
-        .ok_or_else(ApiError::session_not_found)
+    let standing = standing.ok_or_else(ApiError::session_not_found)?;
+    let declared = state.coordinator.declared_labs(&id);
+    Ok(Json(dto::session_status(standing, &declared)))
 }
 
 fn parse_wait(text: &str) -> Result<Duration, ApiError> {

@@ -20,6 +20,7 @@
 //! longest-waiting session.
 
 mod deadlines;
+pub mod declare;
 pub mod events;
 pub mod idempotency;
 mod overview;
@@ -40,8 +41,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Caller;
 use crate::lab::bring_up_log::LogReader;
+use crate::lab::declared::DeclaredLabs;
 use crate::lab::inventory::Inventory;
-use crate::lab::upload::Upload;
+use crate::lab::upload::{Identity, Upload};
 use crate::lab::{Holder, LabChange, LabError, LabObserver, LabSlot, LabView};
 use crate::queue::{DeadlineKind, Lease, Queue, SessionStatus, Standing, Timeouts};
 use crate::session_id::SessionId;
@@ -137,6 +139,23 @@ struct SessionRecord {
     /// The id of the last event that changed its standing (its joining,
     /// its promotion): what a reply about it waits to be written.
     stamp: u64,
+    /// The labs it declared it will ask for, in order.
+    declared: Vec<Identity>,
+    /// Taken while one of its declarations is written: they are numbered
+    /// in the order they are stored.
+    declaring: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SessionRecord {
+    fn new(client: Option<Arc<ClientInfo>>, owner: Option<Caller>, stamp: u64) -> Self {
+        SessionRecord {
+            client,
+            owner,
+            stamp,
+            declared: Vec::new(),
+            declaring: Arc::default(),
+        }
+    }
 }
 
 /// How many ended sessions are remembered, so that their clients' next
@@ -203,6 +222,8 @@ struct State {
     keys: Keys,
     sessions: HashMap<SessionId, SessionRecord>,
     endings: Endings,
+    /// Where the sessions' declared labs are kept.
+    declared: DeclaredLabs,
 }
 
 impl State {
@@ -277,8 +298,17 @@ impl State {
         let departed = self.line.leave(&id)?;
         self.deadlines.set(id, None);
         self.keys.forget(&id);
-        let owner = self.sessions.remove(&id).and_then(|record| record.owner);
-        self.endings.remember(id, reason, owner);
+        let record = self.sessions.remove(&id);
+        if record
+            .as_ref()
+            .is_some_and(|record| !record.declared.is_empty())
+        {
+            // Unawaited: a start-up deletes what a stop cut short.
+            let declared = self.declared.clone();
+            tokio::spawn(async move { declared.forget(&id).await });
+        }
+        self.endings
+            .remember(id, reason, record.and_then(|record| record.owner));
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -406,13 +436,15 @@ impl Drop for Busy<'_> {
 impl Coordinator {
     /// A coordinator with `slot_count` slots, each made by `make_slot(number,
     /// observer)` with its number from 1, writing its events to `store`.
-    /// `shutdown` stops everything. What a previous run left is put back
-    /// with [`Coordinator::restore`] before serving.
+    /// `shutdown` stops everything; sessions' declared labs are kept in
+    /// `declared`. What a previous run left is put back with
+    /// [`Coordinator::restore`] before serving.
     pub fn new(
         timeouts: Timeouts,
         slot_count: usize,
         shutdown: CancellationToken,
         store: Arc<dyn Store>,
+        declared: DeclaredLabs,
         make_slot: impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
     ) -> Self {
         let slots_state = (0..slot_count)
@@ -433,6 +465,7 @@ impl Coordinator {
                 keys: Keys::default(),
                 sessions: HashMap::new(),
                 endings: Endings::default(),
+                declared,
             }),
             timer: Notify::new(),
             shutdown,
@@ -559,14 +592,9 @@ impl Coordinator {
             key,
             lease,
         });
-        state.sessions.insert(
-            id,
-            SessionRecord {
-                client,
-                owner,
-                stamp: first,
-            },
-        );
+        state
+            .sessions
+            .insert(id, SessionRecord::new(client, owner, first));
         state.fill_free_slots(now, &self.shared.shutdown, Some(id));
         state.refresh(id);
         let standing = state.line.standing(&id).expect("just joined");

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::events::EventBus;
 use super::{Coordinator, SessionRecord, idempotency};
 use crate::auth::Caller;
+use crate::session_id::SessionId;
 use crate::store::{StoredLab, StoredSession};
 
 /// The slot each stored session keeps at a start with `slots` slots, in
@@ -103,13 +104,19 @@ impl Coordinator {
             }
             state.sessions.insert(
                 id,
-                SessionRecord {
-                    client: session.client.map(Arc::new),
-                    owner: session.owner.as_deref().map(Caller::restored),
-                    stamp: 0,
-                },
+                SessionRecord::new(
+                    session.client.map(Arc::new),
+                    session.owner.as_deref().map(Caller::restored),
+                    0,
+                ),
             );
             state.refresh(id);
+        }
+        let live: Vec<SessionId> = state.sessions.keys().copied().collect();
+        for (id, declared) in state.declared.restore(&live) {
+            if let Some(record) = state.sessions.get_mut(&id) {
+                record.declared = declared;
+            }
         }
         state.fill_free_slots(now, &self.shared.shutdown, None);
         drop(state);

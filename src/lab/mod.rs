@@ -22,6 +22,7 @@
 //! reset (`--warm-reset`); [`LabSlot::expire`] ends it unless an attach won.
 
 pub mod bring_up_log;
+pub mod declared;
 mod device;
 pub mod inventory;
 pub mod lock;

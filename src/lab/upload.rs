@@ -216,6 +216,38 @@ impl Upload {
         })
     }
 
+    /// A lab read back from files a check accepted before (a declared lab,
+    /// see [`super::declared`]): `topology` is the topology's path among
+    /// `files` (relative paths); `reuse` is true. `None` when `files` lacks
+    /// the topology.
+    pub fn from_files(topology: &Path, mut files: Vec<(PathBuf, Vec<u8>)>) -> Option<Upload> {
+        let at = files.iter().position(|(path, _)| path == topology)?;
+        let (topology_path, bytes) = files.swap_remove(at);
+        let topology_name = topology_path.file_name()?.to_string_lossy().into_owned();
+        let topology_dir = topology_path.parent().unwrap_or(Path::new(""));
+        Some(Upload {
+            identity: Identity::of_lab(topology_dir, &bytes, &files),
+            topology_name,
+            topology_path,
+            topology: bytes,
+            extra_files: files,
+            reuse: true,
+        })
+    }
+
+    /// The topology's path relative to the upload's root.
+    pub fn topology_path(&self) -> &Path {
+        &self.topology_path
+    }
+
+    /// Every file with its path relative to the upload's root, the
+    /// topology first.
+    pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        std::iter::once((self.topology_path.clone(), self.topology.clone()))
+            .chain(self.extra_files.iter().cloned())
+            .collect()
+    }
+
     /// Writes the lab into `dir`, which must not exist yet: the upload's
     /// root lies a few empty folders below it ([`CONFINEMENT`]) and is named
     /// like `dir` (netlab names an unnamed lab after its folder). Returns
@@ -225,12 +257,11 @@ impl Upload {
         root.extend(CONFINEMENT);
         root.push(dir.file_name().unwrap_or("lab".as_ref()));
         let topology = root.join(&self.topology_path);
-        let mut files = vec![(topology.clone(), self.topology.clone())];
-        files.extend(
-            self.extra_files
-                .iter()
-                .map(|(path, bytes)| (root.join(path), bytes.clone())),
-        );
+        let files: Vec<(PathBuf, Vec<u8>)> = self
+            .files()
+            .into_iter()
+            .map(|(path, bytes)| (root.join(path), bytes))
+            .collect();
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(dir.parent().unwrap_or(&dir))?;

@@ -39,6 +39,21 @@ pub struct SessionStatusResponseDto {
     pub status: SessionState,
     /// 0 for the active session, 1 for the first one waiting, and so on.
     pub position: usize,
+    /// The identities (SHA-256 hex) of the labs the session declared it
+    /// will ask for, in order (`POST /session/{id}/labs`); absent from
+    /// servers before 1.5.0.
+    #[serde(default)]
+    pub declared_labs: Vec<String>,
+}
+
+/// Answer to `POST /session/{id}/labs`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeclaredLabDto {
+    /// The lab's identity: SHA-256 hex of the upload, as `POST /lab`
+    /// computes it for the same files.
+    pub identity: String,
+    /// Its place in the session's declared labs, from 0.
+    pub index: usize,
 }
 
 /// Answer to `GET /active-session`.

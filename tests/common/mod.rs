@@ -443,20 +443,21 @@ impl Server {
 
     /// `POST /lab` with a topology and optional extra files.
     pub async fn acquire(&self, session: &str, upload: Upload<'_>) -> (StatusCode, Value) {
-        let mut form = Form::new().part(
-            "topology",
-            Part::bytes(upload.topology.as_bytes().to_vec()).file_name(upload.name.to_string()),
-        );
-        if let Some(reuse) = upload.reuse {
-            form = form.text("reuse", reuse.to_string());
-        }
-        for (name, content) in upload.extra_files {
-            form = form.part(
-                "extra_files",
-                Part::bytes(content.as_bytes().to_vec()).file_name(name.to_string()),
-            );
-        }
-        self.send_lab(session, form, upload.idempotency_key).await
+        self.send_lab(session, upload.form(), upload.idempotency_key)
+            .await
+    }
+
+    /// `POST /session/{id}/labs` with `form`: the answer's status and body.
+    pub async fn declare(&self, session: &str, form: Form) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url(&format!("/session/{session}/labs")))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// `POST /lab` with any multipart form (raw bytes, odd parts).
@@ -617,6 +618,24 @@ impl<'a> Upload<'a> {
     pub fn extra(mut self, name: &'a str, content: &'a str) -> Self {
         self.extra_files.push((name, content));
         self
+    }
+
+    /// The multipart form `POST /lab` takes.
+    pub fn form(&self) -> Form {
+        let mut form = Form::new().part(
+            "topology",
+            Part::bytes(self.topology.as_bytes().to_vec()).file_name(self.name.to_string()),
+        );
+        if let Some(reuse) = self.reuse {
+            form = form.text("reuse", reuse.to_string());
+        }
+        for (name, content) in &self.extra_files {
+            form = form.part(
+                "extra_files",
+                Part::bytes(content.as_bytes().to_vec()).file_name(name.to_string()),
+            );
+        }
+        form
     }
 }
 
