@@ -517,3 +517,32 @@ async fn on_a_terminal_the_command_reads_it_and_ctrl_c_reaches_it() {
     assert_eq!(status.code(), Some(128 + libc::SIGINT), "{output}");
     assert_nothing_left(&s).await;
 }
+
+#[tokio::test]
+async fn run_declares_its_lab_while_it_waits_and_fails_at_once_for_a_refused_one() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let (holder, _) = s.create_session().await;
+    let dir = lab_folder();
+    let run = run_sh(&s, dir.path(), "true").spawn().unwrap();
+    wait_for_sessions(&s, "the queued run declared its lab", |now| {
+        now.len() == 2
+            && now[1]["declared_labs"]
+                .as_array()
+                .is_some_and(|d| d.len() == 1)
+    })
+    .await;
+    terminate(&run);
+    finish(run).await;
+
+    // A topology the server refuses ends the run before it waits its turn.
+    std::fs::write(dir.path().join("topology.yml"), "nodes: [r1\n").unwrap();
+    let refused = run_sh(&s, dir.path(), "touch ran").spawn().unwrap();
+    let (status, stderr) = finish(refused).await;
+    assert_eq!(status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("the server refuses the lab"), "{stderr}");
+    assert!(!dir.path().join("ran").exists());
+    let left = sessions(&s).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"].as_str(), Some(&holder[..8]));
+}

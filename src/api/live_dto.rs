@@ -37,6 +37,11 @@ impl From<&SessionView> for QueuedSessionDto {
             lease_seconds: view.lease.map(|lease| lease.silence_limit().as_secs_f64()),
             silent_seconds: view.silent.as_secs_f64(),
             evicted_in_seconds: view.evicted_in.map(|left| left.as_secs_f64()),
+            declared_labs: view
+                .declared
+                .iter()
+                .map(|identity| identity.short().to_string())
+                .collect(),
         }
     }
 }

@@ -125,6 +125,23 @@ async fn hold(
 ) -> u8 {
     let short: String = session.id().chars().take(8).collect();
     say(&format!("session {short} on {}", client.base_url()));
+    // Declared at once: the server may prepare the lab before our turn,
+    // and a lab it refuses is reported now, not after the wait.
+    let declared = tokio::select! {
+        declared = session.declare_lab(lab) => declared,
+        signal = signals.recv() => return interrupted(signal, "while declaring the lab"),
+    };
+    match declared {
+        Ok(_) => {}
+        Err(error)
+            if error
+                .status()
+                .is_some_and(|status| status.is_client_error()) =>
+        {
+            return failed(&format!("the server refuses the lab: {error}"));
+        }
+        Err(error) => say(&format!("could not declare the lab ({error}); going on")),
+    }
     let since = Instant::now();
     let waited = tokio::select! {
         waited = session.wait_until_active(|status| {

@@ -6,11 +6,11 @@ use reqwest::{Method, Response, StatusCode};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::error::Result;
+use super::error::{Error, Result};
 use super::{Client, LabFiles, transport};
 use crate::wire::{
-    AcquireResponseDto, CreateSessionResponseDto, DeviceInfoDto, LabInventoryDto, LabStatusDto,
-    SessionState, SessionStatusResponseDto,
+    AcquireResponseDto, CreateSessionResponseDto, DeclaredLabDto, DeviceInfoDto, LabInventoryDto,
+    LabStatusDto, SessionState, SessionStatusResponseDto,
 };
 
 /// How long one long-poll waits, in seconds (the server allows up to 60).
@@ -143,6 +143,36 @@ impl Session {
             None => self.client.send("POST /lab", make()?).await?,
         };
         response.json().await.map_err(transport("POST /lab"))
+    }
+
+    /// `POST /session/{id}/labs`: declares a lab the session will ask for
+    /// (while it waits or is active), so the server can prepare it. Sent
+    /// again after a transient failure: declaring the same lab twice
+    /// answers its first index. `None` from a server without the route
+    /// (before 1.5.0). Errors: 400/413/422 a refused upload, 404 the
+    /// session is unknown.
+    pub async fn declare_lab(&self, lab: &LabFiles) -> Result<Option<DeclaredLabDto>> {
+        let what = "POST /session/{id}/labs";
+        let path = format!("/session/{}/labs", self.id);
+        let sent = self
+            .client
+            .send_again(what, || {
+                Ok(self
+                    .client
+                    .unlimited(Method::POST, &path)
+                    .multipart(lab.form(true)?))
+            })
+            .await;
+        match sent {
+            Ok(response) => response.json().await.map(Some).map_err(transport(what)),
+            Err(Error::Status { status, detail, .. })
+                if status == StatusCode::METHOD_NOT_ALLOWED
+                    || (status == StatusCode::NOT_FOUND && detail == "Not Found") =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// `POST /lab/release`: drops one reference; at zero the lab stays up, idle.

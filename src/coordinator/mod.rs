@@ -805,6 +805,9 @@ impl Coordinator {
                     evicted_in: listed
                         .deadline
                         .map(|(at, _)| at.saturating_duration_since(now)),
+                    declared: record
+                        .map(|record| record.declared.clone())
+                        .unwrap_or_default(),
                 }
             })
             .collect();

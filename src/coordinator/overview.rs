@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::Phase;
 use crate::auth::Caller;
 use crate::lab::LabView;
+use crate::lab::upload::Identity;
 use crate::queue::{Lease, Standing};
 use crate::session_id::SessionId;
 
@@ -44,6 +45,8 @@ pub struct SessionView {
     /// Time left before it is evicted unless seen; `None` while a long
     /// request of a session without a lease runs.
     pub evicted_in: Option<Duration>,
+    /// The labs it declared it will ask for, in order.
+    pub declared: Vec<Identity>,
 }
 
 /// One lab slot.

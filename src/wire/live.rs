@@ -47,6 +47,10 @@ pub struct QueuedSessionDto {
     /// Seconds left before it is evicted unless it shows a sign of life;
     /// `null` while a long request of a session without a lease runs.
     pub evicted_in_seconds: Option<f64>,
+    /// The labs it declared it will ask for, in order: the first 12 hex
+    /// digits of each identity, as `lab.identity` shows a running lab.
+    #[serde(default)]
+    pub declared_labs: Vec<String>,
 }
 
 /// One lab slot.
