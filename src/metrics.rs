@@ -12,6 +12,7 @@
 //! | `neops_remote_lab_netlab_failures_total` | counter | `command` (`up`, `down`, `inspect`, …) |
 //! | `neops_remote_lab_lab_bringups_total` (every `netlab up` that succeeded) | counter | |
 //! | `neops_remote_lab_warm_handovers_total` (kept labs attached by the next session) | counter | |
+//! | `neops_remote_lab_lab_preboots_total` (declared labs brought up at their session's promotion) | counter | |
 //! | `neops_remote_lab_kept_labs_expired_total` (kept labs nobody asked for in time) | counter | |
 //! | `neops_remote_lab_kept_idle_seconds_total` (slot-seconds labs spent kept, unheld: what warmth costs) | counter | |
 //! | `neops_remote_lab_evictions_total` | counter | `reason` (`evicted`, `claim_expired`, `lease_expired`, `max_hold`) |
@@ -42,6 +43,7 @@ pub const BUILD_INFO: &str = "neops_remote_lab_build_info";
 pub const LOG_WRITES_DROPPED: &str = "neops_remote_lab_log_writes_dropped_total";
 pub const BRING_UPS: &str = "neops_remote_lab_lab_bringups_total";
 pub const WARM_HANDOVERS: &str = "neops_remote_lab_warm_handovers_total";
+pub const PREBOOTS: &str = "neops_remote_lab_lab_preboots_total";
 pub const KEPT_EXPIRED: &str = "neops_remote_lab_kept_labs_expired_total";
 pub const KEPT_IDLE: &str = "neops_remote_lab_kept_idle_seconds_total";
 
@@ -120,6 +122,10 @@ fn describe() {
         "Labs kept up after their holder left and attached by the next session"
     );
     describe_counter!(
+        PREBOOTS,
+        "Declared labs brought up at their session's promotion, before it asked"
+    );
+    describe_counter!(
         KEPT_EXPIRED,
         "Kept labs torn down because nobody asked for them in time"
     );
@@ -184,6 +190,7 @@ fn set_session_gauges(coordinator: &Coordinator) {
 fn record(event: &Event) {
     match &event.kind {
         EventKind::SessionJoined { .. } | EventKind::HoldWarning { .. } => {}
+        EventKind::PrebootStarted { .. } => counter!(PREBOOTS).increment(1),
         EventKind::SessionPromoted { waited, .. } => {
             histogram!(QUEUE_WAIT).record(waited.as_secs_f64());
         }

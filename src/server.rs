@@ -220,6 +220,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         let coordinator = Arc::clone(&coordinator);
         async move { coordinator.run_deadlines().await }
     });
+    tokio::spawn({
+        let coordinator = Arc::clone(&coordinator);
+        async move { coordinator.run_preboots().await }
+    });
     let state = AppState {
         coordinator: Arc::clone(&coordinator),
         started: Instant::now(),

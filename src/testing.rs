@@ -200,6 +200,10 @@ impl InProcess {
             let coordinator = Arc::clone(&coordinator);
             async move { coordinator.run_deadlines().await }
         });
+        tokio::spawn({
+            let coordinator = Arc::clone(&coordinator);
+            async move { coordinator.run_preboots().await }
+        });
         tokio::spawn(crate::metrics::record_events(Arc::clone(&coordinator)));
         let router = api::router(AppState {
             coordinator: Arc::clone(&coordinator),

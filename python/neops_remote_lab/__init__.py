@@ -2,16 +2,18 @@
 
 A drop-in replacement for the public Python API of the original `neops-remote-lab` package:
 `neops_remote_lab.client.RemoteLabClient`, `neops_remote_lab.testing.fixture.remote_lab_fixture`
-and the `*Dto` models re-exported here.
+and the `*Dto` models re-exported here; `LabDeclaration` (for `RemoteLabClient`'s `declare`) is new.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._lab_files import LabDeclaration
 from .models import (
     AcquireResponseDto,
     ActiveSessionResponseDto,
     ClientInfoDto,
     CreateSessionResponseDto,
+    DeclaredLabDto,
     DeviceInfoDto,
     LabStatusDto,
     QueuedSessionDto,
@@ -32,7 +34,9 @@ __all__ = [
     "ActiveSessionResponseDto",
     "ClientInfoDto",
     "CreateSessionResponseDto",
+    "DeclaredLabDto",
     "DeviceInfoDto",
+    "LabDeclaration",
     "LabStatusDto",
     "QueuedSessionDto",
     "SessionInfoDto",

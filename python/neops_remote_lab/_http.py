@@ -5,7 +5,8 @@
 - `GET` and `DELETE` (and heartbeats, on their own transport) are also retried after a lost
   answer and on 503, with backoff — urllib3's `Retry` on the session's adapter does it.
 - A `POST` whose bytes left is never sent again blindly: `post_once` sends an `Idempotency-Key`
-  and repeats it only when the server declares that header for the route in `/openapi.json`.
+  and repeats it only when the server declares that header for the route in `/openapi.json`,
+  or when the route answers a repeat with the first result anyway (`POST /session/{id}/labs`).
 - Every other error status fails at once with the server's detail.
 
 Every request carries `Authorization: Bearer $REMOTE_LAB_TOKEN` when that variable is set (a
@@ -138,14 +139,16 @@ class Transport:
         data: Mapping[str, str] | None = None,
         files: Sequence[Upload] | None = None,
         json: Mapping[str, object] | None = None,
+        repeatable: bool = False,
     ) -> requests.Response:
         """`POST path` that the server acts on once, even when its answer is lost.
 
         The request carries a fresh `Idempotency-Key`. When the connection fails after the
         request left (reset, read timeout), it is sent again with the same key — at most
         `_RETRIES` times, with backoff, and never past `deadline` — but only if the server
-        declares the header for `path`. Otherwise `AnswerLostError` is raised. A read timeout
-        at the deadline is raised as `requests.ReadTimeout`. Statuses as in `request`.
+        declares the header for `path`, or `repeatable` says the route itself answers a repeat
+        with the first result (a lab declaration). Otherwise `AnswerLostError` is raised. A read
+        timeout at the deadline is raised as `requests.ReadTimeout`. Statuses as in `request`.
         """
         headers = {IDEMPOTENCY_HEADER: str(uuid.uuid4())}
         attempt = 0
@@ -167,7 +170,7 @@ class Transport:
                 delay = min(_BACKOFF_FACTOR * 2**attempt, _MAX_BACKOFF)
                 if attempt == _RETRIES or (deadline is not None and time.monotonic() + delay >= deadline):
                     raise
-                if not self.declares_idempotency(path):
+                if not (repeatable or self.declares_idempotency(path)):
                     raise AnswerLostError(
                         f"POST {path}: the answer was lost after the request reached the server ({exc}). "
                         f"The server does not declare the {IDEMPOTENCY_HEADER} header for {path}, so sending it "

@@ -10,13 +10,28 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._http import Upload
+if TYPE_CHECKING:  # `neops_remote_lab` imports this module before `_http` can be imported
+    from ._http import Upload
 
-__all__ = ["LabFiles"]
+__all__ = ["LabDeclaration", "LabFiles"]
+
+
+@dataclass(frozen=True)
+class LabDeclaration:
+    """A lab a session will ask for, named as `RemoteLabClient.acquire` takes it (see `LabFiles.collect`).
+
+    `topology` is relative to the working directory; `extra_files` (files or folders) and `root`
+    are relative to the topology's folder unless absolute.
+    """
+
+    topology: str | Path
+    extra_files: Sequence[str | Path] = ()
+    root: str | Path | None = None
 
 
 @dataclass(frozen=True)

@@ -16,21 +16,22 @@ import requests
 
 from ._heartbeat import Heartbeat
 from ._http import Transport
-from ._lab_files import LabFiles
+from ._lab_files import LabDeclaration, LabFiles
 from ._live import BringUpFollower, list_sessions
 from ._sigterm import SigtermRaises
 from .client_info import client_info_from_environment, fit_client_info
-from .errors import LabBringUpError, detail_of
+from .errors import LabBringUpError, RemoteLabHTTPError, detail_of
 from .models import (
     AcquireResponseDto,
     CreateSessionResponseDto,
+    DeclaredLabDto,
     DeviceInfoDto,
     SessionState,
     SessionStatusResponseDto,
 )
 from .progress import ProgressListener
 
-__all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "HEARTBEAT_INTERVAL_ENV", "RemoteLabClient"]
+__all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "HEARTBEAT_INTERVAL_ENV", "LabDeclaration", "RemoteLabClient"]
 
 _log = logging.getLogger(__name__)
 
@@ -58,8 +59,9 @@ _SIGTERM = SigtermRaises(lambda: SystemExit(128 + signal.SIGTERM))
 class RemoteLabClient:
     """One session in the server's queue, from creation to `close()`.
 
-    The constructor blocks until the session is ACTIVE (the head of the queue). From then on
-    `acquire` uploads a topology and returns its devices, `release` gives the lab back. A
+    The constructor blocks until the session is ACTIVE (the head of the queue); before it
+    waits it declares the labs it was given (`declare`), so the server can prepare them. From
+    then on `acquire` uploads a topology and returns its devices, `release` gives the lab back. A
     background heartbeat keeps the session alive however long a test or a bring-up takes; its
     interval is announced to the server as the session's lease, so when the process dies without
     closing (SIGKILL, a lost machine) the server hands the lab on after three missed beats.
@@ -82,6 +84,7 @@ class RemoteLabClient:
         progress: ProgressListener | None = None,
         close_on_sigterm: bool = True,
         client_info: Mapping[str, object] | None = None,
+        declare: Iterable[LabDeclaration] = (),
     ) -> None:
         """Join the queue and wait, at most `session_timeout` seconds, until this session is ACTIVE.
 
@@ -98,6 +101,12 @@ class RemoteLabClient:
         `{"client": {"user", "host", "ci_job_url", "label"}}`, shown by `GET /sessions` and the
         dashboard): None takes it from the environment (`client_info_from_environment()`),
         `{}` sends none; whatever is sent is fitted to the server's limits (`fit_client_info`).
+
+        `declare`: labs this session will `acquire`, declared in this order right after the session
+        is created, before it waits (see `declare_lab`). One the server refuses with an error answer
+        is logged as a warning and skipped: declaring only lets the server prepare, and `acquire`
+        reports real problems. A missing file or one outside `root` raises as in `declare_lab`, after
+        the session left the queue.
 
         `close_on_sigterm`: while the session is open, SIGTERM raises `SystemExit(143)` in the
         main thread, so `with` blocks and `close()` end the session before the process exits.
@@ -123,6 +132,7 @@ class RemoteLabClient:
         self._transport = Transport(url, request_timeout)
         self._heartbeat: Heartbeat | None = None
         self._holds_sigterm = False
+        self._server_declares = True  # until it answers that it does not know the route
 
         interval = _heartbeat_interval(heartbeat_interval)
         created = self._create_session(interval)
@@ -133,6 +143,7 @@ class RemoteLabClient:
         if interval > 0:
             self._heartbeat = Heartbeat(url, created.session_id, interval, request_timeout)
         try:
+            self._declare_ahead(declare)
             self._wait_until_active()
         except BaseException:
             # Leave the queue instead of blocking everyone behind a session nobody waits for.
@@ -161,6 +172,13 @@ class RemoteLabClient:
         created = CreateSessionResponseDto.model_validate(response.json())
         _log.info("Session %s created at queue position %d", created.session_id[:8], created.position)
         return created
+
+    def _declare_ahead(self, labs: Iterable[LabDeclaration]) -> None:
+        for lab in labs:
+            try:
+                self.declare_lab(lab.topology, extra_files=lab.extra_files, root=lab.root)
+            except RemoteLabHTTPError as exc:
+                _log.warning("Lab %s was not declared, it is brought up when acquired: %s", lab.topology, exc)
 
     def _wait_until_active(self) -> None:
         started = time.monotonic()
@@ -211,6 +229,45 @@ class RemoteLabClient:
             read_timeout=wait + self.request_timeout,
         )
         return SessionStatusResponseDto.model_validate(response.json())
+
+    def declare_lab(
+        self,
+        topology: str | Path,
+        *,
+        extra_files: Iterable[str | Path] = (),
+        root: str | Path | None = None,
+    ) -> DeclaredLabDto | None:
+        """Tell the server this session will ask for the lab `topology` names; return its place in the list.
+
+        The files are collected and sent as `acquire` sends them (`POST /session/{id}/labs`, the
+        same form and limits as `POST /lab`), so the server can prepare the lab before this session
+        asks for it. Allowed while the session waits and while it is active. Declaring a lab again
+        answers its first `index`; the `identity` (SHA-256 hex) is the one the server gives the lab
+        when it is acquired. `GET /session/{id}` lists the declared identities (`declared_labs`).
+
+        Returns None when the server does not know the route (the original 1.4.0 answers
+        404 "Not Found"): logged once at info; later calls return None without asking.
+
+        Raises `FileNotFoundError` for a missing file and `ValueError` for one outside `root`,
+        before anything is sent; `RemoteLabHTTPError` for an error answer (400 bad topology or too
+        many declared labs, 413 too large, 422 malformed form, 404 unknown session);
+        `requests`' `ConnectionError`/`Timeout` once retries are spent (a declaration is
+        sent again after a lost answer: the server answers a repeat with the first result).
+        """
+        lab = LabFiles.collect(topology, extra_files, root)
+        if not self._server_declares:
+            return None
+        path = f"/session/{self.session_id}/labs"
+        response = self._transport.post_once(path, tolerate=(404, 405), files=lab.multipart(), repeatable=True)
+        if _unknown_route(response):
+            self._server_declares = False
+            _log.info("The server at %s does not take declared labs: each lab is prepared when acquired", self.base_url)
+            return None
+        if not response.ok:
+            raise RemoteLabHTTPError("POST", path, response)
+        declared = DeclaredLabDto.model_validate(response.json())
+        _log.info("Declared lab %s (%d) for session %s", lab.topology_name, declared.index, self.session_id[:8])
+        return declared
 
     def acquire(
         self,
@@ -335,6 +392,15 @@ class RemoteLabClient:
             _log.warning("Could not close session %s; the server will evict it: %s", session_id[:8], exc)
         finally:
             self._transport.close()
+
+
+def _unknown_route(response: requests.Response) -> bool:
+    """Whether the answer says the server has no such route, as the original 1.4.0 has no `/session/{id}/labs`.
+
+    Its web framework answers 404 "Not Found" for an unknown path and 405 where a route matches the
+    path but not the method; ours answers an unknown session with 404 too, but with its own detail.
+    """
+    return response.status_code == 405 or (response.status_code == 404 and detail_of(response) == "Not Found")
 
 
 def _heartbeat_interval(explicit: float | None) -> float:

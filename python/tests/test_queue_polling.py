@@ -7,12 +7,10 @@ gets 404, so the client must stop asking who holds the lab host.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from standin_http import JsonAnswers, serving
 
 import neops_remote_lab.client as client_module
 from neops_remote_lab.client import RemoteLabClient
@@ -21,38 +19,27 @@ from neops_remote_lab.progress import ProgressListener
 WAITING_POLLS = 3  # status polls answered "waiting" before the session turns active
 
 
-class ImpatientServer(BaseHTTPRequestHandler):
+class ImpatientServer(JsonAnswers):
     """Answers at once and records the status polls' query strings and the other GETs' paths."""
 
     polls: list[str]
     other_gets: list[str]
 
     def do_POST(self) -> None:
-        self._answer(201, {"session_id": "stand-in-session", "position": 1})
+        self.answer(201, {"session_id": "stand-in-session", "position": 1})
 
     def do_GET(self) -> None:
         if not self.path.startswith("/session/"):
             self.other_gets.append(self.path)
-            self._answer(404, {"detail": "Not Found"})
+            self.answer(404, {"detail": "Not Found"})
             return
         self.polls.append(self.path.partition("?")[2])
         waiting = len(self.polls) <= WAITING_POLLS
-        self._answer(200, {"status": "waiting" if waiting else "active", "position": 1 if waiting else 0})
+        self.answer(200, {"status": "waiting" if waiting else "active", "position": 1 if waiting else 0})
 
     def do_DELETE(self) -> None:
         self.send_response(204)
         self.end_headers()
-
-    def _answer(self, status: int, body: dict[str, object]) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:  # keep the test output clean
-        pass
 
 
 @pytest.fixture
@@ -60,12 +47,8 @@ def impatient_server() -> Iterator[tuple[str, list[str], list[str]]]:
     polls: list[str] = []
     other_gets: list[str] = []
     handler = type("Handler", (ImpatientServer,), {"polls": polls, "other_gets": other_gets})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", polls, other_gets
-    server.shutdown()
-    thread.join()
+    with serving(handler) as url:
+        yield url, polls, other_gets
 
 
 def test_client_paces_its_polls_when_the_server_answers_at_once(

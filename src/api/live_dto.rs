@@ -138,6 +138,15 @@ impl From<&EventKind> for EventKindDto {
                 session: session.to_string(),
                 ends_in_seconds: seconds(*ends_in),
             },
+            EventKind::PrebootStarted {
+                session,
+                slot,
+                identity,
+            } => EventKindDto::LabPrebootStarted {
+                session: session.to_string(),
+                slot: *slot,
+                identity: prefix(identity),
+            },
             EventKind::Lab { slot, change } => lab_event(*slot, change),
         }
     }

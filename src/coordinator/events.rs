@@ -120,6 +120,13 @@ pub enum EventKind {
         session: SessionId,
         ends_in: Duration,
     },
+    /// The session, just promoted into `slot`, declared `identity` first:
+    /// the server brings it up before the session asks.
+    PrebootStarted {
+        session: SessionId,
+        slot: usize,
+        identity: String,
+    },
     /// Lab slot `slot` (numbered from 1) changed.
     Lab { slot: usize, change: LabChange },
 }
@@ -144,7 +151,12 @@ impl EventKind {
 
     /// Whether a session's standing may have changed with this event.
     pub fn moves_the_line(&self) -> bool {
-        !matches!(self, EventKind::Lab { .. } | EventKind::HoldWarning { .. })
+        !matches!(
+            self,
+            EventKind::Lab { .. }
+                | EventKind::HoldWarning { .. }
+                | EventKind::PrebootStarted { .. }
+        )
     }
 }
 

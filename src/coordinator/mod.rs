@@ -24,6 +24,7 @@ pub mod declare;
 pub mod events;
 pub mod idempotency;
 mod overview;
+pub mod placement;
 
 mod restore;
 
@@ -33,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +53,7 @@ use deadlines::Deadlines;
 use events::{EndReason, Event, EventBus, EventKind, Resume};
 use idempotency::{Keys, LabKey, LabOutcome, SessionKey};
 pub use overview::{ClientInfo, Overview, SessionView, SlotView};
+use placement::FreeSlot;
 pub use restore::{Restored, labs_with_their_holder};
 
 /// What a slot's lab is doing.
@@ -120,13 +122,50 @@ struct SlotState {
     phase: Phase,
     /// The previous holder's lab is being torn down: not free yet.
     handing_back: bool,
+    /// The identity of the lab it runs or keeps, as its changes reported.
+    lab: Option<String>,
+    /// Since when its lab has been kept idle for a next session.
+    kept_since: Option<Instant>,
+    /// The holder's first declared lab, being brought up for it before it
+    /// asked (see [`Coordinator::run_preboots`]).
+    preboot: Option<Preboot>,
 }
 
 impl SlotState {
+    fn new() -> Self {
+        SlotState {
+            holder: None,
+            holder_token: CancellationToken::new(),
+            uploading: Arc::default(),
+            phase: Phase::Idle,
+            handing_back: false,
+            lab: None,
+            kept_since: None,
+            preboot: None,
+        }
+    }
+
     fn is_free(&self) -> bool {
         self.holder.is_none() && !self.handing_back
     }
 }
+
+/// A pre-boot: the lab a promoted session declared first, started in its
+/// slot at its promotion. Its first `POST /lab` of that lab takes the
+/// outcome instead of running netlab itself.
+#[derive(Debug)]
+struct Preboot {
+    session: SessionId,
+    identity: Identity,
+    /// `Some` once the bring-up finished.
+    outcome: watch::Receiver<Option<Result<(), Arc<LabError>>>>,
+}
+
+/// Where a pre-boot reports its outcome.
+type PrebootReport = watch::Sender<Option<Result<(), Arc<LabError>>>>;
+
+/// A pre-boot to start: its session, slot index and where to report.
+type PrebootWork = (SessionId, usize, PrebootReport);
 
 /// What the coordinator knows of a session besides its place in the line
 /// (which the [`Queue`] keeps).
@@ -224,6 +263,8 @@ struct State {
     endings: Endings,
     /// Where the sessions' declared labs are kept.
     declared: DeclaredLabs,
+    /// Pre-boots decided, not started yet.
+    preboots: Vec<PrebootWork>,
 }
 
 impl State {
@@ -247,15 +288,31 @@ impl State {
         shutdown: &CancellationToken,
         joining: Option<SessionId>,
     ) {
-        for index in 0..self.slots.len() {
-            if !self.slots[index].is_free() {
-                continue;
-            }
-            let claimed =
-                self.line.first_waiting().is_some() && self.line.first_waiting() == joining;
+        loop {
+            let Some(head) = self.line.first_waiting() else {
+                return;
+            };
+            let wanted = self
+                .sessions
+                .get(&head)
+                .and_then(|record| record.declared.first())
+                .map(Identity::to_string);
+            let free: Vec<FreeSlot<'_>> = (self.slots.iter().enumerate())
+                .filter(|(_, slot)| slot.is_free())
+                .map(|(index, slot)| FreeSlot {
+                    index,
+                    lab: slot.lab.as_deref(),
+                    kept_since: slot.kept_since,
+                })
+                .collect();
+            let Some(index) = placement::place(wanted.as_deref(), &free) else {
+                return;
+            };
+            let claimed = Some(head) == joining;
             let Some(id) = self.line.promote_next(now, claimed) else {
                 return;
             };
+            self.preboot_if_needed(id, index, wanted);
             let slot = &mut self.slots[index];
             slot.holder = Some(id);
             slot.holder_token = shutdown.child_token();
@@ -273,6 +330,24 @@ impl State {
             }
             self.refresh(id);
         }
+    }
+
+    /// Decides the pre-boot of the session just promoted into slot
+    /// `index`, when it declared a lab (`wanted`) the slot does not run.
+    fn preboot_if_needed(&mut self, id: SessionId, index: usize, wanted: Option<String>) {
+        let slot = &mut self.slots[index];
+        slot.preboot = None;
+        let Some(wanted) = wanted else { return };
+        if slot.lab.as_deref() == Some(wanted.as_str()) {
+            return;
+        }
+        let (report, outcome) = watch::channel(None);
+        slot.preboot = Some(Preboot {
+            session: id,
+            identity: Identity::restored(wanted),
+            outcome,
+        });
+        self.preboots.push((id, index, report));
     }
 
     /// Tells the session (an event) that its maximum hold ends soon; its
@@ -368,7 +443,18 @@ impl LabObserver for Shared {
             LabChange::Expired | LabChange::TearingDown => Phase::TearingDown,
             LabChange::Dirty { .. } => Phase::Dirty,
         };
-        state.slots[slot - 1].phase = phase;
+        let slot_state = &mut state.slots[slot - 1];
+        slot_state.phase = phase;
+        match &change {
+            LabChange::Starting { identity, .. } => slot_state.lab = Some(identity.clone()),
+            LabChange::Failed { .. } | LabChange::Down { .. } => slot_state.lab = None,
+            _ => {}
+        }
+        slot_state.kept_since = match &change {
+            LabChange::Kept { .. } => Some(Instant::now()),
+            LabChange::Resetting { .. } => slot_state.kept_since,
+            _ => None,
+        };
         state.events.publish(EventKind::Lab { slot, change });
     }
 }
@@ -447,15 +533,7 @@ impl Coordinator {
         declared: DeclaredLabs,
         make_slot: impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
     ) -> Self {
-        let slots_state = (0..slot_count)
-            .map(|_| SlotState {
-                holder: None,
-                holder_token: CancellationToken::new(),
-                uploading: Arc::default(),
-                phase: Phase::Idle,
-                handing_back: false,
-            })
-            .collect();
+        let slots_state = (0..slot_count).map(|_| SlotState::new()).collect();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 line: Queue::new(timeouts, slot_count),
@@ -466,6 +544,7 @@ impl Coordinator {
                 sessions: HashMap::new(),
                 endings: Endings::default(),
                 declared,
+                preboots: Vec::new(),
             }),
             timer: Notify::new(),
             shutdown,
@@ -901,15 +980,25 @@ impl Coordinator {
                 };
             }
         };
+        let mut upload = upload;
+        let preboot = self.preboot_of(hold, &upload.identity).await;
+        if preboot.is_some() {
+            // Brought up for this session, fresh: attaching is what it asked.
+            upload.reuse = true;
+        }
         let before = self.last_event_id();
         let (slot, holder) = (Arc::clone(&self.slots[hold.slot]), hold.holder());
         let work = async move {
-            let outcome = match slot.acquire(&upload, &holder).await {
+            let acquired = match preboot {
+                // netlab's verdict on this very lab: not run a second time.
+                Some(Err(failed)) => Err(failed),
+                _ => slot.acquire(&upload, &holder).await.map_err(Arc::new),
+            };
+            let outcome = match acquired {
                 // Committed only if the holder still holds the slot; else
                 // the hand-back started at its departure handles this lab.
                 Ok(_) if holder.token.is_cancelled() => Err(Arc::new(LabError::Cancelled)),
-                Ok(acquired) => Ok(acquired),
-                Err(error) => Err(Arc::new(error)),
+                other => other,
             };
             if let Some(recorder) = recorder {
                 recorder.send_replace(Some(outcome.clone()));
@@ -922,6 +1011,93 @@ impl Coordinator {
             .unwrap_or_else(|error| Err(Arc::new(error)));
         self.durable_since(before).await;
         outcome
+    }
+
+    /// The outcome of the pre-boot of `identity` for the holder, once it
+    /// finished; `None` when there was none. Only the holder's first lab
+    /// request after its promotion may take a pre-boot.
+    async fn preboot_of(
+        &self,
+        hold: &Hold<'_>,
+        identity: &Identity,
+    ) -> Option<Result<(), Arc<LabError>>> {
+        let preboot = self.shared.lock().slots[hold.slot]
+            .preboot
+            .take()
+            .filter(|preboot| preboot.session == hold.session && preboot.identity == *identity)?;
+        let mut outcome = preboot.outcome;
+        tokio::select! {
+            finished = outcome.wait_for(Option::is_some) => finished.ok().and_then(|o| o.clone()),
+            () = hold.ended() => None,
+        }
+    }
+
+    /// Starts the pre-boots that promotions decided (see
+    /// [`State::preboot_if_needed`]), each in a tracked task; looks after
+    /// every event, as every promotion is one. Returns when the server
+    /// stops.
+    pub async fn run_preboots(&self) {
+        let mut events = self.subscribe();
+        loop {
+            let decided = std::mem::take(&mut self.shared.lock().preboots);
+            for (session, index, report) in decided {
+                self.start_preboot(session, index, report);
+            }
+            tokio::select! {
+                event = events.recv() => {
+                    if let Err(broadcast::error::RecvError::Closed) = event {
+                        return;
+                    }
+                }
+                () = self.shared.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Brings the session's first declared lab up in slot `index`, then
+    /// lets go of it (reference count 0, up): the session's own request
+    /// attaches. Reports netlab's verdict on `report`; a declaration that
+    /// cannot be read back reports nothing wrong (the request then brings
+    /// the lab up itself).
+    fn start_preboot(&self, session: SessionId, index: usize, report: PrebootReport) {
+        let (token, declared) = {
+            let state = self.shared.lock();
+            if state.slots[index].holder != Some(session) {
+                return;
+            }
+            (
+                state.slots[index].holder_token.clone(),
+                state.declared.clone(),
+            )
+        };
+        let holder = Holder { session, token };
+        let slot = Arc::clone(&self.slots[index]);
+        let shared = Arc::clone(&self.shared);
+        self.tasks.spawn(async move {
+            let upload = match declared.load(&session, 0).await {
+                Ok(upload) => upload,
+                Err(error) => {
+                    tracing::warn!(session = %session, %error, "cannot read the declared lab back; no pre-boot");
+                    report.send_replace(Some(Ok(())));
+                    return;
+                }
+            };
+            tracing::info!(session = %session, slot = index + 1, lab = upload.identity.short(), "pre-boot of the declared lab");
+            shared.lock().events.publish(EventKind::PrebootStarted {
+                session,
+                slot: index + 1,
+                identity: upload.identity.to_string(),
+            });
+            let outcome = match slot.acquire(&upload, &holder).await {
+                Ok(_) => {
+                    // Unheld until the session's request attaches.
+                    let _ = slot.release(&holder).await;
+                    Ok(())
+                }
+                Err(error) => Err(Arc::new(error)),
+            };
+            report.send_replace(Some(outcome));
+        });
     }
 
     /// Drops one of the holder's references to its slot's lab.

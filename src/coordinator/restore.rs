@@ -82,6 +82,11 @@ impl Coordinator {
         for lab in &restored.labs {
             self.slots[lab.slot - 1].adopt(lab);
         }
+        let mut state = self.shared.lock();
+        for lab in &restored.labs {
+            state.slots[lab.slot - 1].lab = Some(lab.identity.clone());
+        }
+        drop(state);
         let sessions = restored.sessions.len();
         let kept = kept_slots(&restored.sessions, self.slots.len());
         let mut state = self.shared.lock();

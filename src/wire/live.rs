@@ -135,6 +135,14 @@ pub enum EventKindDto {
         session: String,
         ends_in_seconds: f64,
     },
+    /// The session, just promoted into `slot`, declared this lab first: the
+    /// server brings it up before the session asks (`identity`: its first
+    /// 12 hex digits).
+    LabPrebootStarted {
+        session: String,
+        slot: usize,
+        identity: String,
+    },
     LabStarting {
         slot: usize,
         topology: String,

@@ -37,10 +37,25 @@ class SessionStatusResponseDto(BaseModel):
 
     status: SessionState
     position: int = Field(description="0 is the head of the queue")
+    declared_labs: list[str] = Field(
+        default_factory=list,
+        description="Identities (SHA-256 hex) of the labs the session declared it will ask for, in declaration "
+        "order (`POST /session/{id}/labs`); always empty from servers without that route (the original 1.4.0)",
+    )
+
+
+class DeclaredLabDto(BaseModel):
+    """Answer of `POST /session/{id}/labs`: the lab the session declared it will ask for."""
+
+    identity: str = Field(
+        description="The lab's identity, SHA-256 hex over its files: the one `POST /lab` gives the same upload "
+        "(`GET /sessions` shows its first 12 digits for a running lab)"
+    )
+    index: int = Field(description="Its place among the session's declared labs, from 0; a repeat answers the first")
 
 
 class ActiveSessionResponseDto(SessionStatusResponseDto):
-    """Answer of `GET /active-session`."""
+    """Answer of `GET /active-session` (which sends no `declared_labs`: always empty here)."""
 
     session_id: str
 
@@ -76,6 +91,10 @@ class QueuedSessionDto(BaseModel):
         default=None, description="Seconds it may stay silent before it is evicted, by its lease; None without one"
     )
     silent_seconds: float | None = Field(default=None, description="Seconds since its last sign of life")
+    declared_labs: list[str] = Field(
+        default_factory=list,
+        description="The labs it declared it will ask for, in order, by their identity's first 12 hex digits",
+    )
 
 
 class SlotDto(BaseModel):

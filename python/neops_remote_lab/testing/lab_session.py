@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from neops_remote_lab.client import RemoteLabClient
+from neops_remote_lab.client import LabDeclaration, RemoteLabClient
 from neops_remote_lab.client_info import client_info_from_environment
 from neops_remote_lab.local_server import LocalModeError, LocalServer
 
@@ -30,6 +30,9 @@ _KEY = pytest.StashKey["LabSession"]()
 class LabSession:
     """Opens the client when a test first needs it and ends what it started.
 
+    The session declares `labs_ahead` as soon as it is created, so the server can prepare those
+    labs before the run's turn comes.
+
     The server is `REMOTE_LAB_URL` when set. Otherwise ("local mode", unless
     `REMOTE_LAB_LOCAL=0`) it is the server already running on this host, or the bundled
     binary started for this run and stopped at its end.
@@ -40,6 +43,7 @@ class LabSession:
         self._client: RemoteLabClient | None = None
         self._local: LocalServer | None = None
         self.last_user: pytest.Item | None = None  # the last test in run order that needs the client
+        self.labs_ahead: list[LabDeclaration] = []  # declared when the session opens: the run's labs, in run order
 
     @classmethod
     def of(cls, config: pytest.Config) -> LabSession:
@@ -56,6 +60,7 @@ class LabSession:
                 **_timeouts_from_env(),
                 progress=progress,
                 client_info=client_info_from_environment(label=self._invocation()),
+                declare=self.labs_ahead,
             )
         return self._client
 

@@ -1,9 +1,12 @@
 """Hands the lab host on as early as possible: the session ends after the last test that needs it.
 
 The ordering plugin runs lab tests first, so the next suite in the server's queue starts
-while this run is still busy with its plain tests. A run stopped with SIGTERM (how CI systems
-cancel a job) ends like one stopped with Ctrl-C: the lab is released and the session deleted
-before the process exits, whether it was queued, bringing a lab up or running tests.
+while this run is still busy with its plain tests. When the session opens it declares the labs
+the selected tests use, in run order, so the server can prepare them while the run waits.
+
+A run stopped with SIGTERM (how CI systems cancel a job) ends like one stopped with Ctrl-C: the
+lab is released and the session deleted before the process exits, whether it was queued,
+bringing a lab up or running tests.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from collections.abc import Generator
 import pytest
 
 from neops_remote_lab._sigterm import SigtermRaises
+from neops_remote_lab.client import LabDeclaration
 
 from .lab_session import LabSession
+from .registry import labs_used_by
 
 _log = logging.getLogger("remote-lab-plugin")  # the original plugin's logger name
 _SIGTERM = pytest.StashKey[SigtermRaises]()
@@ -41,8 +46,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     # Runs after every plugin has reordered the items: this is the order they run in.
+    # Deselected tests (`-k`, `-m`) are gone from the items by now.
     users = [item for item in session.items if "remote_lab_client" in getattr(item, "fixturenames", ())]
-    LabSession.of(session.config).last_user = users[-1] if users else None
+    lab_session = LabSession.of(session.config)
+    lab_session.last_user = users[-1] if users else None
+    lab_session.labs_ahead = [
+        LabDeclaration(spec.topology, spec.extra_files, spec.root) for spec in labs_used_by(session.items)
+    ]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,15 @@ import pytest
 
 from neops_remote_lab._lab_files import LabFiles
 
-__all__ = ["REMOTE_LAB_FIXTURE_META", "REMOTE_LAB_ORDER", "LabFixtureSpec", "bind", "lab_fixtures_of", "register"]
+__all__ = [
+    "REMOTE_LAB_FIXTURE_META",
+    "REMOTE_LAB_ORDER",
+    "LabFixtureSpec",
+    "bind",
+    "lab_fixtures_of",
+    "labs_used_by",
+    "register",
+]
 
 REMOTE_LAB_ORDER: dict[str, int] = {}  # fixture name -> rank (declaration order)
 REMOTE_LAB_FIXTURE_META: dict[str, dict[str, object]] = {}
@@ -72,6 +80,15 @@ def lab_fixtures_of(item: pytest.Item) -> list[tuple[str, LabFixtureSpec]]:
         if spec is not None:
             found.append((name, spec))
     return found
+
+
+def labs_used_by(items: Iterable[pytest.Item]) -> list[LabFixtureSpec]:
+    """The labs `items` use, each once (the first fixture of each `digest`), in the order they are first used."""
+    labs: dict[str, LabFixtureSpec] = {}
+    for item in items:
+        for _, spec in lab_fixtures_of(item):
+            labs.setdefault(spec.digest, spec)
+    return list(labs.values())
 
 
 def _display_path(path: Path) -> str:

@@ -159,6 +159,7 @@ function describe(e) {
     case "session_ended": return `${e.session} ${e.reason.replaceAll("_", " ")}` +
       (e.held_seconds !== null ? ` after holding ${precise(e.held_seconds)}` : ` after waiting ${precise(e.waited_seconds)}`);
     case "session_hold_warning": return `${e.session} reaches the maximum hold in ${precise(e.ends_in_seconds)}`;
+    case "lab_preboot_started": return `${slot}pre-booting ${e.identity}, declared by ${e.session}`;
     case "lab_starting": return `${slot}bringing up ${e.topology} (${e.identity})`;
     case "lab_up": return `${slot}lab up: ${e.devices} devices in ${precise(e.seconds)}`;
     case "lab_attached": return e.warm

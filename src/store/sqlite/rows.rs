@@ -42,7 +42,7 @@ pub fn apply(tx: &Transaction<'_>, event: &Event, body: &str) -> rusqlite::Resul
         EventKind::SessionEnded { session, .. } => {
             tx.execute("DELETE FROM sessions WHERE id = ?1", [session.full()])?;
         }
-        EventKind::HoldWarning { .. } => {}
+        EventKind::HoldWarning { .. } | EventKind::PrebootStarted { .. } => {}
         EventKind::Lab { slot, change } => apply_lab(tx, *slot as i64, change, at)?,
     }
     tx.execute(

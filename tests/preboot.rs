@@ -1,0 +1,154 @@
+//! Pre-boot and placement with real netlab, counted: a session's first
+//! declared lab is brought up the moment it is promoted, before it asks;
+//! its own `POST /lab` then attaches (no second `netlab up`), or gets
+//! netlab's verdict on a failed pre-boot without netlab running again. A
+//! promoted session goes to the slot that keeps its declared lab.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{CountingNetlab, Options, Server, TWO_NODES, Upload};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const OTHER_LAB: &str = "defaults.device: eos\nnodes: [x1]\n";
+/// netlab refuses it (no such device): `netlab up` fails.
+const BROKEN_LAB: &str = "defaults.device: no-such-device\nnodes: [r1]\n";
+
+/// Polls `GET /sessions` (no sign of life for anyone) until `done` holds.
+async fn wait_for(s: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = s.get_json("/sessions").await;
+        if done(&now) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "{what}: {now}\n{}", s.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A waiting session behind `holder` that declared `topology`.
+async fn declared_waiter(s: &Server, topology: &str) -> String {
+    let (waiter, position) = s.create_session().await;
+    assert_eq!(position, 1);
+    let (status, body) = s
+        .declare(&waiter, Upload::new("topology.yml", topology).form())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    waiter
+}
+
+#[tokio::test]
+async fn a_declared_lab_is_up_before_its_session_asks_and_then_attached() {
+    let real = require_netlab!();
+    let netlab = CountingNetlab::new(&real);
+    let s = Server::start(Options::new(&netlab.script)).await;
+    let (holder, _) = s.create_session().await;
+    let waiter = declared_waiter(&s, TWO_NODES).await;
+    assert_eq!(netlab.ups(), 0);
+
+    assert_eq!(s.end_session(&holder).await, StatusCode::NO_CONTENT);
+    // Nobody asked yet: the server brings the declared lab up by itself.
+    // Up, unheld (phase `idle` with a lab) until the session attaches.
+    wait_for(&s, "the pre-booted lab is up", |now| {
+        now["slots"][0]["phase"] == "idle" && now["slots"][0]["lab"]["topology"].is_string()
+    })
+    .await;
+    assert_eq!(netlab.ups(), 1);
+    let events = s
+        .replayed_events(100, |events| {
+            events.iter().any(|e| e["type"] == "lab_preboot_started")
+        })
+        .await;
+    let preboot = events.iter().find(|e| e["type"] == "lab_preboot_started");
+    assert_eq!(preboot.unwrap()["session"], waiter[..8], "{events:?}");
+
+    // The session's own request (a fresh lab, as fixtures ask by default)
+    // attaches to the lab brought up for it.
+    let (status, lab) = s
+        .acquire(&waiter, Upload::new("topology.yml", TWO_NODES).reuse(false))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{lab}");
+    assert_eq!(lab["reused"], true, "{lab}");
+    assert_eq!(lab["devices"].as_array().map(Vec::len), Some(2));
+    assert_eq!(netlab.ups(), 1, "{:?}", netlab.commands());
+}
+
+#[tokio::test]
+async fn a_failed_pre_boot_is_the_answer_to_the_first_request_and_netlab_runs_once() {
+    let real = require_netlab!();
+    let netlab = CountingNetlab::new(&real);
+    let s = Server::start(Options::new(&netlab.script)).await;
+    let (holder, _) = s.create_session().await;
+    let waiter = declared_waiter(&s, BROKEN_LAB).await;
+    assert_eq!(s.end_session(&holder).await, StatusCode::NO_CONTENT);
+    wait_for(&s, "the pre-boot failed", |now| {
+        now["slots"][0]["phase"] == "failed" || now["slots"][0]["phase"] == "idle"
+    })
+    .await;
+    let ups = netlab.ups();
+    assert_eq!(ups, 1, "{:?}", netlab.commands());
+
+    let (status, body) = s
+        .acquire(&waiter, Upload::new("topology.yml", BROKEN_LAB))
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(
+        netlab.ups(),
+        ups,
+        "netlab ran again: {:?}",
+        netlab.commands()
+    );
+    // The next request is the session's own: netlab is asked again.
+    let (status, _) = s
+        .acquire(&waiter, Upload::new("topology.yml", BROKEN_LAB))
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(netlab.ups(), ups + 1);
+}
+
+/// The slot (from 1) `GET /sessions` shows the session holding.
+fn slot_of(now: &Value, id: &str) -> Option<Value> {
+    now["sessions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|entry| entry["id"] == id[..8]))
+        .map(|entry| entry["slot"].clone())
+}
+
+#[tokio::test]
+async fn a_new_session_takes_an_empty_slot_before_a_kept_lab_then_the_longest_idle_one() {
+    let real = require_netlab!();
+    let netlab = CountingNetlab::new(&real);
+    let options = Options::new(&netlab.script)
+        .arg("--lab-slots", "2")
+        .arg("--keep-idle-lab", "600");
+    let s = Server::start(options).await;
+    let mut kept = Vec::new();
+    for topology in [TWO_NODES, OTHER_LAB] {
+        let (session, _) = s.create_session().await;
+        let (status, lab) = s
+            .acquire(&session, Upload::new("topology.yml", topology))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{lab}");
+        // The empty slot is taken while the other keeps its lab.
+        let now = s.get_json("/sessions").await;
+        kept.push(slot_of(&now, &session).unwrap());
+        assert_eq!(s.end_session(&session).await, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(kept, [Value::from(1), Value::from(2)]);
+    let now = wait_for(&s, "both labs kept", |now| {
+        now["slots"][0]["phase"] == "kept" && now["slots"][1]["phase"] == "kept"
+    })
+    .await;
+    // Both slots keep a lab: the one idle longest (slot 1) gives way.
+    let (next, _) = s.create_session().await;
+    let now_after = s.get_json("/sessions").await;
+    assert_eq!(
+        slot_of(&now_after, &next),
+        Some(1.into()),
+        "{now}\n{now_after}"
+    );
+    assert_eq!(netlab.ups(), 2);
+}
