@@ -67,13 +67,13 @@ async fn session_queue_follows_the_original_tests_1_to_9() {
     assert_eq!(position, 0);
     assert_eq!(
         s.session_status(&first).await.1,
-        serde_json::json!({"status": "active", "position": 0})
+        serde_json::json!({"status": "active", "position": 0, "declared_labs": []})
     );
     let (second, position) = s.create_session().await;
     assert_eq!(position, 1);
     assert_eq!(
         s.session_status(&second).await.1,
-        serde_json::json!({"status": "waiting", "position": 1})
+        serde_json::json!({"status": "waiting", "position": 1, "declared_labs": []})
     );
     let (third, _) = s.create_session().await;
 
@@ -95,7 +95,7 @@ async fn session_queue_follows_the_original_tests_1_to_9() {
     assert_eq!(s.session_status(&second).await.1["position"], 0);
     assert_eq!(
         s.session_status(&third).await.1,
-        serde_json::json!({"status": "waiting", "position": 1})
+        serde_json::json!({"status": "waiting", "position": 1, "declared_labs": []})
     );
     let active = s.get_json("/active-session").await;
     assert_eq!(active["session_id"], second);
@@ -498,8 +498,8 @@ async fn long_poll_answers_when_the_position_changes() {
     // when that was quicker, the promotion itself.
     assert_eq!(s.end_session(&first).await, StatusCode::NO_CONTENT);
     let answer = poll.await.unwrap();
-    let handing_over = serde_json::json!({"status": "waiting", "position": 0});
-    let active = serde_json::json!({"status": "active", "position": 0});
+    let handing_over = serde_json::json!({"status": "waiting", "position": 0, "declared_labs": []});
+    let active = serde_json::json!({"status": "active", "position": 0, "declared_labs": []});
     assert!(answer == handing_over || answer == active, "{answer}");
     let (_, now) = s.session_status(&second).await;
     assert_eq!(now, active, "promoted once the slot was handed back");

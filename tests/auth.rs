@@ -173,7 +173,7 @@ async fn a_session_belongs_to_the_token_that_created_it() {
     // The owner is not disturbed, and works through a real bring-up.
     assert_eq!(
         s.session_status(&mine).await.1,
-        serde_json::json!({"status": "active", "position": 0})
+        serde_json::json!({"status": "active", "position": 0, "declared_labs": []})
     );
     let (status, body) = s
         .acquire(&mine, Upload::new("topology.yml", TWO_NODES))

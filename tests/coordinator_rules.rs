@@ -304,7 +304,10 @@ async fn a_long_poll_is_answered_by_the_change_not_by_its_timeout() {
     assert_eq!(body["position"], 0);
     // By the next poll the hand-over is done: active, answered at once.
     let (_, body) = status_of(&app, &format!("{waiter}?wait=60")).await;
-    assert_eq!(body, serde_json::json!({"status": "active", "position": 0}));
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "active", "position": 0, "declared_labs": []})
+    );
     assert_eq!(start.elapsed(), Duration::from_secs(7));
 }
 
@@ -318,7 +321,7 @@ async fn a_long_poll_without_change_ends_at_its_limit() {
     assert_eq!(code, StatusCode::OK);
     assert_eq!(
         body,
-        serde_json::json!({"status": "waiting", "position": 1})
+        serde_json::json!({"status": "waiting", "position": 1, "declared_labs": []})
     );
     assert_eq!(start.elapsed(), Duration::from_secs(12));
 }
@@ -423,12 +426,12 @@ async fn several_slots_serve_several_sessions_first_come_first_served() {
     for id in [&a, &b] {
         assert_eq!(
             status_of(&app, id).await.1,
-            serde_json::json!({"status": "active", "position": 0})
+            serde_json::json!({"status": "active", "position": 0, "declared_labs": []})
         );
     }
     assert_eq!(
         status_of(&app, &d).await.1,
-        serde_json::json!({"status": "waiting", "position": 2})
+        serde_json::json!({"status": "waiting", "position": 2, "declared_labs": []})
     );
     // Two labs at once, one per slot.
     assert_eq!(acquire(&app, &a, "nodes: [r1]\n").await.0, StatusCode::OK);
@@ -451,11 +454,11 @@ async fn several_slots_serve_several_sessions_first_come_first_served() {
     );
     assert_eq!(
         status_of(&app, &c).await.1,
-        serde_json::json!({"status": "active", "position": 0})
+        serde_json::json!({"status": "active", "position": 0, "declared_labs": []})
     );
     assert_eq!(
         status_of(&app, &d).await.1,
-        serde_json::json!({"status": "waiting", "position": 1})
+        serde_json::json!({"status": "waiting", "position": 1, "declared_labs": []})
     );
     let (_, lab) = send(&app, request("GET", "/lab", Some(&c))).await;
     assert_eq!(lab["running"], false, "c starts with an empty slot");

@@ -38,7 +38,7 @@ async fn two_slots_run_two_labs_and_the_third_session_gets_the_first_slot_that_f
     assert_eq!((position_a, position_b, position_c), (0, 0, 1));
     assert_eq!(
         s.session_status(&c).await.1,
-        json!({"status": "waiting", "position": 1})
+        json!({"status": "waiting", "position": 1, "declared_labs": []})
     );
 
     let (status, lab_a) = s.acquire(&a, Upload::new("a.yml", TWO_NODES)).await;
@@ -63,7 +63,7 @@ async fn two_slots_run_two_labs_and_the_third_session_gets_the_first_slot_that_f
     assert_eq!(s.end_session(&a).await, StatusCode::NO_CONTENT);
     assert_eq!(
         s.session_status(&c).await.1,
-        json!({"status": "active", "position": 0})
+        json!({"status": "active", "position": 0, "declared_labs": []})
     );
     let running = instances(&s, &b).await;
     assert_eq!(running.len(), 1, "{running:?}");
@@ -125,7 +125,7 @@ async fn a_restart_with_fewer_slots_keeps_slot_1_and_clears_the_others() {
     let (_, status) = s.session_status(&b).await;
     assert_eq!(
         status,
-        serde_json::json!({"status": "waiting", "position": 1})
+        serde_json::json!({"status": "waiting", "position": 1, "declared_labs": []})
     );
     let (status, body) = s.acquire(&a, Upload::new("a.yml", TWO_NODES)).await;
     assert_eq!(
