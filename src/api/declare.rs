@@ -9,7 +9,7 @@ use super::auth::Revocation;
 use super::error::ApiError;
 use super::{AppState, Who, upload_form};
 use crate::coordinator::declare::{DeclareError, MAX_DECLARED_LABS};
-use crate::lab::upload::{Upload, UploadError};
+use crate::lab::upload::Upload;
 use crate::wire::{DeclaredLabDto, ErrorDto};
 
 /// Declare a lab the session will ask for, before it needs it: the same
@@ -47,10 +47,7 @@ pub async fn declare(
         () = revocation.revoked() => return Ok(super::auth::revoked()),
     };
     let form = tokio::select! {
-        form = tokio::time::timeout(
-            state.upload_timeout,
-            upload_form::read(request, state.max_upload_bytes),
-        ) => form.map_err(|_| UploadError::TooSlow { limit: state.upload_timeout })??,
+        form = upload_form::read_within(request, state.max_upload_bytes, state.upload_timeout) => form?,
         () = revocation.revoked() => return Ok(super::auth::revoked()),
     };
     let upload = Upload::check(form).await?;

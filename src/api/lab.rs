@@ -17,7 +17,7 @@ use super::dto::{self, AcquireFormDto};
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader, Who, gate, idempotency_key, upload_form};
 use crate::lab::LabError;
-use crate::lab::upload::{Upload, UploadError, parse_bool};
+use crate::lab::upload::{Upload, parse_bool};
 use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabInventoryDto, LabStatusDto};
 
 /// Upload a topology (and the files it refers to) and get the lab's devices.
@@ -49,10 +49,7 @@ pub async fn acquire(
         () = revocation.revoked() => return Ok(super::auth::revoked()),
     };
     let form = tokio::select! {
-        form = tokio::time::timeout(
-            state.upload_timeout,
-            upload_form::read(request, state.max_upload_bytes),
-        ) => form.map_err(|_| UploadError::TooSlow { limit: state.upload_timeout })??,
+        form = upload_form::read_within(request, state.max_upload_bytes, state.upload_timeout) => form?,
         () = hold.ended() => return Err(ApiError::session_not_found()),
         () = revocation.revoked() => return Ok(super::auth::revoked()),
     };

@@ -30,6 +30,18 @@ pub const MAX_PARTS: usize = 1000;
 /// Longest pause between two pieces of an upload's body.
 pub const IDLE_LIMIT: Duration = Duration::from_secs(30);
 
+/// [`read`], refused with [`UploadError::TooSlow`] when the whole body
+/// takes longer than `total` (`--upload-timeout`).
+pub async fn read_within(
+    request: Request,
+    limit: u64,
+    total: Duration,
+) -> Result<Form, UploadError> {
+    tokio::time::timeout(total, read(request, limit))
+        .await
+        .map_err(|_| UploadError::TooSlow { limit: total })?
+}
+
 /// Reads the whole form of `request`, refusing it once the body passes
 /// `limit` bytes (413) or [`MAX_PARTS`] parts (400). A body that is not
 /// multipart at all is a form error (422), as the original answered.
