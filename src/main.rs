@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser};
 
 use neops_remote_lab::auth::TokenSource;
+use neops_remote_lab::coordinator::placement::Policy;
 use neops_remote_lab::lab::netlab::NetlabConfig;
 use neops_remote_lab::lab::provider::UpArgs;
 use neops_remote_lab::logging::{self, LogFormat};
@@ -179,6 +180,18 @@ struct ServeArgs {
     #[arg(long, env = "NEOPS_KEEP_IDLE_LAB", default_value_t = 0, value_parser = seconds(0, DAY))]
     keep_idle_lab: u64,
 
+    /// Who gets a free slot: `fifo`, the longest-waiting session; `batch`,
+    /// a later session whose first declared lab a free slot keeps up may go
+    /// first (needs --keep-idle-lab), each session overtaken at most
+    /// --max-bypass times.
+    #[arg(long, env = "NEOPS_PLACEMENT", value_enum, default_value_t = PlacementName::Fifo)]
+    placement: PlacementName,
+
+    /// Under `--placement batch`: how many times a waiting session may be
+    /// overtaken, so how many extra turns it waits at most.
+    #[arg(long, env = "NEOPS_MAX_BYPASS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_bypass: u32,
+
     /// netlab arguments, separated by spaces, run in a kept lab's directory
     /// before another session gets it, e.g. "initial" (netlab re-deploys the
     /// initial configuration). A reset that fails means a fresh bring-up.
@@ -196,6 +209,13 @@ struct ServeArgs {
     /// same without a file.
     #[arg(long, env = "NEOPS_TOKENS_FILE", value_name = "PATH")]
     tokens_file: Option<PathBuf>,
+}
+
+/// The policies `--placement` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PlacementName {
+    Fifo,
+    Batch,
 }
 
 /// Tokens given inline, instead of a file. Deliberately not a flag: a
@@ -272,6 +292,12 @@ impl ServeArgs {
             state_dir,
             keep_labs_on_stop: self.keep_labs_on_stop,
             keep_idle_lab: Duration::from_secs(self.keep_idle_lab),
+            placement: match self.placement {
+                PlacementName::Fifo => Policy::Fifo,
+                PlacementName::Batch => Policy::Batch {
+                    max_bypass: self.max_bypass,
+                },
+            },
             warm_reset: self
                 .warm_reset
                 .as_deref()

@@ -13,6 +13,7 @@
 //! | `neops_remote_lab_lab_bringups_total` (every `netlab up` that succeeded) | counter | |
 //! | `neops_remote_lab_warm_handovers_total` (kept labs attached by the next session) | counter | |
 //! | `neops_remote_lab_lab_preboots_total` (declared labs brought up at their session's promotion) | counter | |
+//! | `neops_remote_lab_bypasses_total` (a waiting session overtaken by a later one, `--placement batch`) | counter | |
 //! | `neops_remote_lab_kept_labs_expired_total` (kept labs nobody asked for in time) | counter | |
 //! | `neops_remote_lab_kept_idle_seconds_total` (slot-seconds labs spent kept, unheld: what warmth costs) | counter | |
 //! | `neops_remote_lab_evictions_total` | counter | `reason` (`evicted`, `claim_expired`, `lease_expired`, `max_hold`) |
@@ -44,6 +45,7 @@ pub const LOG_WRITES_DROPPED: &str = "neops_remote_lab_log_writes_dropped_total"
 pub const BRING_UPS: &str = "neops_remote_lab_lab_bringups_total";
 pub const WARM_HANDOVERS: &str = "neops_remote_lab_warm_handovers_total";
 pub const PREBOOTS: &str = "neops_remote_lab_lab_preboots_total";
+pub const BYPASSES: &str = "neops_remote_lab_bypasses_total";
 pub const KEPT_EXPIRED: &str = "neops_remote_lab_kept_labs_expired_total";
 pub const KEPT_IDLE: &str = "neops_remote_lab_kept_idle_seconds_total";
 
@@ -126,6 +128,10 @@ fn describe() {
         "Declared labs brought up at their session's promotion, before it asked"
     );
     describe_counter!(
+        BYPASSES,
+        "Waiting sessions overtaken by a later one whose lab a free slot kept (--placement batch)"
+    );
+    describe_counter!(
         KEPT_EXPIRED,
         "Kept labs torn down because nobody asked for them in time"
     );
@@ -191,6 +197,7 @@ fn record(event: &Event) {
     match &event.kind {
         EventKind::SessionJoined { .. } | EventKind::HoldWarning { .. } => {}
         EventKind::PrebootStarted { .. } => counter!(PREBOOTS).increment(1),
+        EventKind::SessionBypassed { .. } => counter!(BYPASSES).increment(1),
         EventKind::SessionPromoted { waited, .. } => {
             histogram!(QUEUE_WAIT).record(waited.as_secs_f64());
         }

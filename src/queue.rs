@@ -4,9 +4,12 @@
 //! time takes `now`), no knowledge of labs. The [`crate::coordinator`] owns
 //! one and decides, from its slots, when a session is promoted.
 //!
-//! Order never changes. Promotion is strictly first-come, first-served, so
-//! the sessions that hold a slot (ACTIVE) always form a prefix of the line
-//! and everyone behind them is WAITING.
+//! The sessions that hold a slot (ACTIVE) form a prefix of the line and
+//! everyone behind them WAITS, in the order they joined. Promotion takes
+//! the longest-waiting session, except when the coordinator's batching
+//! policy (`--placement batch`) promotes a later one ahead of older ones:
+//! then each session it overtakes counts it ([`Queue::promote`]), so the
+//! policy can bound how often anyone is overtaken.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -121,6 +124,8 @@ struct Entry {
     lease: Option<Lease>,
     /// It was warned that its maximum hold is near.
     hold_warned: bool,
+    /// How many later sessions were promoted ahead of it.
+    overtaken: u32,
 }
 
 impl Entry {
@@ -156,6 +161,17 @@ impl Entry {
         };
         [claim, silence, hold].into_iter().flatten().min()
     }
+}
+
+/// A session as a previous run stored it (see [`Queue::restore`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RestoredEntry {
+    pub joined: Instant,
+    /// When it was promoted, if it holds a slot it keeps.
+    pub promoted: Option<Instant>,
+    pub lease: Option<Lease>,
+    /// How many later sessions were promoted ahead of it.
+    pub overtaken: u32,
 }
 
 /// What a session looked like when it left the line.
@@ -237,33 +253,41 @@ impl Queue {
             unclaimed_since: None,
             lease,
             hold_warned: false,
+            overtaken: 0,
         });
         self.tickets.insert(id, ticket);
     }
 
     /// Adds a session a previous run stored at the tail: it joined at
-    /// `joined`, and is promoted (at `promoted`) when it held a slot it
-    /// keeps. Its client must show a sign of life within the claim window
-    /// from `now`: a live one polls within seconds, a dead one must not
-    /// keep its place (or its slot) for a whole timeout.
-    pub fn restore(
-        &mut self,
-        id: SessionId,
-        joined: Instant,
-        promoted: Option<Instant>,
-        lease: Option<Lease>,
-        now: Instant,
-    ) {
-        self.join(id, now, lease);
-        let holders_form_the_front = self.active + 1 == self.entries.len();
-        let entry = self.entries.back_mut().expect("just joined");
-        entry.joined = joined;
+    /// `joined`, was overtaken `overtaken` times, and is promoted (at
+    /// `promoted`) when it held a slot it keeps. Its client must show a
+    /// sign of life within the claim window from `now`: a live one polls
+    /// within seconds, a dead one must not keep its place (or its slot) for
+    /// a whole timeout.
+    pub fn restore(&mut self, id: SessionId, stored: RestoredEntry, now: Instant) {
+        self.join(id, now, stored.lease);
+        let mut entry = self.entries.pop_back().expect("just joined");
+        entry.joined = stored.joined;
         entry.unclaimed_since = Some(now);
-        if let Some(at) = promoted {
-            debug_assert!(holders_form_the_front, "a holder behind a waiting session");
-            entry.promoted = Some(at);
+        entry.overtaken = stored.overtaken;
+        entry.promoted = stored.promoted;
+        // A holder that overtook others joined after them: it goes to the
+        // front with the other holders, whatever its place in the store.
+        let index = if entry.promoted.is_some() {
             self.active += 1;
-        }
+            self.active - 1
+        } else {
+            self.entries.len()
+        };
+        self.entries.insert(index, entry);
+    }
+
+    /// The WAITING sessions, longest-waiting first, each with how many
+    /// times it was overtaken.
+    pub fn waiting(&self) -> impl Iterator<Item = (SessionId, u32)> + '_ {
+        self.entries
+            .range(self.active..)
+            .map(|entry| (entry.id, entry.overtaken))
     }
 
     /// The longest-waiting session, the next to be promoted.
@@ -275,13 +299,36 @@ impl Queue {
     /// says whether the promotion happens inside one of its own requests
     /// (joining an empty line), which proves its client alive.
     pub fn promote_next(&mut self, now: Instant, claimed: bool) -> Option<SessionId> {
-        let entry = self.entries.get_mut(self.active)?;
+        let head = self.first_waiting()?;
+        self.promote(&head, now, claimed).map(|_| head)
+    }
+
+    /// Makes the WAITING session `id` ACTIVE, ahead of every session that
+    /// waited longer: each of those is overtaken once more. Returns them
+    /// with their new counts, longest-waiting first (empty when `id` was
+    /// the longest-waiting); `None` when `id` does not wait. `claimed` as
+    /// for [`Queue::promote_next`].
+    pub fn promote(
+        &mut self,
+        id: &SessionId,
+        now: Instant,
+        claimed: bool,
+    ) -> Option<Vec<(SessionId, u32)>> {
+        let index = self.index_of(id).filter(|index| *index >= self.active)?;
+        let overtaken = (self.entries.range_mut(self.active..index))
+            .map(|entry| {
+                entry.overtaken += 1;
+                (entry.id, entry.overtaken)
+            })
+            .collect();
+        let mut entry = self.entries.remove(index)?;
         entry.promoted = Some(now);
         if !claimed {
             entry.unclaimed_since = Some(now);
         }
+        self.entries.insert(self.active, entry);
         self.active += 1;
-        Some(entry.id)
+        Some(overtaken)
     }
 
     /// Where the session stands. Looking is not a sign of life.
@@ -401,9 +448,19 @@ impl Queue {
 
     fn index_of(&self, id: &SessionId) -> Option<usize> {
         let ticket = *self.tickets.get(id)?;
-        self.entries
-            .binary_search_by_key(&ticket, |entry| entry.ticket)
-            .ok()
+        // Holders come first in any ticket order (a batch promotion moves a
+        // later one ahead); the WAITING rest is in ticket order, so every
+        // holder and every smaller ticket sort before this one.
+        let index = (self.entries)
+            .partition_point(|entry| entry.promoted.is_some() || entry.ticket < ticket);
+        if self
+            .entries
+            .get(index)
+            .is_some_and(|entry| entry.ticket == ticket)
+        {
+            return Some(index);
+        }
+        (self.entries.range(..self.active)).position(|entry| entry.ticket == ticket)
     }
 }
 
@@ -620,8 +677,19 @@ mod tests {
         let t0 = Instant::now();
         let (holder, waiter) = (SessionId::new(), SessionId::new());
         let restart = t0 + Duration::from_secs(1000);
-        q.restore(holder, t0, Some(t0), None, restart);
-        q.restore(waiter, t0, None, Some(Lease::every(60).unwrap()), restart);
+        let stored = |promoted, lease| RestoredEntry {
+            joined: t0,
+            promoted,
+            lease,
+            overtaken: 0,
+        };
+        q.restore(
+            waiter,
+            stored(None, Some(Lease::every(60).unwrap())),
+            restart,
+        );
+        // Stored behind a waiting session (it overtook it): still a holder.
+        q.restore(holder, stored(Some(t0), None), restart);
         assert_eq!(q.standing(&holder), at(SessionStatus::Active, 0));
         assert_eq!(q.standing(&waiter), at(SessionStatus::Waiting, 1));
         let claim = (restart + CLAIM, DeadlineKind::Claim);
@@ -641,5 +709,34 @@ mod tests {
             q.deadline(&waiter),
             Some((restart + Duration::from_secs(180), DeadlineKind::Lease))
         );
+    }
+
+    #[test]
+    fn a_session_promoted_ahead_counts_as_overtaking_everyone_it_passed() {
+        let mut q = Queue::new(TIMEOUTS, 2);
+        let t0 = Instant::now();
+        let s = ids(5);
+        s.iter().for_each(|id| q.join(*id, t0, None));
+        assert_eq!(
+            q.promote(&s[2], t0, false),
+            Some(vec![(s[0], 1), (s[1], 1)])
+        );
+        assert_eq!(q.promote(&s[2], t0, false), None, "it no longer waits");
+        assert_eq!(
+            q.promote(&s[4], t0, false),
+            Some(vec![(s[0], 2), (s[1], 2), (s[3], 1)])
+        );
+        // Holders first, then the waiting ones in the order they joined.
+        assert_eq!(q.standing(&s[2]), at(SessionStatus::Active, 0));
+        assert_eq!(q.standing(&s[4]), at(SessionStatus::Active, 0));
+        assert_eq!(q.standing(&s[0]), at(SessionStatus::Waiting, 1));
+        assert_eq!(q.standing(&s[3]), at(SessionStatus::Waiting, 3));
+        let waiting: Vec<_> = q.waiting().collect();
+        assert_eq!(waiting, vec![(s[0], 2), (s[1], 2), (s[3], 1)]);
+        assert!(q.leave(&s[2]).unwrap().was_active);
+        assert_eq!(q.promote_next(t0, false), Some(s[0]));
+        assert_eq!(q.standing(&s[1]), at(SessionStatus::Waiting, 1));
+        assert_eq!(q.active_count(), 2);
+        assert!(s.iter().all(|id| q.touch(id, t0).is_some() || *id == s[2]));
     }
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::auth::{Auth, TokenError, TokenSource};
+use crate::coordinator::placement::Policy;
 use crate::coordinator::{Coordinator, Restored, labs_with_their_holder};
 use crate::lab::declared::DeclaredLabs;
 use crate::lab::lock::LabLock;
@@ -60,6 +61,8 @@ pub struct Config {
     /// How long a lab stays up after its holder left, for the next session
     /// that asks for the same lab; zero: torn down at once.
     pub keep_idle_lab: Duration,
+    /// Who gets a free slot (`--placement`, `--max-bypass`).
+    pub placement: Policy,
     /// netlab arguments run in a kept lab's directory before another
     /// session gets it (e.g. `initial`); empty: none.
     pub warm_reset: Vec<String>,
@@ -209,8 +212,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                 .with_warm_reset(config.warm_reset.clone())
             },
         )
-        .keep_idle_labs(config.keep_idle_lab),
+        .keep_idle_labs(config.keep_idle_lab)
+        .placement(config.placement),
     );
+    if matches!(config.placement, Policy::Batch { .. }) && config.keep_idle_lab.is_zero() {
+        tracing::warn!(
+            "--placement batch changes nothing without --keep-idle-lab: a lab is torn down as its holder leaves, so no free slot keeps one to batch on"
+        );
+    }
     coordinator.restore(Restored {
         sessions: snapshot.sessions,
         labs,

@@ -134,6 +134,15 @@ impl From<&EventKind> for EventKindDto {
                 waited_seconds: seconds(*waited),
                 held_seconds: held.map(seconds),
             },
+            EventKind::SessionBypassed {
+                session,
+                by,
+                overtaken,
+            } => EventKindDto::SessionBypassed {
+                session: session.to_string(),
+                by: by.to_string(),
+                overtaken: *overtaken,
+            },
             EventKind::HoldWarning { session, ends_in } => EventKindDto::SessionHoldWarning {
                 session: session.to_string(),
                 ends_in_seconds: seconds(*ends_in),

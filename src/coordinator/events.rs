@@ -114,6 +114,13 @@ pub enum EventKind {
         /// How long it held a slot, if it did.
         held: Option<Duration>,
     },
+    /// `by` was promoted ahead of the waiting `session` (`--placement
+    /// batch`), which has now been overtaken `overtaken` times.
+    SessionBypassed {
+        session: SessionId,
+        by: SessionId,
+        overtaken: u32,
+    },
     /// The ACTIVE session has held its slot for 80 % of `--max-hold`: it
     /// is ended in `ends_in`.
     HoldWarning {
@@ -156,6 +163,7 @@ impl EventKind {
             EventKind::Lab { .. }
                 | EventKind::HoldWarning { .. }
                 | EventKind::PrebootStarted { .. }
+                | EventKind::SessionBypassed { .. }
         )
     }
 }

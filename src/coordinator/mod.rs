@@ -53,7 +53,7 @@ use deadlines::Deadlines;
 use events::{EndReason, Event, EventBus, EventKind, Resume};
 use idempotency::{Keys, LabKey, LabOutcome, SessionKey};
 pub use overview::{ClientInfo, Overview, SessionView, SlotView};
-use placement::FreeSlot;
+use placement::{FreeSlot, Policy, Waiting};
 pub use restore::{Restored, labs_with_their_holder};
 
 /// What a slot's lab is doing.
@@ -265,6 +265,8 @@ struct State {
     declared: DeclaredLabs,
     /// Pre-boots decided, not started yet.
     preboots: Vec<PrebootWork>,
+    /// Who gets a free slot (`--placement`).
+    policy: Policy,
 }
 
 impl State {
@@ -280,38 +282,27 @@ impl State {
         self.deadlines.set(id, deadline);
     }
 
-    /// Gives every free slot to the longest-waiting session, in order.
-    /// `joining` is promoted inside its own request, which claims the slot.
+    /// Gives every free slot to a waiting session, as the placement policy
+    /// picks them (the longest-waiting first under `fifo`). `joining` is
+    /// promoted inside its own request, which claims the slot.
     fn fill_free_slots(
         &mut self,
         now: Instant,
         shutdown: &CancellationToken,
         joining: Option<SessionId>,
     ) {
-        loop {
-            let Some(head) = self.line.first_waiting() else {
+        while let Some((id, index, wanted)) = self.next_promotion() {
+            let claimed = Some(id) == joining;
+            let Some(overtaken) = self.line.promote(&id, now, claimed) else {
                 return;
             };
-            let wanted = self
-                .sessions
-                .get(&head)
-                .and_then(|record| record.declared.first())
-                .map(Identity::to_string);
-            let free: Vec<FreeSlot<'_>> = (self.slots.iter().enumerate())
-                .filter(|(_, slot)| slot.is_free())
-                .map(|(index, slot)| FreeSlot {
-                    index,
-                    lab: slot.lab.as_deref(),
-                    kept_since: slot.kept_since,
-                })
-                .collect();
-            let Some(index) = placement::place(wanted.as_deref(), &free) else {
-                return;
-            };
-            let claimed = Some(head) == joining;
-            let Some(id) = self.line.promote_next(now, claimed) else {
-                return;
-            };
+            for (session, times) in overtaken {
+                self.events.publish(EventKind::SessionBypassed {
+                    session,
+                    by: id,
+                    overtaken: times,
+                });
+            }
             self.preboot_if_needed(id, index, wanted);
             let slot = &mut self.slots[index];
             slot.holder = Some(id);
@@ -330,6 +321,43 @@ impl State {
             }
             self.refresh(id);
         }
+    }
+
+    /// Who the placement policy promotes next, into which slot, and the
+    /// lab it declared first; `None` when nobody waits or no slot is free.
+    fn next_promotion(&self) -> Option<(SessionId, usize, Option<String>)> {
+        let free: Vec<FreeSlot<'_>> = (self.slots.iter().enumerate())
+            .filter(|(_, slot)| slot.is_free())
+            .map(|(index, slot)| FreeSlot {
+                index,
+                lab: slot.lab.as_deref(),
+                kept_since: slot.kept_since,
+            })
+            .collect();
+        if free.is_empty() {
+            return None;
+        }
+        // Under fifo only the head counts: the line is not walked.
+        let looked_at = match self.policy {
+            Policy::Fifo => 1,
+            Policy::Batch { .. } => usize::MAX,
+        };
+        let waiting: Vec<(SessionId, u32)> = self.line.waiting().take(looked_at).collect();
+        let wanted: Vec<Option<String>> = (waiting.iter())
+            .map(|(id, _)| {
+                let record = self.sessions.get(id);
+                record.and_then(|record| record.declared.first().map(Identity::to_string))
+            })
+            .collect();
+        let view: Vec<Waiting<'_>> = (waiting.iter().zip(&wanted))
+            .map(|((_, overtaken), wanted)| Waiting {
+                wanted: wanted.as_deref(),
+                overtaken: *overtaken,
+            })
+            .collect();
+        let chosen = placement::next_promotion(self.policy, &view, &free)?;
+        let (id, _) = waiting[chosen.waiting];
+        Some((id, chosen.slot, wanted[chosen.waiting].clone()))
     }
 
     /// Decides the pre-boot of the session just promoted into slot
@@ -545,6 +573,7 @@ impl Coordinator {
                 endings: Endings::default(),
                 declared,
                 preboots: Vec::new(),
+                policy: Policy::Fifo,
             }),
             timer: Notify::new(),
             shutdown,
@@ -559,6 +588,13 @@ impl Coordinator {
             store,
             keep_idle: Duration::ZERO,
         }
+    }
+
+    /// Gives free slots to waiting sessions as `policy` says
+    /// (`--placement`; default `fifo`).
+    pub fn placement(self, policy: Policy) -> Self {
+        self.shared.lock().policy = policy;
+        self
     }
 
     /// Keeps a slot's lab up for `keep_idle` after its holder left, for the

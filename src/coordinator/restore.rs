@@ -9,28 +9,29 @@ use tokio::time::Instant;
 use super::events::EventBus;
 use super::{Coordinator, SessionRecord, idempotency};
 use crate::auth::Caller;
+use crate::queue::RestoredEntry;
 use crate::session_id::SessionId;
 use crate::store::{StoredLab, StoredSession};
 
 /// The slot each stored session keeps at a start with `slots` slots, in
-/// line order. Holders form the front of the line (promotion is first come,
-/// first served), so once one cannot keep its slot (fewer slots now),
-/// everyone behind it waits.
+/// line order. Once a holder cannot keep its slot (fewer slots now), no
+/// holder behind it keeps one either: it waits, and the line stays first
+/// come, first served. (A holder may stand behind waiting sessions: the
+/// batching policy promoted it ahead of them.)
 pub fn kept_slots(sessions: &[StoredSession], slots: usize) -> Vec<Option<usize>> {
     let mut taken = vec![false; slots];
     let mut front = true;
     sessions
         .iter()
         .map(|session| {
-            let kept = session
-                .promoted
-                .map(|(_, slot)| slot)
-                .filter(|&slot| front && slot >= 1 && slot <= slots && !taken[slot - 1]);
-            match kept {
-                Some(slot) => taken[slot - 1] = true,
-                None => front = false,
+            let (_, slot) = session.promoted?;
+            let kept = front && slot >= 1 && slot <= slots && !taken[slot - 1];
+            if kept {
+                taken[slot - 1] = true;
+            } else {
+                front = false;
             }
-            kept
+            kept.then_some(slot)
         })
         .collect()
 }
@@ -94,9 +95,13 @@ impl Coordinator {
         for (session, kept) in restored.sessions.into_iter().zip(kept) {
             let id = session.id;
             let promoted = kept.and(session.promoted).map(|(at, _)| instant(at));
-            state
-                .line
-                .restore(id, instant(session.joined_at), promoted, session.lease, now);
+            let entry = RestoredEntry {
+                joined: instant(session.joined_at),
+                promoted,
+                lease: session.lease,
+                overtaken: session.overtaken,
+            };
+            state.line.restore(id, entry, now);
             if let Some(key) = session.key {
                 let fingerprint =
                     idempotency::session_fingerprint(session.client.as_ref(), session.lease);
@@ -149,6 +154,7 @@ mod tests {
             key: None,
             owner: None,
             lease: None,
+            overtaken: 0,
         }
     }
 
@@ -175,6 +181,10 @@ mod tests {
         // One slot now: the first holder's slot is gone, so nobody behind
         // it may keep one either.
         assert_eq!(kept_slots(&line, 1), [None, None, None]);
+        // A holder behind a waiting session (promoted ahead of it) keeps
+        // its slot.
+        let line = [session(Some(1)), session(None), session(Some(2))];
+        assert_eq!(kept_slots(&line, 2), [Some(1), None, Some(2)]);
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct StoredSession {
     pub owner: Option<String>,
     /// The heartbeat interval its client announced.
     pub lease: Option<Lease>,
+    /// How many later sessions were promoted ahead of it (`--placement batch`).
+    pub overtaken: u32,
 }
 
 /// A slot's lab as stored.

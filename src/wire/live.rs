@@ -129,6 +129,15 @@ pub enum EventKindDto {
         waited_seconds: f64,
         held_seconds: Option<f64>,
     },
+    /// `by` was promoted ahead of the waiting `session` because a free
+    /// slot keeps the lab `by` declared first (`--placement batch`);
+    /// `session` has now been overtaken `overtaken` times, at most the
+    /// server's `--max-bypass`.
+    SessionBypassed {
+        session: String,
+        by: String,
+        overtaken: u32,
+    },
     /// The session has held its slot for 80 % of the server's
     /// `--max-hold`; it is ended in `ends_in_seconds`.
     SessionHoldWarning {

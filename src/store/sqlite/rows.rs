@@ -42,6 +42,14 @@ pub fn apply(tx: &Transaction<'_>, event: &Event, body: &str) -> rusqlite::Resul
         EventKind::SessionEnded { session, .. } => {
             tx.execute("DELETE FROM sessions WHERE id = ?1", [session.full()])?;
         }
+        EventKind::SessionBypassed {
+            session, overtaken, ..
+        } => {
+            tx.execute(
+                "UPDATE sessions SET overtaken = ?2 WHERE id = ?1",
+                params![session.full(), *overtaken as i64],
+            )?;
+        }
         EventKind::HoldWarning { .. } | EventKind::PrebootStarted { .. } => {}
         EventKind::Lab { slot, change } => apply_lab(tx, *slot as i64, change, at)?,
     }
@@ -138,7 +146,8 @@ pub fn keep_labs(connection: &mut Connection, kept: &[usize]) -> rusqlite::Resul
 pub fn load(connection: &Connection) -> Result<Snapshot, String> {
     let sessions = read_all(
         connection,
-        "SELECT id, joined_at, promoted_at, slot, client, idempotency_key, owner, heartbeat_seconds
+        "SELECT id, joined_at, promoted_at, slot, client, idempotency_key, owner, heartbeat_seconds,
+                overtaken
          FROM sessions ORDER BY seq",
         session_row,
     )?;
@@ -200,6 +209,8 @@ fn session_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredSession, String>>
                         .ok_or_else(|| format!("session {id}: heartbeat_seconds {seconds}"))?,
                 ),
             },
+            overtaken: u32::try_from(row.get::<_, i64>(8).map_err(|e| e.to_string())?)
+                .map_err(|e| format!("session {id}: overtaken: {e}"))?,
         })
     })())
 }

@@ -46,6 +46,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN owner TEXT;",
     // 3: the heartbeat interval a client announced (its lease), in seconds.
     "ALTER TABLE sessions ADD COLUMN heartbeat_seconds INTEGER;",
+    // 4: how many later sessions were promoted ahead of it (`--placement batch`).
+    "ALTER TABLE sessions ADD COLUMN overtaken INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema to the latest version in one transaction, and marks

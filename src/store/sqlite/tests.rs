@@ -104,6 +104,11 @@ async fn what_is_committed_comes_back_after_a_reopen() {
             waited: Duration::ZERO,
             held: None,
         }),
+        events.next(EventKind::SessionBypassed {
+            session: ids[2],
+            by: SessionId::new(),
+            overtaken: 2,
+        }),
     ];
     write(&store, &batch).await.unwrap();
     store.close().unwrap();
@@ -130,7 +135,11 @@ async fn what_is_committed_comes_back_after_a_reopen() {
         Some("ci")
     );
     assert_eq!(snapshot.sessions[1].promoted, None);
-    assert_eq!(snapshot.last_event_id, 7);
+    assert_eq!(
+        (snapshot.sessions[0].overtaken, snapshot.sessions[1].overtaken),
+        (0, 2)
+    );
+    assert_eq!(snapshot.last_event_id, 8);
     let [stored] = snapshot.labs.as_slice() else {
         panic!("one lab: {:?}", snapshot.labs)
     };
@@ -363,13 +372,14 @@ fn a_store_of_the_previous_version_opens_and_is_marked() {
     store.close().unwrap();
     drop(store);
     assert_eq!(application_id(&path), schema::APPLICATION_ID);
-    // As the previous version wrote it: no mark, schema 1 (no owners, no
-    // leases).
+    // As the first version wrote it: no mark, schema 1 (no owners, no
+    // leases, no overtaken counts).
     Connection::open(&path)
         .unwrap()
         .execute_batch(
             "ALTER TABLE sessions DROP COLUMN owner;
              ALTER TABLE sessions DROP COLUMN heartbeat_seconds;
+             ALTER TABLE sessions DROP COLUMN overtaken;
              PRAGMA user_version = 1; PRAGMA application_id = 0;",
         )
         .unwrap();
