@@ -17,15 +17,7 @@ use reqwest::StatusCode;
 const BUSY_SESSIONS: usize = 400;
 
 async fn dropped_log_writes(s: &Server) -> u64 {
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.get_text("/metrics").await;
     metrics
         .lines()
         .find_map(|line| line.strip_prefix("neops_remote_lab_log_writes_dropped_total "))

@@ -2,7 +2,9 @@
 //! declared lab is brought up the moment it is promoted, before it asks;
 //! its own `POST /lab` then attaches (no second `netlab up`), or gets
 //! netlab's verdict on a failed pre-boot without netlab running again. A
-//! promoted session goes to the slot that keeps its declared lab.
+//! promoted session goes to the slot that keeps its declared lab; under
+//! `--placement batch` a later session may use a kept lab first, within
+//! its bypass bound.
 
 mod common;
 
@@ -151,4 +153,94 @@ async fn a_new_session_takes_an_empty_slot_before_a_kept_lab_then_the_longest_id
         "{now}\n{now_after}"
     );
     assert_eq!(netlab.ups(), 2);
+}
+
+/// The sessions (8-character ids) in the order the events promoted them.
+fn promotions(events: &[Value]) -> Vec<String> {
+    (events.iter())
+        .filter(|event| event["type"] == "session_promoted")
+        .map(|event| event["session"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn batch_lets_a_session_use_a_kept_lab_ahead_of_older_ones_at_most_k_times() {
+    let real = require_netlab!();
+    let netlab = CountingNetlab::new(&real);
+    let options = Options::new(&netlab.script)
+        .arg("--keep-idle-lab", "600")
+        .arg("--placement", "batch")
+        .arg("--max-bypass", "1");
+    let s = Server::start(options).await;
+    let (holder, _) = s.create_session().await;
+    let (status, lab) = s
+        .acquire(&holder, Upload::new("topology.yml", TWO_NODES))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{lab}");
+    // Behind it: one session for another lab, then two for the kept one.
+    let mut line = Vec::new();
+    for topology in [OTHER_LAB, TWO_NODES, TWO_NODES] {
+        let (waiter, _) = s.create_session().await;
+        let (status, body) = s
+            .declare(&waiter, Upload::new("topology.yml", topology).form())
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        line.push(waiter);
+    }
+    let [other, same, same_again] = [&line[0], &line[1], &line[2]];
+
+    // The slot keeps the lab: the first session that wants it goes ahead
+    // of the older one, and attaches with no bring-up.
+    assert_eq!(s.end_session(&holder).await, StatusCode::NO_CONTENT);
+    s.wait_until_active(same).await;
+    let (status, lab) = s
+        .acquire(same, Upload::new("topology.yml", TWO_NODES))
+        .await;
+    assert_eq!(
+        (status, &lab["reused"]),
+        (StatusCode::OK, &true.into()),
+        "{lab}"
+    );
+    assert_eq!(netlab.ups(), 1, "{:?}", netlab.commands());
+    let (_, standing) = s.session_status(other).await;
+    assert_eq!(standing["status"], "waiting", "{standing}");
+
+    // The older one has been overtaken once (K = 1): the next session for
+    // the kept lab may not pass it again.
+    assert_eq!(s.end_session(same).await, StatusCode::NO_CONTENT);
+    s.wait_until_active(other).await;
+    let (status, lab) = s
+        .acquire(other, Upload::new("topology.yml", OTHER_LAB))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{lab}");
+    assert_eq!(s.end_session(other).await, StatusCode::NO_CONTENT);
+    s.wait_until_active(same_again).await;
+    assert_eq!(s.end_session(same_again).await, StatusCode::NO_CONTENT);
+
+    let events = s
+        .replayed_events(200, |events| promotions(events).len() == 4)
+        .await;
+    let short = |id: &String| id[..8].to_string();
+    assert_eq!(
+        promotions(&events),
+        [&holder, same, other, same_again].map(short),
+        "{events:?}"
+    );
+    let bypasses: Vec<&Value> = (events.iter())
+        .filter(|event| event["type"] == "session_bypassed")
+        .collect();
+    assert_eq!(bypasses.len(), 1, "{events:?}");
+    assert_eq!(
+        (
+            &bypasses[0]["session"],
+            &bypasses[0]["by"],
+            &bypasses[0]["overtaken"]
+        ),
+        (&short(other).into(), &short(same).into(), &1.into())
+    );
+    let metrics = s.get_text("/metrics").await;
+    assert!(
+        metrics.contains("neops_remote_lab_bypasses_total 1"),
+        "{metrics}"
+    );
 }

@@ -83,8 +83,7 @@ async fn the_next_session_gets_the_kept_lab_without_a_second_netlab_up() {
     assert!(kinds.contains(&"lab_kept"), "{kinds:?}");
     let attached = events.iter().find(|e| e["type"] == "lab_attached").unwrap();
     assert_eq!(attached["warm"], true);
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = s.get_text("/metrics").await;
     assert!(
         metrics.contains("neops_remote_lab_warm_handovers_total 1"),
         "{metrics}"

@@ -386,6 +386,12 @@ impl Server {
         response.json().await.unwrap_or(Value::Null)
     }
 
+    /// The body of `GET <path>` as text (e.g. `/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// The events of `GET /events?replay=<replay>` and the live ones after
     /// them, read until `enough` says so (bounded).
     pub async fn replayed_events(

@@ -158,6 +158,7 @@ function describe(e) {
     case "session_promoted": return `${e.session} holds slot ${e.slot} after ${precise(e.waited_seconds)} in the queue`;
     case "session_ended": return `${e.session} ${e.reason.replaceAll("_", " ")}` +
       (e.held_seconds !== null ? ` after holding ${precise(e.held_seconds)}` : ` after waiting ${precise(e.waited_seconds)}`);
+    case "session_bypassed": return `${e.by} went ahead of ${e.session} to a kept lab (passed ${e.overtaken}×)`;
     case "session_hold_warning": return `${e.session} reaches the maximum hold in ${precise(e.ends_in_seconds)}`;
     case "lab_preboot_started": return `${slot}pre-booting ${e.identity}, declared by ${e.session}`;
     case "lab_starting": return `${slot}bringing up ${e.topology} (${e.identity})`;

@@ -136,7 +136,10 @@ async fn what_is_committed_comes_back_after_a_reopen() {
     );
     assert_eq!(snapshot.sessions[1].promoted, None);
     assert_eq!(
-        (snapshot.sessions[0].overtaken, snapshot.sessions[1].overtaken),
+        (
+            snapshot.sessions[0].overtaken,
+            snapshot.sessions[1].overtaken
+        ),
         (0, 2)
     );
     assert_eq!(snapshot.last_event_id, 8);

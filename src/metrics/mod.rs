@@ -11,6 +11,9 @@
 //! | `neops_remote_lab_lab_bringup_seconds`, `…_lab_teardown_seconds` | histogram | `slot` |
 //! | `neops_remote_lab_netlab_failures_total` | counter | `command` (`up`, `down`, `inspect`, …) |
 //! | `neops_remote_lab_lab_bringups_total` (every `netlab up` that succeeded) | counter | |
+//! | `neops_remote_lab_cold_bringups_total` (those a session's own request ran: not pre-boots) | counter | |
+//! | `neops_remote_lab_unused_preboots_total` (pre-booted labs their session never attached to) | counter | |
+//! | `neops_remote_lab_time_to_lab_seconds` (promotion → the session holds its first lab) | histogram | `path` (`cold`, `warm`, `preboot`) |
 //! | `neops_remote_lab_warm_handovers_total` (kept labs attached by the next session) | counter | |
 //! | `neops_remote_lab_lab_preboots_total` (declared labs brought up at their session's promotion) | counter | |
 //! | `neops_remote_lab_bypasses_total` (a waiting session overtaken by a later one, `--placement batch`) | counter | |
@@ -21,12 +24,15 @@
 //! | `neops_remote_lab_log_writes_dropped_total` (log lines stderr could not take, or that overflowed the log buffer) | counter | |
 //! | `neops_remote_lab_build_info` (always 1) | gauge | `version` |
 
+mod lab_paths;
+
 use std::sync::{Arc, OnceLock};
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::broadcast;
 
+use self::lab_paths::LabPaths;
 use crate::coordinator::Coordinator;
 use crate::coordinator::events::{EndReason, Event, EventKind};
 use crate::lab::LabChange;
@@ -45,6 +51,9 @@ pub const LOG_WRITES_DROPPED: &str = "neops_remote_lab_log_writes_dropped_total"
 pub const BRING_UPS: &str = "neops_remote_lab_lab_bringups_total";
 pub const WARM_HANDOVERS: &str = "neops_remote_lab_warm_handovers_total";
 pub const PREBOOTS: &str = "neops_remote_lab_lab_preboots_total";
+pub const COLD_BRING_UPS: &str = "neops_remote_lab_cold_bringups_total";
+pub const UNUSED_PREBOOTS: &str = "neops_remote_lab_unused_preboots_total";
+pub const TIME_TO_LAB: &str = "neops_remote_lab_time_to_lab_seconds";
 pub const BYPASSES: &str = "neops_remote_lab_bypasses_total";
 pub const KEPT_EXPIRED: &str = "neops_remote_lab_kept_labs_expired_total";
 pub const KEPT_IDLE: &str = "neops_remote_lab_kept_idle_seconds_total";
@@ -71,6 +80,7 @@ fn install() -> PrometheusHandle {
         (HOLD, SESSION_BUCKETS),
         (BRING_UP, LAB_BUCKETS),
         (TEARDOWN, LAB_BUCKETS),
+        (TIME_TO_LAB, LAB_BUCKETS),
     ];
     let builder = buckets
         .into_iter()
@@ -128,6 +138,19 @@ fn describe() {
         "Declared labs brought up at their session's promotion, before it asked"
     );
     describe_counter!(
+        COLD_BRING_UPS,
+        "Labs brought up for a session's own request (not pre-boots)"
+    );
+    describe_counter!(
+        UNUSED_PREBOOTS,
+        "Pre-booted labs their session never attached to (it left, or asked for another lab first)"
+    );
+    describe_histogram!(
+        TIME_TO_LAB,
+        metrics::Unit::Seconds,
+        "Time from a session's promotion to its holding its first lab, by path: cold, warm, preboot"
+    );
+    describe_counter!(
         BYPASSES,
         "Waiting sessions overtaken by a later one whose lab a free slot kept (--placement batch)"
     );
@@ -164,6 +187,7 @@ pub fn record_events(coordinator: Arc<Coordinator>) -> impl Future<Output = ()> 
         // A restored queue is there before any event.
         set_session_gauges(&coordinator);
         let mut kept_since = KeptSince::default();
+        let mut lab_paths = LabPaths::default();
         loop {
             let event = tokio::select! {
                 event = events.recv() => event,
@@ -172,6 +196,7 @@ pub fn record_events(coordinator: Arc<Coordinator>) -> impl Future<Output = ()> 
             match event {
                 Ok(event) => {
                     kept_since.record(&event);
+                    lab_paths.record(&event);
                     record(&event);
                 }
                 Err(broadcast::error::RecvError::Lagged(count)) => {
