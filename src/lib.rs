@@ -19,6 +19,9 @@
 //! - [`store`] writes the coordinator's events, so the queue and the labs
 //!   survive a restart.
 //! - [`metrics`] turns the coordinator's events into Prometheus metrics.
+//! - [`domain`] holds the data they all share (events, lab changes, files
+//!   and devices, client info), below all of them: the coordinator, the
+//!   store and the lab layer depend on it, never on each other's data.
 //! - [`server`] wires it together and owns start-up and shutdown;
 //!   [`server_guard`] keeps one server per host.
 
@@ -26,6 +29,7 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod coordinator;
+pub mod domain;
 pub mod lab;
 pub mod logging;
 pub mod memory;

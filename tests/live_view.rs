@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::in_process::send;
 use futures_util::StreamExt;
-use neops_remote_lab::coordinator::events::{EndReason, Event, EventKind, HISTORY};
+use neops_remote_lab::domain::events::{EndReason, Event, EventKind, HISTORY};
 use neops_remote_lab::testing::{InProcess, default_timeouts};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;

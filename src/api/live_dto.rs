@@ -3,8 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::coordinator::events::{Event, EventKind};
 use crate::coordinator::{Overview, SessionView, SlotView};
+use crate::domain::events::{Event, EventKind};
 use crate::lab::{Device, LabChange};
 use crate::wire::{
     DeviceSummaryDto, EventDto, EventKindDto, LabSummaryDto, QueuedSessionDto, SessionsDto, SlotDto,

@@ -60,7 +60,7 @@ pub struct AppState {
 
 /// An event as `GET /events` sends it: the JSON the store keeps in its
 /// history.
-pub fn event_json(event: &crate::coordinator::events::Event) -> String {
+pub fn event_json(event: &crate::domain::events::Event) -> String {
     serde_json::to_string(&crate::wire::EventDto::from(event)).expect("events serialize")
 }
 

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader, Who};
 use super::{dto, session_body};
-use crate::coordinator::events::EndReason;
 use crate::coordinator::{CreateError, NewSession};
+use crate::domain::events::EndReason;
 use crate::wire::{
     ActiveSessionResponseDto, CreateSessionRequestDto, CreateSessionResponseDto, ErrorDto,
     SessionStatusResponseDto,

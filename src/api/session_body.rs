@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::coordinator::ClientInfo;
+use crate::domain::ClientInfo;
 use crate::queue::Lease;
 use crate::wire::{ClientInfoDto, CreateSessionRequestDto};
 

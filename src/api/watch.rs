@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use super::error::ApiError;
 use super::{AppState, QueryParams};
 use crate::coordinator::Coordinator;
-use crate::coordinator::events::{Event, HISTORY};
+use crate::domain::events::{Event, HISTORY};
 use crate::wire::{ErrorDto, EventDto, EventKindDto, SessionsDto};
 
 /// The line (short ids, status, position, slot, client info, waiting and

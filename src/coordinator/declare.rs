@@ -1,6 +1,6 @@
 //! Declared labs: a session says which labs it will ask for, in order,
 //! before it needs them (`POST /session/{id}/labs`). Each declaration is
-//! stored (see [`DeclaredLabs`]) before it is answered, and deleted when its
+//! stored (see [`crate::lab::declared::DeclaredLabs`]) before it is answered, and deleted when its
 //! session ends.
 
 use std::sync::Arc;

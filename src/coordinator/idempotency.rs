@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::ClientInfo;
+use crate::domain::ClientInfo;
 use crate::lab::{Acquired, LabError};
 use crate::queue::Lease;
 use crate::session_id::SessionId;

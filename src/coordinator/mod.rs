@@ -6,7 +6,7 @@
 //! is checked and every change made under one `std::sync::Mutex`, never held
 //! across an `.await`; lab work runs in tasks tracked by a `TaskTracker`, so
 //! a client that hangs up never leaves a bring-up or a hand-back half done.
-//! Each change is published as a typed [`events::Event`]; the most recent
+//! Each change is published as a typed [`crate::domain::events::Event`]; the most recent
 //! ones are kept, so a reader can resume after the last one it saw
 //! ([`Coordinator::resume_events`]). Watchers read [`Coordinator::overview`],
 //! which, like the events, is no sign of life for any session.
@@ -41,6 +41,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Caller;
+use crate::domain::ClientInfo;
+use crate::domain::events::{EndReason, Event, EventKind};
 use crate::lab::bring_up_log::LogReader;
 use crate::lab::declared::DeclaredLabs;
 use crate::lab::inventory::Inventory;
@@ -50,9 +52,9 @@ use crate::queue::{DeadlineKind, Lease, Queue, SessionStatus, Standing, Timeouts
 use crate::session_id::SessionId;
 use crate::store::{Store, StoreError};
 use deadlines::Deadlines;
-use events::{EndReason, Event, EventBus, EventKind, Resume};
+use events::{EventBus, Resume};
 use idempotency::{Keys, LabKey, LabOutcome, SessionKey};
-pub use overview::{ClientInfo, Overview, SessionView, SlotView};
+pub use overview::{Overview, SessionView, SlotView};
 use placement::{FreeSlot, Policy, Waiting};
 pub use restore::{Restored, labs_with_their_holder};
 

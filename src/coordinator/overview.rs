@@ -6,23 +6,11 @@ use std::time::Duration;
 
 use super::Phase;
 use crate::auth::Caller;
+use crate::domain::ClientInfo;
 use crate::lab::LabView;
 use crate::lab::upload::Identity;
 use crate::queue::{Lease, Standing};
 use crate::session_id::SessionId;
-
-/// Who a session's client says it is (`POST /session` body). Free text the
-/// API has checked for length and characters; nothing here is trusted for
-/// access decisions.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ClientInfo {
-    pub user: Option<String>,
-    pub host: Option<String>,
-    /// Link to the CI job that runs the suite (`http://` or `https://`).
-    pub ci_job_url: Option<String>,
-    /// Free-form, e.g. the pytest invocation.
-    pub label: Option<String>,
-}
 
 /// One session of the line.
 #[derive(Debug, Clone)]

@@ -23,7 +23,6 @@
 
 pub mod bring_up_log;
 pub mod declared;
-mod device;
 pub mod inventory;
 pub mod lock;
 pub mod netlab;
@@ -34,24 +33,19 @@ pub mod readopt;
 pub mod status_file;
 pub mod upload;
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+pub use crate::domain::{BoxFuture, Device, LabChange, LabFiles, StoredLab};
 use crate::session_id::SessionId;
-use crate::store::StoredLab;
 use bring_up_log::BringUpLog;
-pub use device::Device;
 use lock::LabLock;
 use netlab::NetlabError;
 use upload::{Identity, Upload};
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a slot needs from the tool that runs labs: netlab in production, an
 /// in-memory driver in tests ([`crate::testing`]).
@@ -163,50 +157,6 @@ impl std::fmt::Display for LabError {
     }
 }
 
-/// A change of a slot's lab, reported to the [`LabObserver`] as it happens.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LabChange {
-    /// A bring-up began in `files`.
-    Starting {
-        topology: String,
-        identity: String,
-        files: LabFiles,
-    },
-    /// The bring-up finished; the lab runs, held once.
-    Up {
-        devices: Arc<Vec<Device>>,
-        took: Duration,
-    },
-    /// Another request attached to the running lab; `warm` when it was
-    /// kept from an earlier session.
-    Attached { ref_count: u32, warm: bool },
-    /// The bring-up failed and was cleaned up; no lab runs.
-    Failed {
-        /// The netlab command that failed, when netlab failed.
-        command: Option<String>,
-        exit_code: Option<i32>,
-        error: String,
-    },
-    /// One reference was dropped.
-    Released { ref_count: u32 },
-    /// Nobody holds the lab; it keeps running for reuse.
-    Idle,
-    /// Its holder's session ended and the lab stays up, unheld, for
-    /// `expires_in` (`--keep-idle-lab`), for the next session that asks for
-    /// the same lab.
-    Kept { expires_in: Duration },
-    /// A kept lab was not asked for in time; its teardown follows.
-    Expired,
-    /// A kept lab is reset before another session gets it (`--warm-reset`).
-    Resetting { command: String },
-    /// A teardown began.
-    TearingDown,
-    /// The lab is gone.
-    Down { took: Duration },
-    /// The teardown failed; the tool may still have the lab registered.
-    Dirty { error: String },
-}
-
 /// Told about every change of a slot's lab, in order. Called while the
 /// slot's async mutex is held; must not block.
 pub trait LabObserver: Send + Sync {
@@ -255,15 +205,6 @@ struct RunningLab {
     /// While it is kept for a next session: the keep's number (only that
     /// keep's expiry may end it) and when it expires.
     kept: Option<(u64, tokio::time::Instant)>,
-}
-
-/// Where a lab lives on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabFiles {
-    /// The lab's own directory, removed when the lab is gone.
-    pub dir: PathBuf,
-    /// The topology's folder inside `dir`, where netlab runs.
-    pub netlab_dir: PathBuf,
 }
 
 /// A slot's lab state, behind its async mutex.

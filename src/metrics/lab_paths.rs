@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use metrics::{counter, histogram};
 
 use super::{COLD_BRING_UPS, TIME_TO_LAB, UNUSED_PREBOOTS};
-use crate::coordinator::events::{Event, EventKind};
+use crate::domain::events::{Event, EventKind};
 use crate::lab::LabChange;
 use crate::session_id::SessionId;
 

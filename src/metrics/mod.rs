@@ -34,7 +34,7 @@ use tokio::sync::broadcast;
 
 use self::lab_paths::LabPaths;
 use crate::coordinator::Coordinator;
-use crate::coordinator::events::{EndReason, Event, EventKind};
+use crate::domain::events::{EndReason, Event, EventKind};
 use crate::lab::LabChange;
 
 pub const SESSIONS_WAITING: &str = "neops_remote_lab_sessions_waiting";

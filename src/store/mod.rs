@@ -1,7 +1,7 @@
 //! Durable state: what survives a restart or a crash.
 //!
 //! The coordinator publishes every change as a domain event
-//! ([`crate::coordinator::events`]); a [`Store`] appends those events, in
+//! ([`crate::domain::events`]); a [`Store`] appends those events, in
 //! their order, and keeps from them the tables a restart needs: the
 //! sessions of the line (order, status, times, client info, idempotency
 //! key), each slot's lab (directories, identity, devices, phase) and a
@@ -23,9 +23,9 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::coordinator::ClientInfo;
-use crate::coordinator::events::Event;
-use crate::lab::{BoxFuture, Device, LabFiles};
+pub use crate::domain::StoredLab;
+use crate::domain::events::Event;
+use crate::domain::{BoxFuture, ClientInfo};
 use crate::queue::Lease;
 use crate::session_id::SessionId;
 
@@ -90,32 +90,6 @@ pub struct StoredSession {
     pub lease: Option<Lease>,
     /// How many later sessions were promoted ahead of it (`--placement batch`).
     pub overtaken: u32,
-}
-
-/// A slot's lab as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredLab {
-    /// From 1.
-    pub slot: usize,
-    pub files: LabFiles,
-    /// SHA-256 of the lab's content, hex.
-    pub identity: String,
-    pub topology: String,
-    /// Known once the lab is up.
-    pub devices: Option<Vec<Device>>,
-    pub ref_count: u32,
-    pub started_at: Option<SystemTime>,
-    /// `starting`, `up`, `idle`, `kept`, `resetting`, `tearing_down` or
-    /// `dirty`.
-    pub phase: String,
-}
-
-impl StoredLab {
-    /// Whether the lab finished its bring-up and was not being torn down:
-    /// only such a lab can be re-adopted.
-    pub fn was_running(&self) -> bool {
-        matches!(self.phase.as_str(), "up" | "idle") && self.devices.is_some()
-    }
 }
 
 /// Why the store cannot be used, or a change was not written.

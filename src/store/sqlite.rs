@@ -29,8 +29,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use super::commits::Commits;
 use super::{Snapshot, Store, StoreError};
-use crate::coordinator::events::{Event, HISTORY};
-use crate::lab::BoxFuture;
+use crate::domain::BoxFuture;
+use crate::domain::events::{Event, HISTORY};
 
 /// The database's file name inside the state directory.
 pub const DATABASE: &str = "state.db";

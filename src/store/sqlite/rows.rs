@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, Row, Transaction, params};
 
-use crate::coordinator::ClientInfo;
-use crate::coordinator::events::{Event, EventKind};
-use crate::lab::{Device, LabChange, LabFiles};
+use crate::domain::ClientInfo;
+use crate::domain::events::{Event, EventKind};
+use crate::domain::{Device, LabChange, LabFiles};
 use crate::queue::Lease;
 use crate::store::{Snapshot, StoredLab, StoredSession};
 

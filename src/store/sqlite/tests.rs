@@ -5,9 +5,9 @@ use serde_json::Map;
 
 use super::*;
 use crate::auth::Caller;
-use crate::coordinator::ClientInfo;
-use crate::coordinator::events::{EndReason, EventKind};
-use crate::lab::{Device, LabChange, LabFiles};
+use crate::domain::ClientInfo;
+use crate::domain::events::{EndReason, EventKind};
+use crate::domain::{Device, LabChange, LabFiles};
 use crate::queue::Lease;
 use crate::session_id::SessionId;
 
