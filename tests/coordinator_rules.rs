@@ -408,7 +408,7 @@ async fn a_failed_teardown_still_hands_the_slot_on() {
     assert_eq!(status_of(&app, &next).await.1["status"], "active");
     assert_eq!(
         app.coordinator.phases(),
-        [neops_remote_lab::coordinator::Phase::Dirty]
+        [neops_remote_lab::domain::Phase::Dirty]
     );
 }
 

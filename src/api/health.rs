@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::AppState;
-use crate::coordinator::Phase;
+use crate::domain::Phase;
 use crate::wire::HealthDto;
 
 /// Liveness probe: 204, empty body.

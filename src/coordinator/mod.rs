@@ -41,8 +41,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Caller;
-use crate::domain::ClientInfo;
 use crate::domain::events::{EndReason, Event, EventKind};
+use crate::domain::{ClientInfo, Phase};
 use crate::lab::bring_up_log::LogReader;
 use crate::lab::declared::DeclaredLabs;
 use crate::lab::inventory::Inventory;
@@ -57,46 +57,6 @@ use idempotency::{Keys, LabKey, LabOutcome, SessionKey};
 pub use overview::{Overview, SessionView, SlotView};
 use placement::{FreeSlot, Policy, Waiting};
 pub use restore::{Restored, labs_with_their_holder};
-
-/// What a slot's lab is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// No lab work runs: no lab, or a lab nobody holds (kept for reuse).
-    Idle,
-    /// Its holder left and its lab stays up for the next session that asks
-    /// for it (`--keep-idle-lab`).
-    Kept,
-    /// A kept lab is reset for another session (`--warm-reset`).
-    Resetting,
-    /// A bring-up runs.
-    Starting,
-    /// A lab runs and is held.
-    Up,
-    /// The holder left; its work is being cancelled before the teardown.
-    Releasing,
-    TearingDown,
-    /// A teardown failed; netlab may still have the lab registered.
-    Dirty,
-    /// The last bring-up failed (and was cleaned up).
-    Failed,
-}
-
-impl Phase {
-    /// The phase as a `snake_case` word, for the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Idle => "idle",
-            Phase::Kept => "kept",
-            Phase::Resetting => "resetting",
-            Phase::Starting => "starting",
-            Phase::Up => "up",
-            Phase::Releasing => "releasing",
-            Phase::TearingDown => "tearing_down",
-            Phase::Dirty => "dirty",
-            Phase::Failed => "failed",
-        }
-    }
-}
 
 /// Why a session may not use the lab routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -461,20 +421,8 @@ impl Shared {
 impl LabObserver for Shared {
     fn lab_changed(&self, slot: usize, change: LabChange) {
         let mut state = self.lock();
-        let phase = match &change {
-            LabChange::Starting { .. } => Phase::Starting,
-            LabChange::Up { .. } | LabChange::Attached { .. } | LabChange::Released { .. } => {
-                Phase::Up
-            }
-            LabChange::Failed { .. } => Phase::Failed,
-            LabChange::Idle | LabChange::Down { .. } => Phase::Idle,
-            LabChange::Kept { .. } => Phase::Kept,
-            LabChange::Resetting { .. } => Phase::Resetting,
-            LabChange::Expired | LabChange::TearingDown => Phase::TearingDown,
-            LabChange::Dirty { .. } => Phase::Dirty,
-        };
         let slot_state = &mut state.slots[slot - 1];
-        slot_state.phase = phase;
+        slot_state.phase = change.phase();
         match &change {
             LabChange::Starting { identity, .. } => slot_state.lab = Some(identity.clone()),
             LabChange::Failed { .. } | LabChange::Down { .. } => slot_state.lab = None,

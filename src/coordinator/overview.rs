@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Phase;
 use crate::auth::Caller;
-use crate::domain::ClientInfo;
+use crate::domain::{ClientInfo, Phase};
 use crate::lab::LabView;
 use crate::lab::upload::Identity;
 use crate::queue::{Lease, Standing};

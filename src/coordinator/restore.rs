@@ -142,7 +142,7 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::LabFiles;
+    use crate::domain::{LabFiles, Phase};
     use crate::session_id::SessionId;
 
     fn session(slot: Option<usize>) -> StoredSession {
@@ -170,7 +170,7 @@ mod tests {
             devices: Some(Vec::new()),
             ref_count: 1,
             started_at: None,
-            phase: "up".into(),
+            phase: Phase::Up,
         }
     }
 

@@ -76,6 +76,83 @@ pub enum LabChange {
     Dirty { error: String },
 }
 
+/// What a slot's lab is doing: the one vocabulary of the lab layer's
+/// reports ([`LabChange::phase`]), the coordinator's slots and the store's
+/// `labs.phase` column (as [`Phase::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No lab work runs: no lab, or a lab nobody holds (kept for reuse).
+    Idle,
+    /// Its holder left and its lab stays up for the next session that asks
+    /// for it (`--keep-idle-lab`).
+    Kept,
+    /// A kept lab is reset for another session (`--warm-reset`).
+    Resetting,
+    /// A bring-up runs.
+    Starting,
+    /// A lab runs and is held.
+    Up,
+    /// The holder left; its work is being cancelled before the teardown.
+    Releasing,
+    TearingDown,
+    /// A teardown failed; netlab may still have the lab registered.
+    Dirty,
+    /// The last bring-up failed (and was cleaned up).
+    Failed,
+}
+
+impl Phase {
+    /// The phase as a `snake_case` word, for the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Kept => "kept",
+            Phase::Resetting => "resetting",
+            Phase::Starting => "starting",
+            Phase::Up => "up",
+            Phase::Releasing => "releasing",
+            Phase::TearingDown => "tearing_down",
+            Phase::Dirty => "dirty",
+            Phase::Failed => "failed",
+        }
+    }
+
+    /// The phase [`Phase::as_str`] wrote; `None` for any other text.
+    pub fn parse(text: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|phase| phase.as_str() == text)
+    }
+
+    const ALL: [Phase; 9] = [
+        Phase::Idle,
+        Phase::Kept,
+        Phase::Resetting,
+        Phase::Starting,
+        Phase::Up,
+        Phase::Releasing,
+        Phase::TearingDown,
+        Phase::Dirty,
+        Phase::Failed,
+    ];
+}
+
+impl LabChange {
+    /// The phase a slot's lab is in once this change happened.
+    pub fn phase(&self) -> Phase {
+        match self {
+            LabChange::Starting { .. } => Phase::Starting,
+            LabChange::Up { .. } | LabChange::Attached { .. } | LabChange::Released { .. } => {
+                Phase::Up
+            }
+            LabChange::Failed { .. } => Phase::Failed,
+            LabChange::Idle | LabChange::Down { .. } => Phase::Idle,
+            LabChange::Kept { .. } => Phase::Kept,
+            LabChange::Resetting { .. } => Phase::Resetting,
+            LabChange::Expired | LabChange::TearingDown => Phase::TearingDown,
+            LabChange::Dirty { .. } => Phase::Dirty,
+        }
+    }
+}
+
 /// Where a lab lives on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabFiles {
@@ -98,15 +175,27 @@ pub struct StoredLab {
     pub devices: Option<Vec<Device>>,
     pub ref_count: u32,
     pub started_at: Option<SystemTime>,
-    /// `starting`, `up`, `idle`, `kept`, `resetting`, `tearing_down` or
-    /// `dirty`.
-    pub phase: String,
+    pub phase: Phase,
 }
 
 impl StoredLab {
     /// Whether the lab finished its bring-up and was not being torn down:
     /// only such a lab can be re-adopted.
     pub fn was_running(&self) -> bool {
-        matches!(self.phase.as_str(), "up" | "idle") && self.devices.is_some()
+        matches!(self.phase, Phase::Up | Phase::Idle) && self.devices.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_phase_reads_back_as_it_was_written_and_nothing_else_does() {
+        for phase in Phase::ALL {
+            assert_eq!(Phase::parse(phase.as_str()), Some(phase));
+        }
+        assert_eq!(Phase::parse("Up"), None);
+        assert_eq!(Phase::parse(""), None);
     }
 }

@@ -34,7 +34,7 @@ pub async fn readopt_or_clear(
         .cloned()
         .collect();
     for lab in stored.iter().filter(|lab| !adopted.contains(lab)) {
-        tracing::warn!(slot = lab.slot, phase = %lab.phase, dir = %lab.files.netlab_dir.display(), "the stored lab no longer runs as it was left; clearing it");
+        tracing::warn!(slot = lab.slot, phase = lab.phase.as_str(), dir = %lab.files.netlab_dir.display(), "the stored lab no longer runs as it was left; clearing it");
     }
     // Only what this server owns: its slots' instances, and any instance
     // whose directory is in its work folder (a slot of an earlier run with

@@ -8,7 +8,7 @@ use rusqlite::{Connection, Row, Transaction, params};
 
 use crate::domain::ClientInfo;
 use crate::domain::events::{Event, EventKind};
-use crate::domain::{Device, LabChange, LabFiles};
+use crate::domain::{Device, LabChange, LabFiles, Phase};
 use crate::queue::Lease;
 use crate::store::{Snapshot, StoredLab, StoredSession};
 
@@ -61,12 +61,7 @@ pub fn apply(tx: &Transaction<'_>, event: &Event, body: &str) -> rusqlite::Resul
 }
 
 fn apply_lab(tx: &Transaction<'_>, slot: i64, change: &LabChange, at: i64) -> rusqlite::Result<()> {
-    let set_phase = |phase: &str| {
-        tx.execute(
-            "UPDATE labs SET phase = ?2 WHERE slot = ?1",
-            params![slot, phase],
-        )
-    };
+    let phase = change.phase().as_str();
     match change {
         LabChange::Starting {
             topology,
@@ -74,31 +69,36 @@ fn apply_lab(tx: &Transaction<'_>, slot: i64, change: &LabChange, at: i64) -> ru
             files,
         } => tx.execute(
             "INSERT OR REPLACE INTO labs (slot, dir, netlab_dir, identity, topology, ref_count, phase)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, 'starting')",
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
             params![
                 slot,
                 files.dir.to_string_lossy(),
                 files.netlab_dir.to_string_lossy(),
                 identity,
-                topology
+                topology,
+                phase
             ],
         ),
         LabChange::Up { devices, .. } => tx.execute(
-            "UPDATE labs SET devices = ?2, ref_count = 1, started_at = ?3, phase = 'up' WHERE slot = ?1",
-            params![slot, to_json(devices.as_slice()), at],
+            "UPDATE labs SET devices = ?2, ref_count = 1, started_at = ?3, phase = ?4 WHERE slot = ?1",
+            params![slot, to_json(devices.as_slice()), at, phase],
         ),
         LabChange::Attached { ref_count, .. } | LabChange::Released { ref_count } => tx.execute(
-            "UPDATE labs SET ref_count = ?2, phase = 'up' WHERE slot = ?1",
-            params![slot, ref_count],
+            "UPDATE labs SET ref_count = ?2, phase = ?3 WHERE slot = ?1",
+            params![slot, ref_count, phase],
         ),
-        LabChange::Idle => set_phase("idle"),
         LabChange::Kept { .. } => tx.execute(
-            "UPDATE labs SET ref_count = 0, phase = 'kept' WHERE slot = ?1",
-            params![slot],
+            "UPDATE labs SET ref_count = 0, phase = ?2 WHERE slot = ?1",
+            params![slot, phase],
         ),
-        LabChange::Resetting { .. } => set_phase("resetting"),
-        LabChange::Expired | LabChange::TearingDown => set_phase("tearing_down"),
-        LabChange::Dirty { .. } => set_phase("dirty"),
+        LabChange::Idle
+        | LabChange::Resetting { .. }
+        | LabChange::Expired
+        | LabChange::TearingDown
+        | LabChange::Dirty { .. } => tx.execute(
+            "UPDATE labs SET phase = ?2 WHERE slot = ?1",
+            params![slot, phase],
+        ),
         LabChange::Down { .. } | LabChange::Failed { .. } => {
             tx.execute("DELETE FROM labs WHERE slot = ?1", [slot])
         }
@@ -131,8 +131,8 @@ pub fn keep_labs(connection: &mut Connection, kept: &[usize]) -> rusqlite::Resul
     for slot in slots {
         if kept.contains(&(slot as usize)) {
             tx.execute(
-                "UPDATE labs SET ref_count = 0, phase = 'idle' WHERE slot = ?1",
-                [slot],
+                "UPDATE labs SET ref_count = 0, phase = ?2 WHERE slot = ?1",
+                params![slot, Phase::Idle.as_str()],
             )?;
         } else {
             tx.execute("DELETE FROM labs WHERE slot = ?1", [slot])?;
@@ -223,8 +223,8 @@ fn lab_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredLab, String>> {
         dir: PathBuf::from(row.get::<_, String>(1)?),
         netlab_dir: PathBuf::from(row.get::<_, String>(2)?),
     };
-    let (identity, topology, ref_count, phase) =
-        (row.get(3)?, row.get(4)?, row.get(6)?, row.get(8)?);
+    let (identity, topology, ref_count) = (row.get(3)?, row.get(4)?, row.get(6)?);
+    let phase: String = row.get(8)?;
     Ok((|| {
         Ok(StoredLab {
             slot: usize::try_from(slot).map_err(|_| format!("lab slot {slot}"))?,
@@ -237,7 +237,8 @@ fn lab_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredLab, String>> {
                 .map_err(|e| format!("lab slot {slot}: devices: {e}"))?,
             ref_count,
             started_at: started_at.map(time),
-            phase,
+            phase: Phase::parse(&phase)
+                .ok_or_else(|| format!("lab slot {slot}: phase {phase:?}"))?,
         })
     })())
 }
