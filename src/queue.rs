@@ -1,7 +1,9 @@
 //! The waiting line: who joined when, who was seen when, who holds a slot.
 //!
 //! A pure state machine: no I/O, no clock (every operation that depends on
-//! time takes `now`), no knowledge of labs. The [`crate::coordinator`] owns
+//! time takes `now`), no knowledge of labs. Each session's entry also
+//! carries its owner's record (`R`: the coordinator's session record), so
+//! a session's data lives in one place and leaves the line with it. The [`crate::coordinator`] owns
 //! one and decides, from its slots, when a session is promoted.
 //!
 //! The sessions that hold a slot (ACTIVE) form a prefix of the line and
@@ -104,7 +106,7 @@ pub enum DeadlineKind {
 }
 
 #[derive(Debug)]
-struct Entry {
+struct Entry<R> {
     /// Monotonic ticket: entries are stored in ticket order, which lets a
     /// lookup by id find the entry by binary search.
     ticket: u64,
@@ -126,9 +128,10 @@ struct Entry {
     hold_warned: bool,
     /// How many later sessions were promoted ahead of it.
     overtaken: u32,
+    record: R,
 }
 
-impl Entry {
+impl<R> Entry<R> {
     fn deadline(&self, timeouts: &Timeouts) -> Option<(Instant, DeadlineKind)> {
         // Without a lease a running request pins the session (it counts as
         // alive until it ends), claim window included.
@@ -175,19 +178,21 @@ pub struct RestoredEntry {
 }
 
 /// What a session looked like when it left the line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Departed {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departed<R> {
     pub id: SessionId,
     /// It held a slot when it left.
     pub was_active: bool,
     /// When it joined and, if it was promoted, when.
     pub joined: Instant,
     pub promoted: Option<Instant>,
+    /// Its record, which left the line with it.
+    pub record: R,
 }
 
 /// One session as a listing shows it (see [`Queue::list`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listed {
+#[derive(Debug, PartialEq, Eq)]
+pub struct Listed<'a, R> {
     pub id: SessionId,
     pub standing: Standing,
     pub joined: Instant,
@@ -199,12 +204,13 @@ pub struct Listed {
     /// When it is evicted unless seen, and by which rule; `None` while a
     /// request of a session without a lease runs.
     pub deadline: Option<(Instant, DeadlineKind)>,
+    pub record: &'a R,
 }
 
 /// The waiting line. See the module documentation.
 #[derive(Debug)]
-pub struct Queue {
-    entries: VecDeque<Entry>,
+pub struct Queue<R = ()> {
+    entries: VecDeque<Entry<R>>,
     tickets: HashMap<SessionId, u64>,
     next_ticket: u64,
     /// How many entries (a prefix) hold a slot.
@@ -215,7 +221,7 @@ pub struct Queue {
     timeouts: Timeouts,
 }
 
-impl Queue {
+impl<R> Queue<R> {
     /// A line for `slots` lab slots.
     pub fn new(timeouts: Timeouts, slots: usize) -> Self {
         Queue {
@@ -239,8 +245,8 @@ impl Queue {
     }
 
     /// Adds a WAITING session at the tail, with its client's lease if it
-    /// announced one.
-    pub fn join(&mut self, id: SessionId, now: Instant, lease: Option<Lease>) {
+    /// announced one, and its record.
+    pub fn join(&mut self, id: SessionId, now: Instant, lease: Option<Lease>, record: R) {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.entries.push_back(Entry {
@@ -254,6 +260,7 @@ impl Queue {
             lease,
             hold_warned: false,
             overtaken: 0,
+            record,
         });
         self.tickets.insert(id, ticket);
     }
@@ -264,8 +271,8 @@ impl Queue {
     /// sign of life within the claim window from `now`: a live one polls
     /// within seconds, a dead one must not keep its place (or its slot) for
     /// a whole timeout.
-    pub fn restore(&mut self, id: SessionId, stored: RestoredEntry, now: Instant) {
-        self.join(id, now, stored.lease);
+    pub fn restore(&mut self, id: SessionId, stored: RestoredEntry, record: R, now: Instant) {
+        self.join(id, now, stored.lease, record);
         let mut entry = self.entries.pop_back().expect("just joined");
         entry.joined = stored.joined;
         entry.unclaimed_since = Some(now);
@@ -400,8 +407,19 @@ impl Queue {
             .and_then(|index| self.entries[index].lease)
     }
 
+    /// The session's record; `None` when it is not in the line.
+    pub fn record(&self, id: &SessionId) -> Option<&R> {
+        self.index_of(id).map(|index| &self.entries[index].record)
+    }
+
+    /// The session's record, to change; `None` when it is not in the line.
+    pub fn record_mut(&mut self, id: &SessionId) -> Option<&mut R> {
+        let index = self.index_of(id)?;
+        Some(&mut self.entries[index].record)
+    }
+
     /// Every session in line order. Looking is not a sign of life.
-    pub fn list(&self) -> impl Iterator<Item = Listed> + '_ {
+    pub fn list(&self) -> impl Iterator<Item = Listed<'_, R>> + '_ {
         self.entries
             .iter()
             .enumerate()
@@ -413,11 +431,12 @@ impl Queue {
                 last_seen: entry.last_seen,
                 lease: entry.lease,
                 deadline: entry.deadline(&self.timeouts),
+                record: &entry.record,
             })
     }
 
     /// Removes a session. Whoever owns the slots frees the one it held.
-    pub fn leave(&mut self, id: &SessionId) -> Option<Departed> {
+    pub fn leave(&mut self, id: &SessionId) -> Option<Departed<R>> {
         let index = self.index_of(id)?;
         let entry = self.entries.remove(index)?;
         self.tickets.remove(id);
@@ -429,6 +448,7 @@ impl Queue {
             was_active: entry.promoted.is_some(),
             joined: entry.joined,
             promoted: entry.promoted,
+            record: entry.record,
         })
     }
 
@@ -496,7 +516,7 @@ mod tests {
         let mut q = queue();
         let t0 = Instant::now();
         let s = ids(3);
-        s.iter().for_each(|id| q.join(*id, t0, None));
+        s.iter().for_each(|id| q.join(*id, t0, None, ()));
         assert_eq!(q.standing(&s[0]), at(SessionStatus::Waiting, 0));
         q.promote_next(t0, true);
         assert_eq!(q.standing(&s[0]), at(SessionStatus::Active, 0));
@@ -514,7 +534,7 @@ mod tests {
         let mut q = Queue::new(TIMEOUTS, 2);
         let t0 = Instant::now();
         let s = ids(4);
-        s.iter().for_each(|id| q.join(*id, t0, None));
+        s.iter().for_each(|id| q.join(*id, t0, None, ()));
         q.promote_next(t0, true);
         q.promote_next(t0, true);
         assert_eq!(q.active_count(), 2);
@@ -534,9 +554,9 @@ mod tests {
         let mut q = queue();
         let t0 = Instant::now();
         let (a, b) = (SessionId::new(), SessionId::new());
-        q.join(a, t0, None);
+        q.join(a, t0, None, ());
         q.promote_next(t0, true);
-        q.join(b, t0, None);
+        q.join(b, t0, None, ());
         assert_eq!(q.deadline(&a), Some((t0 + ACTIVE, DeadlineKind::Active)));
         assert_eq!(q.deadline(&b), Some((t0 + WAITING, DeadlineKind::Waiting)));
         q.touch(&a, t0 + Duration::from_secs(100));
@@ -557,9 +577,9 @@ mod tests {
         let mut q = queue();
         let t0 = Instant::now();
         let (a, b) = (SessionId::new(), SessionId::new());
-        q.join(a, t0, None);
+        q.join(a, t0, None, ());
         q.promote_next(t0, true);
-        q.join(b, t0, None);
+        q.join(b, t0, None, ());
         q.leave(&a);
         let promoted = t0 + Duration::from_secs(500);
         q.promote_next(promoted, false);
@@ -584,7 +604,7 @@ mod tests {
         let mut q = queue();
         let t0 = Instant::now();
         let a = SessionId::new();
-        q.join(a, t0, None);
+        q.join(a, t0, None, ());
         q.begin_request(&a, t0);
         q.promote_next(t0, false);
         assert_eq!(q.deadline(&a), None, "pinned while its request runs");
@@ -605,7 +625,7 @@ mod tests {
         );
         let t0 = Instant::now();
         let a = SessionId::new();
-        q.join(a, t0, None);
+        q.join(a, t0, None, ());
         q.promote_next(t0, false);
         assert_eq!(
             q.deadline(&a),
@@ -618,7 +638,7 @@ mod tests {
         let mut q = queue();
         let t0 = Instant::now();
         let s = ids(50);
-        s.iter().for_each(|id| q.join(*id, t0, None));
+        s.iter().for_each(|id| q.join(*id, t0, None, ()));
         q.promote_next(t0, true);
         for id in s.iter().step_by(3) {
             if q.leave(id).is_some_and(|gone| gone.was_active) {
@@ -654,8 +674,8 @@ mod tests {
             Duration::from_secs(10)
         );
         assert_eq!((Lease::every(0), Lease::every(301)), (None, None));
-        q.join(a, t0, Some(lease));
-        q.join(b, t0, Some(lease));
+        q.join(a, t0, Some(lease), ());
+        q.join(b, t0, Some(lease), ());
         q.promote_next(t0, true);
         let limit = t0 + Duration::from_secs(15);
         assert_eq!(q.deadline(&a), Some((limit, DeadlineKind::Lease)));
@@ -686,10 +706,11 @@ mod tests {
         q.restore(
             waiter,
             stored(None, Some(Lease::every(60).unwrap())),
+            (),
             restart,
         );
         // Stored behind a waiting session (it overtook it): still a holder.
-        q.restore(holder, stored(Some(t0), None), restart);
+        q.restore(holder, stored(Some(t0), None), (), restart);
         assert_eq!(q.standing(&holder), at(SessionStatus::Active, 0));
         assert_eq!(q.standing(&waiter), at(SessionStatus::Waiting, 1));
         let claim = (restart + CLAIM, DeadlineKind::Claim);
@@ -716,7 +737,7 @@ mod tests {
         let mut q = Queue::new(TIMEOUTS, 2);
         let t0 = Instant::now();
         let s = ids(5);
-        s.iter().for_each(|id| q.join(*id, t0, None));
+        s.iter().for_each(|id| q.join(*id, t0, None, ()));
         assert_eq!(
             q.promote(&s[2], t0, false),
             Some(vec![(s[0], 1), (s[1], 1)])

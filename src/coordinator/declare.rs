@@ -48,13 +48,13 @@ impl Coordinator {
         self.check_owner(id, caller)?;
         let turn = {
             let state = self.shared.lock();
-            let record = state.sessions.get(id).ok_or(GateError::UnknownSession)?;
+            let record = state.line.record(id).ok_or(GateError::UnknownSession)?;
             Arc::clone(&record.declaring)
         };
         let _turn = turn.lock_owned().await;
         let index = {
             let state = self.shared.lock();
-            let record = state.sessions.get(id).ok_or(GateError::UnknownSession)?;
+            let record = state.line.record(id).ok_or(GateError::UnknownSession)?;
             if let Some(index) = record.declared.iter().position(|d| *d == upload.identity) {
                 return Ok((upload.identity, index));
             }
@@ -70,8 +70,8 @@ impl Coordinator {
         let recorded = {
             let mut state = self.shared.lock();
             state
-                .sessions
-                .get_mut(id)
+                .line
+                .record_mut(id)
                 .map(|record| record.declared.push(upload.identity.clone()))
                 .is_some()
         };
@@ -87,8 +87,8 @@ impl Coordinator {
     pub fn declared_labs(&self, id: &SessionId) -> Vec<Identity> {
         let state = self.shared.lock();
         state
-            .sessions
-            .get(id)
+            .line
+            .record(id)
             .map(|record| record.declared.clone())
             .unwrap_or_default()
     }

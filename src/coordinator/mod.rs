@@ -129,8 +129,8 @@ type PrebootReport = watch::Sender<Option<Result<(), Arc<LabError>>>>;
 /// A pre-boot to start: its session, slot index and where to report.
 type PrebootWork = (SessionId, usize, PrebootReport);
 
-/// What the coordinator knows of a session besides its place in the line
-/// (which the [`Queue`] keeps).
+/// What the coordinator knows of a session besides its place in the line;
+/// the [`Queue`] keeps it in the session's entry, so it leaves with it.
 #[derive(Debug)]
 struct SessionRecord {
     /// What its client said about itself, if anything.
@@ -148,11 +148,12 @@ struct SessionRecord {
 }
 
 impl SessionRecord {
-    fn new(client: Option<Arc<ClientInfo>>, owner: Option<Caller>, stamp: u64) -> Self {
+    /// A record with no event yet (stamp 0).
+    fn new(client: Option<Arc<ClientInfo>>, owner: Option<Caller>) -> Self {
         SessionRecord {
             client,
             owner,
-            stamp,
+            stamp: 0,
             declared: Vec::new(),
             declaring: Arc::default(),
         }
@@ -216,12 +217,11 @@ pub enum CreateError {
 /// Everything behind the one lock.
 #[derive(Debug)]
 struct State {
-    line: Queue,
+    line: Queue<SessionRecord>,
     slots: Vec<SlotState>,
     deadlines: Deadlines<DeadlineKind, SessionId>,
     events: EventBus,
     keys: Keys,
-    sessions: HashMap<SessionId, SessionRecord>,
     endings: Endings,
     /// Where the sessions' declared labs are kept.
     declared: DeclaredLabs,
@@ -235,7 +235,7 @@ impl State {
     /// The id of the last event that changed the session's standing (0 for
     /// none this run, or an unknown session).
     fn stamp(&self, id: &SessionId) -> u64 {
-        self.sessions.get(id).map_or(0, |record| record.stamp)
+        self.line.record(id).map_or(0, |record| record.stamp)
     }
 
     /// Puts the session's deadline where the line's rules say it is now.
@@ -278,7 +278,7 @@ impl State {
                 slot: index + 1,
                 waited,
             });
-            if let Some(record) = self.sessions.get_mut(&id) {
+            if let Some(record) = self.line.record_mut(&id) {
                 record.stamp = stamp;
             }
             self.refresh(id);
@@ -307,7 +307,7 @@ impl State {
         let waiting: Vec<(SessionId, u32)> = self.line.waiting().take(looked_at).collect();
         let wanted: Vec<Option<String>> = (waiting.iter())
             .map(|(id, _)| {
-                let record = self.sessions.get(id);
+                let record = self.line.record(id);
                 record.and_then(|record| record.declared.first().map(Identity::to_string))
             })
             .collect();
@@ -363,17 +363,13 @@ impl State {
         let departed = self.line.leave(&id)?;
         self.deadlines.set(id, None);
         self.keys.forget(&id);
-        let record = self.sessions.remove(&id);
-        if record
-            .as_ref()
-            .is_some_and(|record| !record.declared.is_empty())
-        {
+        let record = &departed.record;
+        if !record.declared.is_empty() {
             // Unawaited: a start-up deletes what a stop cut short.
             let declared = self.declared.clone();
             tokio::spawn(async move { declared.forget(&id).await });
         }
-        self.endings
-            .remember(id, reason, record.and_then(|record| record.owner));
+        self.endings.remember(id, reason, record.owner.clone());
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -519,7 +515,6 @@ impl Coordinator {
                 deadlines: Deadlines::default(),
                 events: EventBus::new(Arc::clone(&store), 0),
                 keys: Keys::default(),
-                sessions: HashMap::new(),
                 endings: Endings::default(),
                 declared,
                 preboots: Vec::new(),
@@ -644,7 +639,12 @@ impl Coordinator {
         if let Some(key) = &key {
             state.keys.remember_session(key.clone(), fingerprint, id);
         }
-        state.line.join(id, now, lease);
+        state.line.join(
+            id,
+            now,
+            lease,
+            SessionRecord::new(client.clone(), owner.clone()),
+        );
         let position = state
             .line
             .standing(&id)
@@ -657,9 +657,9 @@ impl Coordinator {
             key,
             lease,
         });
-        state
-            .sessions
-            .insert(id, SessionRecord::new(client, owner, first));
+        if let Some(record) = state.line.record_mut(&id) {
+            record.stamp = first;
+        }
         state.fill_free_slots(now, &self.shared.shutdown, Some(id));
         state.refresh(id);
         let standing = state.line.standing(&id).expect("just joined");
@@ -672,7 +672,7 @@ impl Coordinator {
     /// may go on to touch the session: another token's never does.
     pub fn check_owner(&self, id: &SessionId, caller: Option<&Caller>) -> Result<(), GateError> {
         let state = self.shared.lock();
-        let owner = match (state.sessions.get(id), state.endings.reasons.get(id)) {
+        let owner = match (state.line.record(id), state.endings.reasons.get(id)) {
             (Some(record), _) => &record.owner,
             (None, Some((reason, owner))) if owner.as_ref() == caller => {
                 return Err(GateError::Ended(*reason));
@@ -822,15 +822,15 @@ impl Coordinator {
         }
     }
 
-    /// The session that has been ACTIVE longest (promotion is first come,
-    /// first served, so it is the head of the line), or, while nobody is
+    /// The session that has been ACTIVE longest (holders stand at the front
+    /// of the line in the order they were promoted), or, while nobody is
     /// ACTIVE, the head, with its owner. Looking does not keep it alive.
     pub fn longest_active(&self) -> Option<(SessionId, Standing, Option<Caller>)> {
         let state = self.shared.lock();
         let (id, standing) = state.line.head()?;
         let owner = state
-            .sessions
-            .get(&id)
+            .line
+            .record(&id)
             .and_then(|record| record.owner.clone());
         Some((id, standing, owner))
     }
@@ -849,7 +849,7 @@ impl Coordinator {
             .line
             .list()
             .map(|listed| {
-                let record = state.sessions.get(&listed.id);
+                let record = listed.record;
                 SessionView {
                     id: listed.id,
                     standing: listed.standing,
@@ -858,8 +858,8 @@ impl Coordinator {
                         .iter()
                         .position(|slot| slot.holder == Some(listed.id))
                         .map(|index| index + 1),
-                    client: record.and_then(|record| record.client.clone()),
-                    owner: record.and_then(|record| record.owner.clone()),
+                    client: record.client.clone(),
+                    owner: record.owner.clone(),
                     waiting: listed
                         .promoted
                         .unwrap_or(now)
@@ -870,9 +870,7 @@ impl Coordinator {
                     evicted_in: listed
                         .deadline
                         .map(|(at, _)| at.saturating_duration_since(now)),
-                    declared: record
-                        .map(|record| record.declared.clone())
-                        .unwrap_or_default(),
+                    declared: record.declared.clone(),
                 }
             })
             .collect();

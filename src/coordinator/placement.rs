@@ -221,7 +221,7 @@ mod tests {
 
         fn arrive(&mut self, wanted: Option<u8>) {
             let id = crate::session_id::SessionId::new();
-            self.line.join(id, self.now, None);
+            self.line.join(id, self.now, None, ());
             self.wanted.insert(id, wanted.map(|n| n.to_string()));
             self.arrivals.push(id);
             self.fill();

@@ -101,7 +101,11 @@ impl Coordinator {
                 lease: session.lease,
                 overtaken: session.overtaken,
             };
-            state.line.restore(id, entry, now);
+            let record = SessionRecord::new(
+                session.client.clone().map(Arc::new),
+                session.owner.as_deref().map(Caller::restored),
+            );
+            state.line.restore(id, entry, record, now);
             if let Some(key) = session.key {
                 let fingerprint =
                     idempotency::session_fingerprint(session.client.as_ref(), session.lease);
@@ -112,19 +116,11 @@ impl Coordinator {
                 slot_state.holder = Some(id);
                 slot_state.holder_token = self.shared.shutdown.child_token();
             }
-            state.sessions.insert(
-                id,
-                SessionRecord::new(
-                    session.client.map(Arc::new),
-                    session.owner.as_deref().map(Caller::restored),
-                    0,
-                ),
-            );
             state.refresh(id);
         }
-        let live: Vec<SessionId> = state.sessions.keys().copied().collect();
+        let live: Vec<SessionId> = state.line.list().map(|listed| listed.id).collect();
         for (id, declared) in state.declared.restore(&live) {
-            if let Some(record) = state.sessions.get_mut(&id) {
+            if let Some(record) = state.line.record_mut(&id) {
                 record.declared = declared;
             }
         }
