@@ -19,6 +19,7 @@ import requests
 from browser import chromium
 from conftest import StartServer
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from server_process import REPO, TOPOLOGIES, LabServer
@@ -56,7 +57,9 @@ def text_of(browser: webdriver.Chrome, selector: str) -> str:
 
 
 def wait_for(browser: webdriver.Chrome, selector: str, containing: str = "") -> None:
-    WebDriverWait(browser, WAIT).until(
+    # The queue is redrawn every second and the timeline at every event: an element found may be
+    # replaced before its text is read, which only means "look again".
+    WebDriverWait(browser, WAIT, ignored_exceptions=[StaleElementReferenceException]).until(
         lambda b: bool(b.find_elements(By.CSS_SELECTOR, selector)) and containing in text_of(b, selector),
         f"{selector} showing {containing!r}",
     )
@@ -192,8 +195,10 @@ def test_the_dashboard_fits_a_phone_without_sideways_scrolling(server: LabServer
                 len(b.find_elements(By.CSS_SELECTOR, "#queue tbody tr")) == len(clients)
                 and b.find_elements(By.CSS_SELECTOR, '#events li[data-type="lab_up"]')
                 and b.find_elements(By.CSS_SELECTOR, "#slots ul.devices li")
+                and b.find_elements(By.CSS_SELECTOR, '#timeline .seg[data-state="up"]')
+                and len(b.find_elements(By.CSS_SELECTOR, "#timeline .wait-label")) == len(clients)
             ),
-            "the queue, the lab and its devices on the page",
+            "the queue, the lab and its devices, the timeline on the page",
         )
         assert phone.execute_script("return window.innerWidth") == 390
         assert phone.execute_script(SIDEWAYS) == []
@@ -210,6 +215,9 @@ def test_the_dashboard_fits_a_phone_without_sideways_scrolling(server: LabServer
             ("lease", True),
         ], times
         assert all(right <= 390 for _, _, right in times), times
+        # The timeline's hour is squeezed into the width, not cut off: "now" is on screen.
+        now = phone.find_element(By.CSS_SELECTOR, "#timeline .ticks span:last-child").rect
+        assert 0 < now["x"] + now["width"] <= 390, now
     finally:
         phone.quit()
 
@@ -236,5 +244,89 @@ def test_a_kept_lab_shows_its_time_left_and_its_warm_hand_over(
         wait_for(browser, '[data-slot="1"] .phase', "UP")
         wait_for(browser, '#events li[data-type="lab_attached"]', "warm hand-over")
         assert not browser.find_elements(By.CSS_SELECTOR, '[data-slot="1"] .kept')
+    finally:
+        kept.stop()
+
+
+# Every segment and wait bar of the timeline, read in one script: the timeline is redrawn every few
+# seconds and at every event, so elements found one by one could be gone before they are read.
+TIMELINE = """
+return [...document.querySelectorAll('#timeline .seg, #timeline .wait, #timeline .wait-label')].map((node) => ({
+  kind: node.className.split(' ')[0],
+  slot: node.closest('.lane').dataset.slot || null,
+  state: node.dataset.state || null,
+  session: node.dataset.session || null,
+  open: node.dataset.open === 'true',
+  title: node.title,
+  text: node.textContent,
+  width: node.getBoundingClientRect().width,
+}));
+"""
+
+
+def timeline(browser: webdriver.Chrome) -> list[dict]:
+    return browser.execute_script(TIMELINE)
+
+
+def lane_states(browser: webdriver.Chrome, slot: int) -> list[tuple[str, str | None]]:
+    """(state, session) of each segment in slot `slot`'s lane, lab track after the holders' track."""
+    return [(n["state"], n["session"]) for n in timeline(browser) if n["kind"] == "seg" and n["slot"] == str(slot)]
+
+
+def test_the_timeline_shows_each_slots_hour_and_each_sessions_wait(
+    server_bin: Path, netlab_bin: Path, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    kept = LabServer(server_bin, netlab_bin, tmp_path / "timeline", "--keep-idle-lab", "600")
+    try:
+        browser.get(f"{kept.url}/")
+        wait_for(browser, '#timeline-lanes .lane[data-slot="1"]', "Slot 1")
+        assert timeline(browser) == []
+
+        topology = {"topology": ("two_routers.yml", (TOPOLOGIES / "two_routers.yml").read_bytes())}
+        first = requests.post(f"{kept.url}/session", timeout=10).json()["session_id"]
+        second = requests.post(f"{kept.url}/session", timeout=10).json()["session_id"]
+        # The waiting session declares its lab: the queue lists its identity prefix.
+        declared = requests.post(f"{kept.url}/session/{second}/labs", files=topology, timeout=60)
+        assert declared.status_code == 201, declared.text
+        prefix = declared.json()["identity"][:12]
+        wait_for(browser, f'#queue tr[data-session="{second[:8]}"] td.declared', prefix)
+        wait_for(browser, f'#timeline .wait[data-session="{second[:8]}"][data-open="true"]')
+
+        up = requests.post(f"{kept.url}/lab", headers={"X-Session-ID": first}, files=topology, timeout=120)
+        assert up.status_code == 200, up.text
+        # The lab the waiting session declared now runs in slot 1: its prefix is marked.
+        wait_for(browser, f'#queue [data-identity="{prefix}"].running')
+        # The first session leaves: its lab is kept, the second is promoted to slot 1.
+        assert requests.delete(f"{kept.url}/session/{first}", timeout=60).status_code == 204
+        wait_for(browser, '[data-slot="1"] .phase', "KEPT")
+
+        def shows_the_hour(b: webdriver.Chrome) -> bool:
+            states = lane_states(b, 1)
+            waited = [n for n in timeline(b) if n["kind"] == "wait" and n["session"] == second[:8]]
+            return (
+                {("booting", None), ("held", first[:8]), ("kept", None), ("held", second[:8])} <= set(states)
+                and len(waited) == 1
+                and not waited[0]["open"]
+            )
+
+        WebDriverWait(browser, WAIT).until(shows_the_hour, "booting, held, kept and the second session's wait")
+        nodes = timeline(browser)
+        # The lab track in time order: the bring-up, the lab up while held, then kept.
+        assert [n["state"] for n in nodes if n["kind"] == "seg" and n["state"] != "held"] == ["booting", "up", "kept"]
+        assert all(n["width"] > 0 for n in nodes), nodes
+        (booting,) = [n for n in nodes if n["state"] == "booting"]
+        assert "slot 1: bring-up of two_routers.yml" in booting["title"], booting
+        # One wait per session, labelled with its id: the first was promoted at once (a 0 s wait).
+        assert [n["text"] for n in nodes if n["kind"] == "wait-label"] == [first[:8], second[:8]]
+        (second_wait,) = [n for n in nodes if n["kind"] == "wait" and n["session"] == second[:8]]
+        assert f"{second[:8]} waited" in second_wait["title"], second_wait
+        (kept_idle,) = [n for n in nodes if n["state"] == "kept"]
+        assert kept_idle["open"]
+        assert "so far" in kept_idle["title"]
+
+        # A page opened now draws the same hour from the server's history (GET /events?replay=…).
+        browser.refresh()
+        WebDriverWait(browser, WAIT).until(shows_the_hour, "the same timeline from the replayed history")
+        assert browser.find_elements(By.CSS_SELECTOR, '#timeline-legend [data-state="kept"]')
     finally:
         kept.stop()
