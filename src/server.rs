@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::auth::{Auth, TokenError, TokenSource};
 use crate::coordinator::placement::Policy;
-use crate::coordinator::{Coordinator, Restored, labs_with_their_holder};
+use crate::coordinator::{Coordinator, Restored, labs_to_readopt};
 use crate::lab::declared::DeclaredLabs;
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
@@ -170,11 +170,17 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             .clone()
             .unwrap_or_else(|| tmp.join("neops_remote_lab_labs")),
     )?;
-    let candidates = labs_with_their_holder(&snapshot.sessions, &snapshot.labs, config.lab_slots);
+    let keep_idle = !config.keep_idle_lab.is_zero();
+    let candidates = labs_to_readopt(
+        &snapshot.sessions,
+        &snapshot.labs,
+        config.lab_slots,
+        keep_idle,
+    );
     for lab in snapshot.labs.iter().filter(|lab| !candidates.contains(lab)) {
         tracing::warn!(
             slot = lab.slot,
-            "the stored lab's holder does not keep its slot; clearing the lab"
+            "the stored lab's holder does not keep its slot (or it was kept and --keep-idle-lab is 0); clearing the lab"
         );
     }
     let labs = readopt_or_clear(&netlab, config.lab_slots, &work_root, &candidates).await;

@@ -452,6 +452,11 @@ async fn a_change_is_answered_only_once_it_is_on_disk() {
     let line = server.get_json("/sessions").await;
     assert_eq!(line["sessions"][0]["id"], &waiter[..8], "{line}");
     assert!(!leaving.is_finished());
+    // Nor is its end reported to anyone who asks.
+    let (status, body) = server.session_status(&holder).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("could not be saved yet"), "{detail}");
     // Room again: the store catches up, and only then the answer comes.
     limit_file_size(&server, None);
     assert_eq!(leaving.await.unwrap(), StatusCode::NO_CONTENT);

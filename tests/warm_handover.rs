@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{CountingNetlab, Options, Server, TWO_NODES, Upload};
+use common::{CountingNetlab, Options, Server, ServerDirs, TWO_NODES, Upload};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -226,4 +226,38 @@ async fn reuse_false_and_a_stop_end_a_kept_lab() {
     // A stop tears kept labs down like any other.
     assert!(s.stop_with(libc::SIGTERM).success());
     assert!(s.dirs.lab_dirs().is_empty());
+}
+
+#[tokio::test]
+async fn a_kept_lab_outlives_a_restart_that_keeps_the_labs() {
+    let real = require_netlab!();
+    let netlab = CountingNetlab::new(&real);
+    let dirs = ServerDirs::new();
+    let options = || {
+        Options::new(&netlab.script)
+            .arg("--keep-idle-lab", "600")
+            .env("NEOPS_KEEP_LABS_ON_STOP", "true")
+            .dirs(&dirs)
+    };
+    let mut s = Server::start(options()).await;
+    leave_a_kept_lab(&s, TWO_NODES).await;
+    assert!(s.stop_with(libc::SIGTERM).success());
+    assert_eq!(dirs.lab_dirs().len(), 1, "the kept lab is left running");
+
+    // The next start finds it running and keeps it again, for a whole
+    // window: the next session attaches without a bring-up.
+    let s = Server::start(options()).await;
+    let overview = s.get_json("/sessions").await;
+    assert_eq!(overview["slots"][0]["phase"], "kept", "{overview}");
+    let events = s
+        .replayed_events(20, |events| event_types(events).contains(&"lab_kept"))
+        .await;
+    assert!(event_types(&events).contains(&"lab_kept"), "{events:?}");
+    let (_, status, lab) = next_session_acquires(&s, TWO_NODES).await;
+    assert_eq!(
+        (status, &lab["reused"]),
+        (StatusCode::OK, &Value::Bool(true)),
+        "{lab}"
+    );
+    assert_eq!(netlab.ups(), 1, "{:?}", netlab.commands());
 }

@@ -297,6 +297,11 @@ impl From<GateError> for ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, "Session belongs to another token")
             }
             GateError::NotActive => ApiError::new(StatusCode::LOCKED, "Session is not active"),
+            GateError::EndNotSaved => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The session's end could not be saved yet: the server cannot write its state \
+                 (its disk may be full); ask again once there is room",
+            ),
             // The original's detail first, for clients that match on it.
             GateError::Ended(reason) => ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -56,7 +56,7 @@ use events::{EventBus, Resume};
 use idempotency::{Keys, LabKey, LabOutcome, SessionKey};
 pub use overview::{Overview, SessionView, SlotView};
 use placement::{FreeSlot, Policy, Waiting};
-pub use restore::{Restored, labs_with_their_holder};
+pub use restore::{Restored, labs_to_readopt};
 
 /// Why a session may not use the lab routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,9 @@ pub enum GateError {
     /// The session ended a moment ago, for this reason (HTTP 404, saying
     /// why).
     Ended(EndReason),
+    /// The session ended in memory, but its end could not be saved yet
+    /// (a full disk): a crash would bring it back (HTTP 503).
+    EndNotSaved,
 }
 
 #[derive(Debug)]
@@ -168,19 +171,21 @@ const ENDINGS_KEPT: usize = 4096;
 /// are forgotten first.
 #[derive(Debug, Default)]
 struct Endings {
-    reasons: HashMap<SessionId, (EndReason, Option<Caller>)>,
+    /// Per session: why it ended, whose it was, and the id of the event
+    /// that ended it (until that is saved, its end is not reported).
+    reasons: HashMap<SessionId, (EndReason, Option<Caller>, u64)>,
     order: std::collections::VecDeque<SessionId>,
 }
 
 impl Endings {
-    fn remember(&mut self, id: SessionId, reason: EndReason, owner: Option<Caller>) {
+    fn remember(&mut self, id: SessionId, reason: EndReason, owner: Option<Caller>, stamp: u64) {
         if self.order.len() == ENDINGS_KEPT
             && let Some(oldest) = self.order.pop_front()
         {
             self.reasons.remove(&oldest);
         }
         self.order.push_back(id);
-        self.reasons.insert(id, (reason, owner));
+        self.reasons.insert(id, (reason, owner, stamp));
     }
 }
 
@@ -369,7 +374,6 @@ impl State {
             let declared = self.declared.clone();
             tokio::spawn(async move { declared.forget(&id).await });
         }
-        self.endings.remember(id, reason, record.owner.clone());
         let slot = self.slots.iter().position(|slot| slot.holder == Some(id));
         if let Some(index) = slot {
             let slot = &mut self.slots[index];
@@ -386,12 +390,14 @@ impl State {
             .unwrap_or(now)
             .saturating_duration_since(departed.joined);
         tracing::info!(session = %id, ?reason, slot = slot.map(|index| index + 1), "session ended");
-        self.events.publish(EventKind::SessionEnded {
+        let stamp = self.events.publish(EventKind::SessionEnded {
             session: id,
             reason,
             waited,
             held,
         });
+        self.endings
+            .remember(id, reason, departed.record.owner, stamp);
         Some(slot)
     }
 }
@@ -674,8 +680,16 @@ impl Coordinator {
         let state = self.shared.lock();
         let owner = match (state.line.record(id), state.endings.reasons.get(id)) {
             (Some(record), _) => &record.owner,
-            (None, Some((reason, owner))) if owner.as_ref() == caller => {
-                return Err(GateError::Ended(*reason));
+            (None, Some((reason, owner, stamp))) if owner.as_ref() == caller => {
+                // An end the store failed to save is undone by a crash:
+                // not reported until it is saved.
+                let saved = self.store.unsaved().is_none()
+                    || self.store.durable(*stamp).now_or_never().is_some();
+                return Err(if saved {
+                    GateError::Ended(*reason)
+                } else {
+                    GateError::EndNotSaved
+                });
             }
             // Another token's ended session is as unknown as any.
             (None, _) => return Err(GateError::UnknownSession),

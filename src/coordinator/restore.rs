@@ -7,8 +7,9 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use super::events::EventBus;
-use super::{Coordinator, SessionRecord, idempotency};
+use super::{Coordinator, SessionRecord, expire_later, idempotency};
 use crate::auth::Caller;
+use crate::domain::Phase;
 use crate::queue::RestoredEntry;
 use crate::session_id::SessionId;
 use crate::store::{StoredLab, StoredSession};
@@ -36,16 +37,23 @@ pub fn kept_slots(sessions: &[StoredSession], slots: usize) -> Vec<Option<usize>
         .collect()
 }
 
-/// Which stored labs may be re-adopted: only a lab whose holder keeps its
-/// slot. A slot never passes to another session with its lab still up.
-pub fn labs_with_their_holder(
+/// Which stored labs may be re-adopted: a lab whose holder keeps its
+/// slot, and, when labs are kept for a next session (`keep_idle`), a lab
+/// that was kept so in a slot nobody keeps. No other lab passes to another
+/// session: a held lab whose holder lost its slot is cleared.
+pub fn labs_to_readopt(
     sessions: &[StoredSession],
     labs: &[StoredLab],
     slots: usize,
+    keep_idle: bool,
 ) -> Vec<StoredLab> {
     let kept = kept_slots(sessions, slots);
+    let held = |slot: usize| kept.contains(&Some(slot));
     labs.iter()
-        .filter(|lab| kept.contains(&Some(lab.slot)))
+        .filter(|lab| {
+            let unheld_kept = keep_idle && lab.phase == Phase::Kept && lab.slot <= slots;
+            held(lab.slot) || (unheld_kept && !held(lab.slot))
+        })
         .cloned()
         .collect()
 }
@@ -80,18 +88,24 @@ impl Coordinator {
                 .and_then(|ago| now.checked_sub(ago))
                 .unwrap_or(now)
         };
+        let sessions = restored.sessions.len();
+        let kept = kept_slots(&restored.sessions, self.slots.len());
+        self.shared.lock().events = EventBus::new(Arc::clone(&self.store), restored.last_event_id);
+        // A lab whose holder keeps its slot is adopted as it was; one in a
+        // slot nobody holds was kept for a next session, and is kept again
+        // for a whole window (an event says so).
         for lab in &restored.labs {
-            self.slots[lab.slot - 1].adopt(lab);
+            let keep_for = (!kept.contains(&Some(lab.slot))).then_some(self.keep_idle);
+            let slot = &self.slots[lab.slot - 1];
+            if let Some(keep) = slot.adopt(lab, keep_for) {
+                let stop = self.shared.shutdown.clone();
+                (self.tasks).spawn(expire_later(Arc::clone(slot), keep, self.keep_idle, stop));
+            }
         }
         let mut state = self.shared.lock();
         for lab in &restored.labs {
             state.slots[lab.slot - 1].lab = Some(lab.identity.clone());
         }
-        drop(state);
-        let sessions = restored.sessions.len();
-        let kept = kept_slots(&restored.sessions, self.slots.len());
-        let mut state = self.shared.lock();
-        state.events = EventBus::new(Arc::clone(&self.store), restored.last_event_id);
         for (session, kept) in restored.sessions.into_iter().zip(kept) {
             let id = session.id;
             let promoted = kept.and(session.promoted).map(|(at, _)| instant(at));
@@ -167,6 +181,7 @@ mod tests {
             ref_count: 1,
             started_at: None,
             phase: Phase::Up,
+            built_by: None,
         }
     }
 
@@ -187,11 +202,22 @@ mod tests {
     fn a_lab_is_adopted_only_with_its_holder() {
         let line = [session(Some(2)), session(Some(1))];
         let labs = [lab(1), lab(2)];
-        assert_eq!(labs_with_their_holder(&line, &labs, 2), labs);
+        assert_eq!(labs_to_readopt(&line, &labs, 2, false), labs);
         // With one slot the holder of slot 1 waits: its lab must not go to
         // whoever is promoted next.
-        assert!(labs_with_their_holder(&line, &labs, 1).is_empty());
+        assert!(labs_to_readopt(&line, &labs, 1, true).is_empty());
         // A lab whose holder left (before the crash) has nobody to keep it.
-        assert!(labs_with_their_holder(&line[..1], &labs[..1], 2).is_empty());
+        assert!(labs_to_readopt(&line[..1], &labs[..1], 2, true).is_empty());
+        // A lab kept for a next session is adopted as such, in a slot
+        // nobody holds, and only while labs are kept.
+        let kept = StoredLab {
+            phase: Phase::Kept,
+            ..lab(2)
+        };
+        let nobody = [session(None)];
+        let labs = std::slice::from_ref(&kept);
+        assert_eq!(labs_to_readopt(&nobody, labs, 2, true), labs);
+        assert!(labs_to_readopt(&nobody, labs, 2, false).is_empty());
+        assert!(labs_to_readopt(&nobody, labs, 1, true).is_empty());
     }
 }

@@ -35,11 +35,12 @@ pub struct ClientInfo {
 /// A change of a slot's lab, reported to the lab layer's observer as it happens.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LabChange {
-    /// A bring-up began in `files`.
+    /// A bring-up began in `files`, run by the tool's version `built_by`.
     Starting {
         topology: String,
         identity: String,
         files: LabFiles,
+        built_by: String,
     },
     /// The bring-up finished; the lab runs, held once.
     Up {
@@ -176,13 +177,16 @@ pub struct StoredLab {
     pub ref_count: u32,
     pub started_at: Option<SystemTime>,
     pub phase: Phase,
+    /// The tool's version that brought it up; `None` for a lab stored
+    /// before it was recorded.
+    pub built_by: Option<String>,
 }
 
 impl StoredLab {
     /// Whether the lab finished its bring-up and was not being torn down:
     /// only such a lab can be re-adopted.
     pub fn was_running(&self) -> bool {
-        matches!(self.phase, Phase::Up | Phase::Idle) && self.devices.is_some()
+        matches!(self.phase, Phase::Up | Phase::Idle | Phase::Kept) && self.devices.is_some()
     }
 }
 

@@ -296,24 +296,38 @@ impl LabSlot {
 
     /// Takes over a lab a previous run of the server left running (see
     /// [`crate::store`]): nobody holds it, so the next acquire of the same
-    /// content with reuse attaches to it. Call before serving.
-    pub fn adopt(&self, stored: &StoredLab) {
+    /// content with reuse attaches to it. With `keep_for` it is kept for a
+    /// next session that long (reported as [`LabChange::Kept`]) and the
+    /// keep's number is returned, for [`LabSlot::expire`]. Call before
+    /// serving.
+    pub fn adopt(&self, stored: &StoredLab, keep_for: Option<Duration>) -> Option<u64> {
         let mut lab = self
             .lab
             .try_lock()
             .expect("labs are adopted before anything else runs");
+        let keep = keep_for.map(|expires_in| {
+            let number = self.next_keep.fetch_add(1, Ordering::Relaxed);
+            (number, tokio::time::Instant::now() + expires_in)
+        });
         lab.running = Some(RunningLab {
             identity: Identity::restored(stored.identity.clone()),
             files: stored.files.clone(),
             topology_name: stored.topology.clone(),
             ref_count: 0,
             devices: Arc::new(stored.devices.clone().unwrap_or_default()),
-            built_by: self.driver.version().to_string(),
+            // Unknown for a lab stored before versions were: the health
+            // gate then boots it afresh rather than trust it.
+            built_by: stored.built_by.clone().unwrap_or_default(),
             held_by: None,
-            kept: None,
+            kept: keep,
         });
         self.publish(&lab.running);
-        tracing::info!(slot = self.number, topology = %stored.topology, dir = %stored.files.netlab_dir.display(), "re-adopted the lab of the previous run");
+        tracing::info!(slot = self.number, topology = %stored.topology, dir = %stored.files.netlab_dir.display(), kept = keep.is_some(), "re-adopted the lab of the previous run");
+        if let Some(expires_in) = keep_for {
+            self.observer
+                .lab_changed(self.number, LabChange::Kept { expires_in });
+        }
+        keep.map(|(number, _)| number)
     }
 
     /// The slot's number, from 1.
@@ -591,6 +605,7 @@ impl LabSlot {
                 topology: upload.topology_name.clone(),
                 identity: upload.identity.to_string(),
                 files: files.clone(),
+                built_by: self.driver.version().to_string(),
             },
         );
         let started = Instant::now();

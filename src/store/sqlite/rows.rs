@@ -67,16 +67,18 @@ fn apply_lab(tx: &Transaction<'_>, slot: i64, change: &LabChange, at: i64) -> ru
             topology,
             identity,
             files,
+            built_by,
         } => tx.execute(
-            "INSERT OR REPLACE INTO labs (slot, dir, netlab_dir, identity, topology, ref_count, phase)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+            "INSERT OR REPLACE INTO labs (slot, dir, netlab_dir, identity, topology, ref_count, phase, built_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)",
             params![
                 slot,
                 files.dir.to_string_lossy(),
                 files.netlab_dir.to_string_lossy(),
                 identity,
                 topology,
-                phase
+                phase,
+                built_by
             ],
         ),
         LabChange::Up { devices, .. } => tx.execute(
@@ -153,7 +155,8 @@ pub fn load(connection: &Connection) -> Result<Snapshot, String> {
     )?;
     let labs = read_all(
         connection,
-        "SELECT slot, dir, netlab_dir, identity, topology, devices, ref_count, started_at, phase
+        "SELECT slot, dir, netlab_dir, identity, topology, devices, ref_count, started_at, phase,
+                built_by
          FROM labs ORDER BY slot",
         lab_row,
     )?;
@@ -225,6 +228,7 @@ fn lab_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredLab, String>> {
     };
     let (identity, topology, ref_count) = (row.get(3)?, row.get(4)?, row.get(6)?);
     let phase: String = row.get(8)?;
+    let built_by: Option<String> = row.get(9)?;
     Ok((|| {
         Ok(StoredLab {
             slot: usize::try_from(slot).map_err(|_| format!("lab slot {slot}"))?,
@@ -239,6 +243,7 @@ fn lab_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredLab, String>> {
             started_at: started_at.map(time),
             phase: Phase::parse(&phase)
                 .ok_or_else(|| format!("lab slot {slot}: phase {phase:?}"))?,
+            built_by,
         })
     })())
 }

@@ -48,6 +48,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN heartbeat_seconds INTEGER;",
     // 4: how many later sessions were promoted ahead of it (`--placement batch`).
     "ALTER TABLE sessions ADD COLUMN overtaken INTEGER NOT NULL DEFAULT 0;",
+    // 5: the netlab version that brought each lab up (a kept lab is handed
+    // over only by the version that built it).
+    "ALTER TABLE labs ADD COLUMN built_by TEXT;",
 ];
 
 /// Brings the schema to the latest version in one transaction, and marks

@@ -89,6 +89,7 @@ async fn what_is_committed_comes_back_after_a_reopen() {
                 topology: "topology.yml".into(),
                 identity: "ab".repeat(32),
                 files: files.clone(),
+                built_by: "26.10".into(),
             },
         )),
         events.next(lab(
@@ -151,9 +152,10 @@ async fn what_is_committed_comes_back_after_a_reopen() {
             stored.slot,
             &stored.files,
             stored.phase.as_str(),
-            stored.ref_count
+            stored.ref_count,
+            stored.built_by.as_deref()
         ),
-        (1, &files, "up", 1)
+        (1, &files, "up", 1, Some("26.10"))
     );
     assert_eq!(stored.devices.as_deref(), Some(&[device][..]));
     assert!(stored.was_running());
@@ -171,6 +173,7 @@ async fn a_lab_that_is_torn_down_or_failed_is_forgotten() {
         topology: "t.yml".into(),
         identity: identity.into(),
         files: files.clone(),
+        built_by: "26.10".into(),
     };
     let mut events = Events(0);
     let batch = vec![
@@ -222,6 +225,7 @@ async fn kept_labs_restart_idle_and_the_others_go() {
                     dir: format!("/l{slot}").into(),
                     netlab_dir: format!("/l{slot}").into(),
                 },
+                built_by: "26.10".into(),
             },
         )));
     }
@@ -383,6 +387,7 @@ fn a_store_of_the_previous_version_opens_and_is_marked() {
             "ALTER TABLE sessions DROP COLUMN owner;
              ALTER TABLE sessions DROP COLUMN heartbeat_seconds;
              ALTER TABLE sessions DROP COLUMN overtaken;
+             ALTER TABLE labs DROP COLUMN built_by;
              PRAGMA user_version = 1; PRAGMA application_id = 0;",
         )
         .unwrap();
