@@ -22,10 +22,12 @@
 //! - [`domain`] holds the data they all share (events, lab changes, files
 //!   and devices, client info), below all of them: the coordinator, the
 //!   store and the lab layer depend on it, never on each other's data.
-//! - [`server`] wires it together and owns start-up and shutdown;
+//! - [`app`] assembles the service once, for the server and the tests;
+//!   [`server`] owns start-up (the host, the store, netlab) and shutdown;
 //!   [`server_guard`] keeps one server per host.
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod client;
 pub mod coordinator;

@@ -8,22 +8,23 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api;
+use crate::app::{App, Blueprint};
 use crate::auth::{Auth, TokenError, TokenSource};
 use crate::coordinator::placement::Policy;
-use crate::coordinator::{Coordinator, Restored, labs_to_readopt};
+use crate::coordinator::{Restored, labs_to_readopt};
 use crate::lab::declared::DeclaredLabs;
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
 use crate::lab::readopt::readopt_or_clear;
 use crate::lab::{LabSlot, orphans};
-use crate::metrics;
+
 use crate::queue::Timeouts;
 use crate::serve;
 use crate::server_guard::{GuardError, ServerGuard, ServerMeta};
@@ -200,62 +201,45 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         Some(dir) => absolute(dir.clone())?.join("declared"),
         None => tmp.join("neops_remote_lab_declared"),
     };
-    let coordinator = Arc::new(
-        Coordinator::new(
-            config.timeouts,
-            config.lab_slots,
-            stop.clone(),
-            Arc::clone(&store),
-            DeclaredLabs::new(declared),
-            |number, observer| {
-                LabSlot::new(
-                    number,
-                    Arc::new(netlab.for_slot(number)),
-                    work_root.clone(),
-                    LabLock::for_slot(&tmp, number),
-                    observer,
-                )
-                .with_warm_reset(config.warm_reset.clone())
-            },
-        )
-        .keep_idle_labs(config.keep_idle_lab)
-        .placement(config.placement),
-    );
-    if matches!(config.placement, Policy::Batch { .. }) && config.keep_idle_lab.is_zero() {
-        tracing::warn!(
-            "--placement batch changes nothing without --keep-idle-lab: a lab is torn down as its holder leaves, so no free slot keeps one to batch on"
-        );
-    }
-    coordinator.restore(Restored {
+    let blueprint = Blueprint {
+        timeouts: config.timeouts,
+        slots: config.lab_slots,
+        stop: stop.clone(),
+        store: Arc::clone(&store),
+        declared: DeclaredLabs::new(declared),
+        keep_idle: config.keep_idle_lab,
+        placement: config.placement,
+        max_upload_bytes: config.max_upload_bytes,
+        upload_timeout: config.upload_timeout,
+        auth,
+        make_slot: |number, observer| {
+            LabSlot::new(
+                number,
+                Arc::new(netlab.for_slot(number)),
+                work_root.clone(),
+                LabLock::for_slot(&tmp, number),
+                observer,
+            )
+            .with_warm_reset(config.warm_reset.clone())
+        },
+    };
+    let restored = Restored {
         sessions: snapshot.sessions,
         labs,
         last_event_id: snapshot.last_event_id,
-    });
-    let deadlines = tokio::spawn({
-        let coordinator = Arc::clone(&coordinator);
-        async move { coordinator.run_deadlines().await }
-    });
-    tokio::spawn({
-        let coordinator = Arc::clone(&coordinator);
-        async move { coordinator.run_preboots().await }
-    });
-    let state = AppState {
-        coordinator: Arc::clone(&coordinator),
-        started: Instant::now(),
-        max_upload_bytes: config.max_upload_bytes,
-        upload_timeout: config.upload_timeout,
-        declare_permits: Arc::new(tokio::sync::Semaphore::new(api::DECLARE_BODIES_AT_ONCE)),
-        metrics: metrics::recorder(),
-        auth,
     };
-    tokio::spawn(metrics::record_events(Arc::clone(&coordinator)));
+    let App {
+        coordinator,
+        router,
+        deadlines,
+    } = App::assemble(blueprint, restored);
     tracing::info!(
         slots = config.lab_slots,
         "neops-remote-lab {} listening on http://{bound}",
         env!("CARGO_PKG_VERSION")
     );
 
-    let server = serve::serve(listener, api::router(state), stop.clone(), DRAIN_LIMIT);
+    let server = serve::serve(listener, router, stop.clone(), DRAIN_LIMIT);
     // Without the deadline timer nobody would ever be evicted: if it stops
     // before shutdown (a panic), stop the server rather than limp on.
     let timer_stopped = stopped_unexpectedly(deadlines, stop.clone());

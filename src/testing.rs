@@ -4,14 +4,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use serde_json::Map;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
-use crate::coordinator::Coordinator;
+use crate::app::{App, Blueprint};
+use crate::coordinator::placement::Policy;
+use crate::coordinator::{Coordinator, Restored};
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::NetlabError;
 use crate::lab::{BoxFuture, Device, Health, LabDriver, LabError, LabSlot};
@@ -180,13 +181,18 @@ impl InProcess {
         std::fs::create_dir_all(&root).expect("test folder");
         let driver = Arc::new(MemoryDriver::default());
         let stop = CancellationToken::new();
-        let coordinator = Arc::new(Coordinator::new(
+        let blueprint = Blueprint {
             timeouts,
             slots,
-            stop.clone(),
-            Arc::new(crate::store::InMemory),
-            crate::lab::declared::DeclaredLabs::new(root.join("declared")),
-            |number, observer| {
+            stop: stop.clone(),
+            store: Arc::new(crate::store::InMemory),
+            declared: crate::lab::declared::DeclaredLabs::new(root.join("declared")),
+            keep_idle: Duration::ZERO,
+            placement: Policy::Fifo,
+            max_upload_bytes: 1024 * 1024,
+            upload_timeout: Duration::from_secs(300),
+            auth: None,
+            make_slot: |number, observer| {
                 LabSlot::new(
                     number,
                     driver.clone(),
@@ -195,25 +201,12 @@ impl InProcess {
                     observer,
                 )
             },
-        ));
-        tokio::spawn({
-            let coordinator = Arc::clone(&coordinator);
-            async move { coordinator.run_deadlines().await }
-        });
-        tokio::spawn({
-            let coordinator = Arc::clone(&coordinator);
-            async move { coordinator.run_preboots().await }
-        });
-        tokio::spawn(crate::metrics::record_events(Arc::clone(&coordinator)));
-        let router = api::router(AppState {
-            coordinator: Arc::clone(&coordinator),
-            started: Instant::now(),
-            max_upload_bytes: 1024 * 1024,
-            upload_timeout: std::time::Duration::from_secs(300),
-            declare_permits: Arc::new(tokio::sync::Semaphore::new(api::DECLARE_BODIES_AT_ONCE)),
-            metrics: crate::metrics::recorder(),
-            auth: None,
-        });
+        };
+        let App {
+            coordinator,
+            router,
+            ..
+        } = App::assemble(blueprint, Restored::default());
         InProcess {
             router,
             coordinator,

@@ -1,0 +1,103 @@
+//! The service assembled in one place, for the server and for the tests
+//! alike: the coordinator with its policies and the state a previous run
+//! left, its background tasks (the deadline timer, pre-boots, metrics) and
+//! the HTTP router in front of it. What differs between the two is only
+//! what goes in: the store, the lab slots' driver, the limits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::auth::Auth;
+use crate::coordinator::placement::Policy;
+use crate::coordinator::{Coordinator, Restored};
+use crate::lab::declared::DeclaredLabs;
+use crate::lab::{LabObserver, LabSlot};
+use crate::metrics;
+use crate::queue::Timeouts;
+use crate::store::Store;
+
+/// What the service is made of.
+pub struct Blueprint<MakeSlot> {
+    pub timeouts: Timeouts,
+    pub slots: usize,
+    /// Cancelled when the server stops.
+    pub stop: CancellationToken,
+    pub store: Arc<dyn Store>,
+    /// Where the sessions' declared labs are kept.
+    pub declared: DeclaredLabs,
+    /// `--keep-idle-lab`; zero: labs are torn down as their holder leaves.
+    pub keep_idle: Duration,
+    pub placement: Policy,
+    /// The largest upload, in bytes, and the longest one may take.
+    pub max_upload_bytes: u64,
+    pub upload_timeout: Duration,
+    /// The tokens in force; `None`: auth off.
+    pub auth: Option<Arc<Auth>>,
+    /// Builds slot `n` (from 1), which reports to the given observer.
+    pub make_slot: MakeSlot,
+}
+
+/// The assembled service.
+pub struct App {
+    pub coordinator: Arc<Coordinator>,
+    pub router: Router,
+    /// The deadline timer: nobody is evicted without it, so a server whose
+    /// timer ends before shutdown must stop.
+    pub deadlines: JoinHandle<()>,
+}
+
+impl App {
+    /// Builds the coordinator, puts `restored` back, starts the background
+    /// tasks and the router. Call inside a Tokio runtime, before serving.
+    pub fn assemble<MakeSlot>(blueprint: Blueprint<MakeSlot>, restored: Restored) -> App
+    where
+        MakeSlot: Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
+    {
+        if matches!(blueprint.placement, Policy::Batch { .. }) && blueprint.keep_idle.is_zero() {
+            tracing::warn!(
+                "--placement batch changes nothing without --keep-idle-lab: a lab is torn down as its holder leaves, so no free slot keeps one to batch on"
+            );
+        }
+        let coordinator = Arc::new(
+            Coordinator::new(
+                blueprint.timeouts,
+                blueprint.slots,
+                blueprint.stop,
+                blueprint.store,
+                blueprint.declared,
+                blueprint.make_slot,
+            )
+            .keep_idle_labs(blueprint.keep_idle)
+            .placement(blueprint.placement),
+        );
+        coordinator.restore(restored);
+        let deadlines = tokio::spawn({
+            let coordinator = Arc::clone(&coordinator);
+            async move { coordinator.run_deadlines().await }
+        });
+        tokio::spawn({
+            let coordinator = Arc::clone(&coordinator);
+            async move { coordinator.run_preboots().await }
+        });
+        tokio::spawn(metrics::record_events(Arc::clone(&coordinator)));
+        let router = api::router(AppState {
+            coordinator: Arc::clone(&coordinator),
+            started: Instant::now(),
+            max_upload_bytes: blueprint.max_upload_bytes,
+            upload_timeout: blueprint.upload_timeout,
+            declare_permits: Arc::new(tokio::sync::Semaphore::new(api::DECLARE_BODIES_AT_ONCE)),
+            metrics: metrics::recorder(),
+            auth: blueprint.auth,
+        });
+        App {
+            coordinator,
+            router,
+            deadlines,
+        }
+    }
+}
