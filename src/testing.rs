@@ -173,6 +173,17 @@ pub struct InProcess {
 impl InProcess {
     /// Starts one with `slots` slots. Call inside a Tokio runtime.
     pub fn start(slots: usize, timeouts: Timeouts) -> InProcess {
+        InProcess::with_placement(slots, timeouts, Policy::Fifo, Duration::ZERO)
+    }
+
+    /// Starts one with `slots` slots, the placement policy `placement`
+    /// and labs kept `keep_idle` after their holder left.
+    pub fn with_placement(
+        slots: usize,
+        timeouts: Timeouts,
+        placement: Policy,
+        keep_idle: Duration,
+    ) -> InProcess {
         let root = std::env::temp_dir().join(format!(
             "neops-remote-lab-test-{}-{}",
             std::process::id(),
@@ -187,8 +198,8 @@ impl InProcess {
             stop: stop.clone(),
             store: Arc::new(crate::store::InMemory),
             declared: crate::lab::declared::DeclaredLabs::new(root.join("declared")),
-            keep_idle: Duration::ZERO,
-            placement: Policy::Fifo,
+            keep_idle,
+            placement,
             max_upload_bytes: 1024 * 1024,
             upload_timeout: Duration::from_secs(300),
             auth: None,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::in_process::send;
+use common::in_process::{BOUNDARY, form, send};
 use futures_util::stream;
 use neops_remote_lab::auth::{Caller, TokenSet};
 use neops_remote_lab::coordinator::{GateError, NewSession};
@@ -22,8 +22,6 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tower::ServiceExt;
-
-const BOUNDARY: &str = "neops-test-boundary";
 
 fn request(method: &str, uri: &str, session: Option<&str>) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);
@@ -59,14 +57,6 @@ async fn delete(app: &InProcess, id: &str) -> StatusCode {
 }
 
 /// A `POST /lab` form with one topology file.
-fn form(topology: &str) -> Vec<u8> {
-    format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"topology\"; filename=\"t.yml\"\r\n\
-         Content-Type: application/x-yaml\r\n\r\n{topology}\r\n--{BOUNDARY}--\r\n"
-    )
-    .into_bytes()
-}
-
 fn upload_request(id: &str, body: Body) -> Request<Body> {
     keyed_upload_request(id, body, None)
 }

@@ -19,3 +19,16 @@ pub async fn send(app: &InProcess, request: Request<Body>) -> (StatusCode, Value
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
+
+/// The multipart boundary of [`form`].
+pub const BOUNDARY: &str = "neops-test-boundary";
+
+/// A multipart body with `topology` as its `topology` file (`t.yml`), as
+/// `POST /lab` and `POST /session/{id}/labs` take it.
+pub fn form(topology: &str) -> Vec<u8> {
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"topology\"; filename=\"t.yml\"\r\n\
+         Content-Type: application/x-yaml\r\n\r\n{topology}\r\n--{BOUNDARY}--\r\n"
+    )
+    .into_bytes()
+}
