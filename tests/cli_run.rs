@@ -144,6 +144,18 @@ async fn a_command_that_cannot_be_started_still_ends_the_session() {
     assert_eq!(output.status.code(), Some(126), "{stderr}");
     assert!(stderr.contains("brought up"), "{stderr}");
     assert_nothing_left(&s).await;
+    // A heartbeat interval that is no number of seconds: a usage error,
+    // said before joining the queue.
+    let output = cli(&s, dir.path())
+        .env("REMOTE_LAB_HEARTBEAT_INTERVAL", "five")
+        .args(["run", "-t", "topology.yml", "--", "true"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("REMOTE_LAB_HEARTBEAT_INTERVAL"), "{stderr}");
+    assert_nothing_left(&s).await;
 }
 
 #[tokio::test]

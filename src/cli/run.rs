@@ -14,13 +14,15 @@ use super::inventory;
 use super::job::Job;
 use super::signals::Signals;
 use super::{ServerArgs, say};
-use neops_remote_lab::client::{Client, LabFiles, Session, client_info};
+use neops_remote_lab::client::{self, Client, LabFiles, Session, client_info};
 use neops_remote_lab::wire::{AcquireResponseDto, SessionState};
 
 /// Exit code when no lab could be had: the server is unreachable or
 /// refused, the session was lost, the lab's files are missing, or netlab
 /// failed. (126 and 127 are the shell's: the command could not be started.)
 pub const LAB_FAILURE: u8 = 125;
+/// Exit code of a usage error, as for a bad flag.
+const USAGE: u8 = 2;
 const NOT_EXECUTABLE: u8 = 126;
 const NOT_FOUND: u8 = 127;
 
@@ -92,6 +94,11 @@ pub async fn run(args: RunArgs) -> u8 {
     };
     let client = match args.server.client() {
         Ok(client) => client,
+        // A setting the user got wrong, as a bad flag: a usage error.
+        Err(error @ client::Error::Config(_)) => {
+            say(&error.to_string());
+            return USAGE;
+        }
         Err(error) => return failed(&error.to_string()),
     };
     let label = args
