@@ -15,7 +15,7 @@ use crate::coordinator::placement::Policy;
 use crate::coordinator::{Coordinator, Restored};
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::NetlabError;
-use crate::lab::{BoxFuture, Device, Health, LabDriver, LabError, LabSlot};
+use crate::lab::{BoxFuture, Device, Health, LabDriver, LabError, LabSlot, LineSink};
 use crate::queue::Timeouts;
 
 /// Topology content markers the [`MemoryDriver`] obeys.
@@ -72,6 +72,7 @@ impl LabDriver for MemoryDriver {
         dir: &'a Path,
         topology: &'a Path,
         cancel: &'a CancellationToken,
+        _log: Arc<dyn LineSink>,
     ) -> BoxFuture<'a, Result<Vec<Device>, LabError>> {
         Box::pin(async move {
             self.record("up", dir);

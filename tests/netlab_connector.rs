@@ -9,8 +9,16 @@ mod common;
 
 use std::time::Duration;
 
+use neops_remote_lab::lab::LineSink;
 use neops_remote_lab::lab::netlab::{Netlab, NetlabConfig};
 use tokio_util::sync::CancellationToken;
+
+/// netlab's progress lines are not this test's business.
+struct Discard;
+
+impl LineSink for Discard {
+    fn line(&self, _line: &str) {}
+}
 
 #[test]
 fn one_call_inspect_equals_the_per_node_form() {
@@ -42,6 +50,7 @@ fn one_call_inspect_equals_the_per_node_form() {
                 lab.path(),
                 std::path::Path::new("t.yml"),
                 &CancellationToken::new(),
+                std::sync::Arc::new(Discard),
             )
             .await
             .expect("netlab up");

@@ -45,6 +45,7 @@ use crate::session_id::SessionId;
 use bring_up_log::BringUpLog;
 use lock::LabLock;
 use netlab::NetlabError;
+pub use process::LineSink;
 use upload::{Identity, Upload};
 
 /// What a slot needs from the tool that runs labs: netlab in production, an
@@ -58,6 +59,7 @@ pub trait LabDriver: Send + Sync {
         dir: &'a Path,
         topology: &'a Path,
         cancel: &'a CancellationToken,
+        log: Arc<dyn LineSink>,
     ) -> BoxFuture<'a, Result<Vec<Device>, LabError>>;
 
     /// Stops the lab started in `dir` and removes the tool's files there.
@@ -610,12 +612,10 @@ impl LabSlot {
         );
         let started = Instant::now();
         self.log.begin();
-        let sink = Arc::clone(&self.log) as Arc<dyn process::LineSink>;
-        let outcome = process::with_line_sink(
-            sink,
-            self.driver.up(&files.netlab_dir, &topology, &holder.token),
-        )
-        .await;
+        let log = Arc::clone(&self.log) as Arc<dyn LineSink>;
+        let outcome = (self.driver)
+            .up(&files.netlab_dir, &topology, &holder.token, log)
+            .await;
         self.log.end();
         match outcome {
             Ok(devices) => {

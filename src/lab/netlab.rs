@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::process::{self, Finished, Interrupted, Run};
+use super::process::{self, Finished, Interrupted, LineSink, Run};
 use super::{BoxFuture, Device, Health, LabDriver, LabError};
 use tokio_util::sync::CancellationToken;
 
@@ -209,6 +209,7 @@ impl Netlab {
         dir: &Path,
         topology: &Path,
         cancel: &CancellationToken,
+        log: Arc<dyn LineSink>,
     ) -> Result<(), NetlabError> {
         let mut args = vec!["up".to_string(), topology.to_string_lossy().into_owned()];
         args.extend(self.config.up_args.iter().cloned());
@@ -220,7 +221,11 @@ impl Netlab {
                 format!("defaults.multilab.id={}", self.instance),
             ]);
         }
-        self.run(args, Some(dir), Some(cancel)).await.map(drop)
+        let run = Run {
+            sink: Some(log),
+            ..self.spawn(args, Some(dir), Some(cancel))
+        };
+        self.complete(run).await.map(drop)
     }
 
     /// The Ansible host view of every node of the lab started in `dir`.
@@ -425,6 +430,7 @@ impl Netlab {
             kill_grace: self.config.kill_grace,
             owner: self.config.owner.as_deref(),
             data,
+            sink: None,
         }
     }
 
@@ -495,9 +501,10 @@ impl LabDriver for Netlab {
         dir: &'a Path,
         topology: &'a Path,
         cancel: &'a CancellationToken,
+        log: Arc<dyn LineSink>,
     ) -> BoxFuture<'a, Result<Vec<Device>, LabError>> {
         Box::pin(async move {
-            let started = Netlab::up(self, dir, topology, cancel).await;
+            let started = Netlab::up(self, dir, topology, cancel, log).await;
             self.forget_status().await;
             started?;
             Ok(self.devices(dir).await?)

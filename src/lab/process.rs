@@ -2,9 +2,8 @@
 //! in its own process group, output streamed into the log line by line, and
 //! the whole group stopped when the time limit passes or the run is
 //! cancelled (SIGTERM, a grace period, then SIGKILL), and killed at once
-//! when the caller drops the run. Inside [`with_line_sink`] the lines also
-//! go to that sink (a slot's bring-up log), without the callers in between
-//! having to carry it.
+//! when the caller drops the run. A run given a [`LineSink`] also sends its
+//! lines there (a slot's bring-up log).
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
@@ -18,20 +17,11 @@ use tokio::process::Command;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Receives every output line of the commands run inside [`with_line_sink`].
-/// Called from the pipe readers; must not block.
+/// Receives every output line (stdout and stderr, as they arrive) of the
+/// runs it is given to ([`Run::sink`]). Called from the pipe readers; must
+/// not block.
 pub trait LineSink: Send + Sync {
     fn line(&self, line: &str);
-}
-
-tokio::task_local! {
-    static LINE_SINK: Arc<dyn LineSink>;
-}
-
-/// Runs `work` with every command it runs (in this task) also sending its
-/// output lines, stdout and stderr as they arrive, to `sink`.
-pub async fn with_line_sink<F: Future>(sink: Arc<dyn LineSink>, work: F) -> F::Output {
-    LINE_SINK.scope(sink, work).await
 }
 
 /// How many of the last output lines are kept for error replies.
@@ -82,6 +72,8 @@ pub struct Run<'a> {
     /// the debug log nor to the line sink, only to the caller (a large
     /// lab's device data is megabytes).
     pub data: bool,
+    /// Where its output lines also go, as they arrive.
+    pub sink: Option<Arc<dyn LineSink>>,
 }
 
 impl Run<'_> {
@@ -115,7 +107,7 @@ impl Run<'_> {
         let group = GroupKiller(child.id());
 
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
-        let sink = LINE_SINK.try_with(Arc::clone).ok().filter(|_| !self.data);
+        let sink = self.sink.clone().filter(|_| !self.data);
         let echo = !self.data;
         let stdout = child.stdout.take().map(|out| match self.data {
             true => read_data(out),
@@ -326,6 +318,7 @@ mod tests {
             kill_grace: Duration::from_secs(5),
             owner: None,
             data: false,
+            sink: None,
         }
     }
 
@@ -351,7 +344,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn inside_with_line_sink_every_line_reaches_the_sink() {
+    async fn every_line_reaches_the_runs_sink() {
         #[derive(Default)]
         struct Collect(Mutex<Vec<String>>);
         impl LineSink for Collect {
@@ -360,16 +353,21 @@ mod tests {
             }
         }
         let sink = Arc::new(Collect::default());
-        let run = sh("echo out; echo err >&2", Duration::from_secs(10)).execute();
-        with_line_sink(sink.clone(), run).await.unwrap();
+        let run = Run {
+            sink: Some(sink.clone()),
+            ..sh("echo out; echo err >&2", Duration::from_secs(10))
+        };
+        run.execute().await.unwrap();
         let mut lines = sink.0.lock().unwrap().clone();
         lines.sort();
         assert_eq!(lines, ["err", "out"]);
-        // Outside the scope nothing goes there.
-        sh("echo later", Duration::from_secs(10))
-            .execute()
-            .await
-            .unwrap();
+        // A data run's output is the caller's alone.
+        let data = Run {
+            sink: Some(sink.clone()),
+            data: true,
+            ..sh("echo later", Duration::from_secs(10))
+        };
+        data.execute().await.unwrap();
         assert_eq!(sink.0.lock().unwrap().len(), 2);
     }
 
