@@ -166,6 +166,32 @@ async fn a_kept_lab_taken_down_behind_the_servers_back_is_booted_fresh() {
 }
 
 #[tokio::test]
+async fn a_kept_lab_whose_directory_was_deleted_is_booted_fresh_and_leaves_no_dirty_slot() {
+    let real = require_netlab!();
+    let netlab = CountingNetlab::new(&real);
+    let s = start(&netlab, "600", &[]).await;
+    leave_a_kept_lab(&s, TWO_NODES).await;
+    // netlab still lists it as started: only its directory tells.
+    for dir in s.dirs.lab_dirs() {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    let (next, status, lab) = next_session_acquires(&s, TWO_NODES).await;
+    assert_eq!(status, StatusCode::OK, "{lab}");
+    assert_eq!(
+        lab["reused"], false,
+        "a fresh bring-up, not the deleted lab"
+    );
+    assert_eq!(netlab.ups(), 2);
+    assert!(s.registered_dir(&next).await.is_some());
+    // The slot goes on: another lab replaces this one.
+    assert_eq!(s.end_session(&next).await, StatusCode::NO_CONTENT);
+    let (_, status, lab) = next_session_acquires(&s, OTHER_LAB).await;
+    assert_eq!(status, StatusCode::OK, "{lab}");
+    let health = s.get_json("/debug/health").await;
+    assert_eq!(health["dirty_slots"], serde_json::json!([]), "{health}");
+}
+
+#[tokio::test]
 async fn the_warm_reset_runs_for_another_session_and_a_failing_one_means_a_fresh_lab() {
     let real = require_netlab!();
     // `netlab initial -o DIR` writes the initial configurations instead of

@@ -442,7 +442,17 @@ impl LabSlot {
         let running = lab.running.as_ref().expect("a kept lab runs");
         let (dir, built_by) = (running.files.netlab_dir.clone(), running.built_by.clone());
         let same_session = running.held_by == Some(holder.session);
-        let problem = match self.driver.check(&dir).await {
+        // netlab may still list a lab whose directory was deleted as
+        // started: its registry is all it looks at.
+        let check = match dir.exists() {
+            true => self
+                .driver
+                .check(&dir)
+                .await
+                .map_err(|error| error.to_string()),
+            false => Err("its directory is gone".to_string()),
+        };
+        let problem = match check {
             Err(error) => Some(format!("its check failed: {error}")),
             Ok(Health { status: None, .. }) => {
                 // netlab lists nothing there: nothing to tear down.

@@ -242,9 +242,21 @@ impl Netlab {
     /// `netlab down --cleanup` in the lab's directory: stops the lab and
     /// removes the files netlab created there.
     pub async fn down(&self, dir: &Path) -> Result<(), NetlabError> {
-        self.run(vec!["down".into(), "--cleanup".into()], Some(dir), None)
-            .await
-            .map(drop)
+        let args = vec!["down".to_string(), "--cleanup".to_string()];
+        // netlab must change into the directory to take a lab down; one
+        // deleted behind its back can only be dropped from its registry.
+        if !dir.exists() {
+            return match super::status_file::forget_gone(&self.instance, dir.to_path_buf()).await {
+                true => Ok(()),
+                false => Err(NetlabError::Spawn {
+                    command: self.display(&args),
+                    error: "the lab's directory is gone and netlab's status file could not be \
+                            changed; run `netlab status --reset`"
+                        .into(),
+                }),
+            };
+        }
+        self.run(args, Some(dir), None).await.map(drop)
     }
 
     /// This slot's netlab instance id.

@@ -57,7 +57,7 @@ pub async fn readopt_or_clear(
     };
     for (id, dir) in stale {
         if let Some(dir) = dir.filter(|dir| !dir.exists()) {
-            forget(&id, dir).await;
+            status_file::forget_gone(&id, dir).await;
             continue;
         }
         match netlab.down_instance(&id).await {
@@ -75,37 +75,6 @@ pub async fn readopt_or_clear(
         Err(error) => tracing::warn!(%error, "could not remove stale lab directories"),
     }
     adopted
-}
-
-/// netlab cannot take down an instance whose directory is gone: drop it
-/// from netlab's registry, so the slot's next `netlab up` is not refused.
-async fn forget(id: &str, dir: PathBuf) {
-    let Some(home) = std::env::var_os("HOME").filter(|home| !home.is_empty()) else {
-        tracing::error!(instance = %id, dir = %dir.display(), "the lab's directory is gone and HOME is not set; run `netlab status --reset`");
-        return;
-    };
-    let file = status_file::status_file(Path::new(&home));
-    let id_owned = id.to_string();
-    let forgotten = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || status_file::forget_instance(&file, &id_owned, &dir)
-    })
-    .await
-    .map_err(std::io::Error::other)
-    .and_then(|result| result);
-    match forgotten {
-        Ok(true) => tracing::warn!(
-            instance = %id,
-            dir = %dir.display(),
-            "the lab's directory is gone, so netlab cannot tear it down; removed it from \
-             netlab's status file (containers or VMs of a non-external provider must be \
-             removed by hand)"
-        ),
-        Ok(false) => {}
-        Err(error) => {
-            tracing::error!(instance = %id, %error, "could not remove a lab whose directory is gone from netlab's status file; run `netlab status --reset`")
-        }
-    }
 }
 
 fn still_runs(

@@ -17,6 +17,43 @@ pub fn status_file(home: &Path) -> PathBuf {
     home.join(".netlab/status.yaml")
 }
 
+/// netlab cannot take down an instance whose directory is gone: drops it
+/// from netlab's registry (`$HOME`'s status file), so the slot's next
+/// `netlab up` is not refused. Returns whether netlab no longer lists it
+/// there; what happened is logged.
+pub async fn forget_gone(id: &str, dir: PathBuf) -> bool {
+    let Some(home) = std::env::var_os("HOME").filter(|home| !home.is_empty()) else {
+        tracing::error!(instance = %id, dir = %dir.display(), "the lab's directory is gone and HOME is not set; run `netlab status --reset`");
+        return false;
+    };
+    let file = status_file(Path::new(&home));
+    let id_owned = id.to_string();
+    let forgotten = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || forget_instance(&file, &id_owned, &dir)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|result| result);
+    match forgotten {
+        Ok(true) => {
+            tracing::warn!(
+            instance = %id,
+            dir = %dir.display(),
+            "the lab's directory is gone, so netlab cannot tear it down; removed it from \
+             netlab's status file (containers or VMs of a non-external provider must be \
+             removed by hand)"
+            );
+            true
+        }
+        Ok(false) => true,
+        Err(error) => {
+            tracing::error!(instance = %id, %error, "could not remove a lab whose directory is gone from netlab's status file; run `netlab status --reset`");
+            false
+        }
+    }
+}
+
 /// Removes instance `id` from the status file when it is registered in
 /// `dir`. Returns whether it was. Blocking.
 pub fn forget_instance(file: &Path, id: &str, dir: &Path) -> io::Result<bool> {
