@@ -421,3 +421,33 @@ async fn sigterm_during_start_up_leaves_no_netlab_process() {
         "netlab's child {child} outlived the server"
     );
 }
+
+#[tokio::test]
+async fn a_request_for_another_lab_stops_a_pre_boot_and_brings_its_own_up() {
+    let real = require_netlab!();
+    let f = faulty_server(&real, &[]).await;
+    let s = &f.server;
+    let (holder, _) = s.create_session().await;
+    let (waiter, _) = s.create_session().await;
+    let (status, body) = s
+        .declare(&waiter, Upload::new("t.yml", TWO_NODES).form())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Its pre-boot hangs in `netlab up`.
+    f.inject("up-hangs");
+    assert_eq!(s.end_session(&holder).await, StatusCode::NO_CONTENT);
+    let pid_file = f.faults.path().join("up-hangs.pid");
+    while !pid_file.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    f.clear("up-hangs");
+    // The session wants another lab first: the pre-boot makes way at once.
+    let other = "defaults.device: eos\nnodes: [x1]\n";
+    let request = s.acquire(&waiter, Upload::new("t.yml", other));
+    let (status, lab) = tokio::time::timeout(std::time::Duration::from_secs(60), request)
+        .await
+        .expect("the pre-boot held the request up");
+    assert_eq!(status, StatusCode::OK, "{lab}");
+    assert_eq!(lab["devices"].as_array().map(Vec::len), Some(1), "{lab}");
+    assert_eq!(lab["reused"], false);
+}

@@ -124,13 +124,16 @@ struct Preboot {
     identity: Identity,
     /// `Some` once the bring-up finished.
     outcome: watch::Receiver<Option<Result<(), Arc<LabError>>>>,
+    /// Stops the bring-up (a child of the holder's token).
+    cancel: CancellationToken,
 }
 
 /// Where a pre-boot reports its outcome.
 type PrebootReport = watch::Sender<Option<Result<(), Arc<LabError>>>>;
 
-/// A pre-boot to start: its session, slot index and where to report.
-type PrebootWork = (SessionId, usize, PrebootReport);
+/// A pre-boot to start: its session, slot index, where to report and what
+/// stops it.
+type PrebootWork = (SessionId, usize, PrebootReport, CancellationToken);
 
 /// What the coordinator knows of a session besides its place in the line;
 /// the [`Queue`] keeps it in the session's entry, so it leaves with it.
@@ -270,10 +273,10 @@ impl State {
                     overtaken: times,
                 });
             }
-            self.preboot_if_needed(id, index, wanted);
             let slot = &mut self.slots[index];
             slot.holder = Some(id);
             slot.holder_token = shutdown.child_token();
+            self.preboot_if_needed(id, index, wanted);
             let waited = self.line.joined(&id).map_or(Duration::ZERO, |joined| {
                 now.saturating_duration_since(joined)
             });
@@ -337,12 +340,15 @@ impl State {
             return;
         }
         let (report, outcome) = watch::channel(None);
+        // Its own token: a request for another lab stops it, not the hold.
+        let cancel = slot.holder_token.child_token();
         slot.preboot = Some(Preboot {
             session: id,
             identity: Identity::restored(wanted),
             outcome,
+            cancel: cancel.clone(),
         });
-        self.preboots.push((id, index, report));
+        self.preboots.push((id, index, report, cancel));
     }
 
     /// Tells the session (an event) that its maximum hold ends soon; its
@@ -1022,10 +1028,18 @@ impl Coordinator {
         let preboot = self.shared.lock().slots[hold.slot]
             .preboot
             .take()
-            .filter(|preboot| preboot.session == hold.session && preboot.identity == *identity)?;
+            .filter(|preboot| preboot.session == hold.session)?;
+        let wanted = preboot.identity == *identity;
+        if !wanted {
+            // The session asks for another lab first: the pre-boot makes
+            // way (stopped if it still runs, then let go of) for this one.
+            preboot.cancel.cancel();
+        }
         let mut outcome = preboot.outcome;
         tokio::select! {
-            finished = outcome.wait_for(Option::is_some) => finished.ok().and_then(|o| o.clone()),
+            finished = outcome.wait_for(Option::is_some) => {
+                finished.ok().and_then(|o| o.clone()).filter(|_| wanted)
+            }
             () = hold.ended() => None,
         }
     }
@@ -1038,8 +1052,8 @@ impl Coordinator {
         let mut events = self.subscribe();
         loop {
             let decided = std::mem::take(&mut self.shared.lock().preboots);
-            for (session, index, report) in decided {
-                self.start_preboot(session, index, report);
+            for (session, index, report, cancel) in decided {
+                self.start_preboot(session, index, report, cancel);
             }
             tokio::select! {
                 event = events.recv() => {
@@ -1057,16 +1071,19 @@ impl Coordinator {
     /// attaches. Reports netlab's verdict on `report`; a declaration that
     /// cannot be read back reports nothing wrong (the request then brings
     /// the lab up itself).
-    fn start_preboot(&self, session: SessionId, index: usize, report: PrebootReport) {
-        let (token, declared) = {
+    fn start_preboot(
+        &self,
+        session: SessionId,
+        index: usize,
+        report: PrebootReport,
+        token: CancellationToken,
+    ) {
+        let declared = {
             let state = self.shared.lock();
             if state.slots[index].holder != Some(session) {
                 return;
             }
-            (
-                state.slots[index].holder_token.clone(),
-                state.declared.clone(),
-            )
+            state.declared.clone()
         };
         let holder = Holder { session, token };
         let slot = Arc::clone(&self.slots[index]);
