@@ -244,3 +244,61 @@ async fn batch_lets_a_session_use_a_kept_lab_ahead_of_older_ones_at_most_k_times
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_session_promoted_before_it_declared_moves_to_the_slot_that_keeps_its_lab() {
+    let real = require_netlab!();
+    let netlab = CountingNetlab::new(&real);
+    let options = Options::new(&netlab.script)
+        .arg("--lab-slots", "2")
+        .arg("--keep-idle-lab", "600");
+    let s = Server::start(options).await;
+    for topology in [OTHER_LAB, TWO_NODES] {
+        let (session, _) = s.create_session().await;
+        let (status, lab) = s
+            .acquire(&session, Upload::new("topology.yml", topology))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{lab}");
+        assert_eq!(s.end_session(&session).await, StatusCode::NO_CONTENT);
+    }
+    wait_for(&s, "both labs kept", |now| {
+        now["slots"][0]["phase"] == "kept" && now["slots"][1]["phase"] == "kept"
+    })
+    .await;
+    // An idle host promotes at once, into the slot idle longest (slot 1,
+    // which keeps the other lab); the declaration that follows moves it.
+    let (next, _) = s.create_session().await;
+    assert_eq!(
+        slot_of(&s.get_json("/sessions").await, &next),
+        Some(1.into())
+    );
+    let (status, body) = s
+        .declare(&next, Upload::new("topology.yml", TWO_NODES).form())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let now = s.get_json("/sessions").await;
+    assert_eq!(slot_of(&now, &next), Some(2.into()), "{now}");
+    assert_eq!(now["slots"][0]["phase"], "kept", "the other lab stays kept");
+    let (status, lab) = s
+        .acquire(&next, Upload::new("topology.yml", TWO_NODES))
+        .await;
+    assert_eq!(
+        (status, &lab["reused"]),
+        (StatusCode::OK, &true.into()),
+        "{lab}"
+    );
+    assert_eq!(netlab.ups(), 2, "{:?}", netlab.commands());
+    let events = s
+        .replayed_events(100, |events| {
+            events.iter().any(|e| e["type"] == "session_moved")
+        })
+        .await;
+    let moved = events
+        .iter()
+        .find(|e| e["type"] == "session_moved")
+        .unwrap();
+    assert_eq!(
+        (&moved["from_slot"], &moved["to_slot"]),
+        (&1.into(), &2.into())
+    );
+}

@@ -134,6 +134,11 @@ impl From<&EventKind> for EventKindDto {
                 waited_seconds: seconds(*waited),
                 held_seconds: held.map(seconds),
             },
+            EventKind::SessionMoved { session, from, to } => EventKindDto::SessionMoved {
+                session: session.to_string(),
+                from_slot: *from,
+                to_slot: *to,
+            },
             EventKind::SessionBypassed {
                 session,
                 by,

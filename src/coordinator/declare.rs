@@ -69,12 +69,19 @@ impl Coordinator {
             .map_err(DeclareError::Write)?;
         let recorded = {
             let mut state = self.shared.lock();
-            state
-                .line
-                .record_mut(id)
+            let recorded = (state.line.record_mut(id))
                 .map(|record| record.declared.push(upload.identity.clone()))
-                .is_some()
+                .is_some();
+            if recorded && index == 0 {
+                // Promoted at once into an idle host, before it could say
+                // which lab it wants: a slot that keeps that lab is better.
+                let wanted = upload.identity.to_string();
+                state.move_to_warm_slot(*id, &wanted, &self.shared.shutdown);
+            }
+            recorded
         };
+        // A move may have promoted the next in line: its deadline is new.
+        self.shared.timer.notify_one();
         if !recorded {
             // It ended while the upload was written: nothing may stay.
             labs.forget(id).await;

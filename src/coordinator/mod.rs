@@ -330,6 +330,42 @@ impl State {
         Some((id, chosen.slot, wanted[chosen.waiting].clone()))
     }
 
+    /// Moves the session from its slot to a free one that runs or keeps
+    /// `wanted`, when its own slot does not and it has done nothing there
+    /// yet (no lab request, no pre-boot); its old slot goes to the next in
+    /// line.
+    fn move_to_warm_slot(&mut self, id: SessionId, wanted: &str, shutdown: &CancellationToken) {
+        let Some(from) = self.slots.iter().position(|slot| slot.holder == Some(id)) else {
+            return;
+        };
+        let untouched = matches!(
+            self.slots[from].phase,
+            Phase::Idle | Phase::Kept | Phase::Failed
+        ) && self.slots[from].preboot.is_none();
+        if !untouched || self.slots[from].lab.as_deref() == Some(wanted) {
+            return;
+        }
+        let warm = (self.slots.iter())
+            .position(|slot| slot.is_free() && slot.lab.as_deref() == Some(wanted));
+        let Some(to) = warm else { return };
+        let old = &mut self.slots[from];
+        old.holder = None;
+        old.holder_token.cancel();
+        let new = &mut self.slots[to];
+        new.holder = Some(id);
+        new.holder_token = shutdown.child_token();
+        tracing::info!(session = %id, from = from + 1, to = to + 1, "session moved to the slot that keeps its lab");
+        let stamp = self.events.publish(EventKind::SessionMoved {
+            session: id,
+            from: from + 1,
+            to: to + 1,
+        });
+        if let Some(record) = self.line.record_mut(&id) {
+            record.stamp = stamp;
+        }
+        self.fill_free_slots(Instant::now(), shutdown, None);
+    }
+
     /// Decides the pre-boot of the session just promoted into slot
     /// `index`, when it declared a lab (`wanted`) the slot does not run.
     fn preboot_if_needed(&mut self, id: SessionId, index: usize, wanted: Option<String>) {

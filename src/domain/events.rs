@@ -101,6 +101,13 @@ pub enum EventKind {
         /// How long it held a slot, if it did.
         held: Option<Duration>,
     },
+    /// The ACTIVE session, promoted before it declared its lab, moved from
+    /// slot `from` to slot `to` (numbered from 1), which keeps that lab.
+    SessionMoved {
+        session: SessionId,
+        from: usize,
+        to: usize,
+    },
     /// `by` was promoted ahead of the waiting `session` (`--placement
     /// batch`), which has now been overtaken `overtaken` times.
     SessionBypassed {
@@ -151,6 +158,7 @@ impl EventKind {
                 | EventKind::HoldWarning { .. }
                 | EventKind::PrebootStarted { .. }
                 | EventKind::SessionBypassed { .. }
+                | EventKind::SessionMoved { .. }
         )
     }
 }

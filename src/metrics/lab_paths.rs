@@ -48,6 +48,11 @@ impl LabPaths {
                 };
                 self.0.insert(*slot, holding);
             }
+            EventKind::SessionMoved { from, to, .. } => {
+                if let Some(holding) = self.0.remove(from) {
+                    self.0.insert(*to, holding);
+                }
+            }
             EventKind::PrebootStarted { slot, .. } => {
                 if let Some(holding) = self.0.get_mut(slot) {
                     holding.preboot = Some(Preboot::Starting);

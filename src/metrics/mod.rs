@@ -220,7 +220,9 @@ fn set_session_gauges(coordinator: &Coordinator) {
 
 fn record(event: &Event) {
     match &event.kind {
-        EventKind::SessionJoined { .. } | EventKind::HoldWarning { .. } => {}
+        EventKind::SessionJoined { .. }
+        | EventKind::HoldWarning { .. }
+        | EventKind::SessionMoved { .. } => {}
         EventKind::PrebootStarted { .. } => counter!(PREBOOTS).increment(1),
         EventKind::SessionBypassed { .. } => counter!(BYPASSES).increment(1),
         EventKind::SessionPromoted { waited, .. } => {

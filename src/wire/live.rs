@@ -129,6 +129,13 @@ pub enum EventKindDto {
         waited_seconds: f64,
         held_seconds: Option<f64>,
     },
+    /// The session, promoted before it declared its lab, moved from slot
+    /// `from_slot` to `to_slot`, which keeps the lab it declared first.
+    SessionMoved {
+        session: String,
+        from_slot: usize,
+        to_slot: usize,
+    },
     /// `by` was promoted ahead of the waiting `session` because a free
     /// slot keeps the lab `by` declared first (`--placement batch`);
     /// `session` has now been overtaken `overtaken` times, at most the

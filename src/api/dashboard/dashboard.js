@@ -175,6 +175,7 @@ function describe(e) {
     case "session_promoted": return `${e.session} holds slot ${e.slot} after ${precise(e.waited_seconds)} in the queue`;
     case "session_ended": return `${e.session} ${e.reason.replaceAll("_", " ")}` +
       (e.held_seconds !== null ? ` after holding ${precise(e.held_seconds)}` : ` after waiting ${precise(e.waited_seconds)}`);
+    case "session_moved": return `${e.session} moved from slot ${e.from_slot} to slot ${e.to_slot}, which keeps its lab`;
     case "session_bypassed": return `${e.by} went ahead of ${e.session} to a kept lab (passed ${e.overtaken}×)`;
     case "session_hold_warning": return `${e.session} reaches the maximum hold in ${precise(e.ends_in_seconds)}`;
     case "lab_preboot_started": return `${slot}pre-booting ${e.identity}, declared by ${e.session}`;
@@ -272,6 +273,11 @@ function track(e) {
       waitOf(e.session, at - e.waited_seconds * 1000).to = at;
       holders.set(e.session, slot);
       openSegment(slot, "hold", "held", at, `held by ${e.session}`, e.session);
+      break;
+    case "session_moved":
+      closeSegment(e.from_slot, "hold", at);
+      holders.set(e.session, e.to_slot);
+      openSegment(e.to_slot, "hold", "held", at, `held by ${e.session}`, e.session);
       break;
     case "session_ended":
       if (holders.has(e.session)) {

@@ -42,6 +42,12 @@ pub fn apply(tx: &Transaction<'_>, event: &Event, body: &str) -> rusqlite::Resul
         EventKind::SessionEnded { session, .. } => {
             tx.execute("DELETE FROM sessions WHERE id = ?1", [session.full()])?;
         }
+        EventKind::SessionMoved { session, to, .. } => {
+            tx.execute(
+                "UPDATE sessions SET slot = ?2 WHERE id = ?1",
+                params![session.full(), *to as i64],
+            )?;
+        }
         EventKind::SessionBypassed {
             session, overtaken, ..
         } => {
