@@ -96,6 +96,20 @@ fn install() -> PrometheusHandle {
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(SESSIONS_WAITING).set(0.0);
     gauge!(SESSIONS_ACTIVE).set(0.0);
+    // Shown from the start, so a rate over them works before their first
+    // increment.
+    for name in [
+        BRING_UPS,
+        COLD_BRING_UPS,
+        WARM_HANDOVERS,
+        PREBOOTS,
+        UNUSED_PREBOOTS,
+        BYPASSES,
+        KEPT_EXPIRED,
+        KEPT_IDLE,
+    ] {
+        counter!(name).absolute(0);
+    }
     handle
 }
 
