@@ -491,7 +491,11 @@ async fn a_promotion_that_could_not_be_saved_is_not_reported() {
         async move { http.delete(url).send().await.unwrap().status() }
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while server.get_json("/sessions").await["sessions"][0]["status"] != "active" {
+    // Watch the waiter itself: the holder is listed first until it has left.
+    let waiter_active = |line: &serde_json::Value| {
+        line["sessions"][0]["id"] == waiter[..8] && line["sessions"][0]["status"] == "active"
+    };
+    while !waiter_active(&server.get_json("/sessions").await) {
         assert!(std::time::Instant::now() < deadline, "{}", server.log());
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
