@@ -61,7 +61,8 @@ impl LabPaths {
             EventKind::SessionEnded { session, .. } => {
                 self.0.retain(|_, holding| {
                     let leaves = holding.session == *session;
-                    if leaves && holding.preboot == Some(Preboot::Up) {
+                    // Booting or up, it never served its session.
+                    if leaves && holding.preboot.is_some() {
                         counter!(UNUSED_PREBOOTS).increment(1);
                     }
                     !leaves
