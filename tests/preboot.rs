@@ -86,8 +86,9 @@ async fn a_failed_pre_boot_is_the_answer_to_the_first_request_and_netlab_runs_on
     let (holder, _) = s.create_session().await;
     let waiter = declared_waiter(&s, BROKEN_LAB).await;
     assert_eq!(s.end_session(&holder).await, StatusCode::NO_CONTENT);
-    wait_for(&s, "the pre-boot failed", |now| {
-        now["slots"][0]["phase"] == "failed" || now["slots"][0]["phase"] == "idle"
+    // The slot is idle before the pre-boot starts too: wait for its verdict.
+    s.replayed_events(100, |events| {
+        events.iter().any(|e| e["type"] == "lab_failed")
     })
     .await;
     let ups = netlab.ups();
@@ -238,11 +239,19 @@ async fn batch_lets_a_session_use_a_kept_lab_ahead_of_older_ones_at_most_k_times
         ),
         (&short(other).into(), &short(same).into(), &1.into())
     );
+    // The holder's lab was cold, the overtaking one's warm, the passed
+    // one's pre-booted; the last pre-boot nobody attached to.
     let metrics = s.get_text("/metrics").await;
-    assert!(
-        metrics.contains("neops_remote_lab_bypasses_total 1"),
-        "{metrics}"
-    );
+    for line in [
+        "neops_remote_lab_bypasses_total 1",
+        "neops_remote_lab_cold_bringups_total 1",
+        "neops_remote_lab_unused_preboots_total 1",
+        "neops_remote_lab_time_to_lab_seconds_count{path=\"cold\"} 1",
+        "neops_remote_lab_time_to_lab_seconds_count{path=\"warm\"} 1",
+        "neops_remote_lab_time_to_lab_seconds_count{path=\"preboot\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line}:\n{metrics}");
+    }
 }
 
 #[tokio::test]
