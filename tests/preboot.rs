@@ -120,31 +120,39 @@ fn slot_of(now: &Value, id: &str) -> Option<Value> {
         .map(|entry| entry["slot"].clone())
 }
 
-#[tokio::test]
-async fn a_new_session_takes_an_empty_slot_before_a_kept_lab_then_the_longest_idle_one() {
-    let real = require_netlab!();
-    let netlab = CountingNetlab::new(&real);
+/// A server with two slots that keep labs, where one session after the
+/// other brought `labs` up and left: both are kept. Returns it and the slot
+/// (from 1) each lab went to.
+async fn two_slots_keeping(netlab: &CountingNetlab, labs: [&str; 2]) -> (Server, Vec<Value>) {
     let options = Options::new(&netlab.script)
         .arg("--lab-slots", "2")
         .arg("--keep-idle-lab", "600");
     let s = Server::start(options).await;
-    let mut kept = Vec::new();
-    for topology in [TWO_NODES, OTHER_LAB] {
+    let mut slots = Vec::new();
+    for topology in labs {
         let (session, _) = s.create_session().await;
         let (status, lab) = s
             .acquire(&session, Upload::new("topology.yml", topology))
             .await;
         assert_eq!(status, StatusCode::OK, "{lab}");
-        // The empty slot is taken while the other keeps its lab.
-        let now = s.get_json("/sessions").await;
-        kept.push(slot_of(&now, &session).unwrap());
+        slots.push(slot_of(&s.get_json("/sessions").await, &session).unwrap());
         assert_eq!(s.end_session(&session).await, StatusCode::NO_CONTENT);
     }
-    assert_eq!(kept, [Value::from(1), Value::from(2)]);
-    let now = wait_for(&s, "both labs kept", |now| {
+    wait_for(&s, "both labs kept", |now| {
         now["slots"][0]["phase"] == "kept" && now["slots"][1]["phase"] == "kept"
     })
     .await;
+    (s, slots)
+}
+
+#[tokio::test]
+async fn a_new_session_takes_an_empty_slot_before_a_kept_lab_then_the_longest_idle_one() {
+    let real = require_netlab!();
+    let netlab = CountingNetlab::new(&real);
+    let (s, kept) = two_slots_keeping(&netlab, [TWO_NODES, OTHER_LAB]).await;
+    // Each took the empty slot while the other kept its lab.
+    assert_eq!(kept, [Value::from(1), Value::from(2)]);
+    let now = s.get_json("/sessions").await;
     // Both slots keep a lab: the one idle longest (slot 1) gives way.
     let (next, _) = s.create_session().await;
     let now_after = s.get_json("/sessions").await;
@@ -258,22 +266,7 @@ async fn batch_lets_a_session_use_a_kept_lab_ahead_of_older_ones_at_most_k_times
 async fn a_session_promoted_before_it_declared_moves_to_the_slot_that_keeps_its_lab() {
     let real = require_netlab!();
     let netlab = CountingNetlab::new(&real);
-    let options = Options::new(&netlab.script)
-        .arg("--lab-slots", "2")
-        .arg("--keep-idle-lab", "600");
-    let s = Server::start(options).await;
-    for topology in [OTHER_LAB, TWO_NODES] {
-        let (session, _) = s.create_session().await;
-        let (status, lab) = s
-            .acquire(&session, Upload::new("topology.yml", topology))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{lab}");
-        assert_eq!(s.end_session(&session).await, StatusCode::NO_CONTENT);
-    }
-    wait_for(&s, "both labs kept", |now| {
-        now["slots"][0]["phase"] == "kept" && now["slots"][1]["phase"] == "kept"
-    })
-    .await;
+    let (s, _) = two_slots_keeping(&netlab, [OTHER_LAB, TWO_NODES]).await;
     // An idle host promotes at once, into the slot idle longest (slot 1,
     // which keeps the other lab); the declaration that follows moves it.
     let (next, _) = s.create_session().await;
