@@ -297,24 +297,27 @@ impl<R> Queue<R> {
             .map(|entry| (entry.id, entry.overtaken))
     }
 
-    /// The longest-waiting session, the next to be promoted.
-    pub fn first_waiting(&self) -> Option<SessionId> {
-        self.entries.get(self.active).map(|entry| entry.id)
-    }
-
-    /// Makes the longest-waiting session ACTIVE and returns it. `claimed`
-    /// says whether the promotion happens inside one of its own requests
-    /// (joining an empty line), which proves its client alive.
-    pub fn promote_next(&mut self, now: Instant, claimed: bool) -> Option<SessionId> {
+    /// Makes the longest-waiting session ACTIVE and returns it, as
+    /// [`Queue::promote`] does (the coordinator picks whom through its
+    /// placement policy; the line's own tests promote in order).
+    #[cfg(test)]
+    fn promote_next(&mut self, now: Instant, claimed: bool) -> Option<SessionId> {
         let head = self.first_waiting()?;
         self.promote(&head, now, claimed).map(|_| head)
+    }
+
+    /// The longest-waiting session.
+    #[cfg(test)]
+    fn first_waiting(&self) -> Option<SessionId> {
+        self.waiting().next().map(|(id, _)| id)
     }
 
     /// Makes the WAITING session `id` ACTIVE, ahead of every session that
     /// waited longer: each of those is overtaken once more. Returns them
     /// with their new counts, longest-waiting first (empty when `id` was
-    /// the longest-waiting); `None` when `id` does not wait. `claimed` as
-    /// for [`Queue::promote_next`].
+    /// the longest-waiting); `None` when `id` does not wait. `claimed` says
+    /// whether the promotion happens inside one of its own requests
+    /// (joining an empty line), which proves its client alive.
     pub fn promote(
         &mut self,
         id: &SessionId,
