@@ -23,6 +23,7 @@ use crate::lab::declared::DeclaredLabs;
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig};
 use crate::lab::readopt::readopt_or_clear;
+use crate::lab::slot_driver::LocalSlotDriver;
 use crate::lab::{LabSlot, orphans};
 
 use crate::queue::Timeouts;
@@ -215,9 +216,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         make_slot: |number, observer| {
             LabSlot::new(
                 number,
-                Arc::new(netlab.for_slot(number)),
-                work_root.clone(),
-                LabLock::for_slot(&tmp, number),
+                Arc::new(LocalSlotDriver::new(
+                    number,
+                    Arc::new(netlab.for_slot(number)),
+                    work_root.clone(),
+                    LabLock::for_slot(&tmp, number),
+                )),
                 observer,
             )
             .with_warm_reset(config.warm_reset.clone())

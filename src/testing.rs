@@ -15,6 +15,7 @@ use crate::coordinator::placement::Policy;
 use crate::coordinator::{Coordinator, Restored};
 use crate::lab::lock::LabLock;
 use crate::lab::netlab::NetlabError;
+use crate::lab::slot_driver::LocalSlotDriver;
 use crate::lab::{BoxFuture, Device, Health, LabDriver, LabError, LabSlot, LineSink};
 use crate::queue::Timeouts;
 
@@ -207,9 +208,12 @@ impl InProcess {
             make_slot: |number, observer| {
                 LabSlot::new(
                     number,
-                    driver.clone(),
-                    root.join("labs"),
-                    LabLock::for_slot(&root, number),
+                    Arc::new(LocalSlotDriver::new(
+                        number,
+                        driver.clone(),
+                        root.join("labs"),
+                        LabLock::for_slot(&root, number),
+                    )),
                     observer,
                 )
             },

@@ -64,6 +64,10 @@ impl From<&LabError> for ApiError {
             LabError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             LabError::Netlab(NetlabError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
             LabError::Netlab(_) => StatusCode::BAD_GATEWAY,
+            LabError::Host {
+                timed_out: true, ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            LabError::Host { .. } => StatusCode::BAD_GATEWAY,
             LabError::Inventory(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 StatusCode::NOT_FOUND
             }

@@ -30,6 +30,7 @@ pub mod orphans;
 mod process;
 pub mod provider;
 pub mod readopt;
+pub mod slot_driver;
 pub mod status_file;
 pub mod upload;
 
@@ -43,9 +44,9 @@ use tokio_util::sync::CancellationToken;
 pub use crate::domain::{BoxFuture, Device, LabChange, LabFiles, StoredLab};
 use crate::session_id::SessionId;
 use bring_up_log::BringUpLog;
-use lock::LabLock;
 use netlab::NetlabError;
 pub use process::LineSink;
+use slot_driver::{SlotDriver, Started};
 use upload::{Identity, Upload};
 
 /// What a slot needs from the tool that runs labs: netlab in production, an
@@ -126,6 +127,10 @@ pub enum LabError {
     Io(std::io::Error),
     /// The lab's inventory cannot be read (`NotFound`: netlab wrote none).
     Inventory(std::io::Error),
+    /// The slot's host failed the action: a lab agent reported `message`
+    /// (its lab tool's error, or its lab's directory gone); HTTP 502, or
+    /// 504 when the tool timed out.
+    Host { message: String, timed_out: bool },
 }
 
 impl From<NetlabError> for LabError {
@@ -155,6 +160,7 @@ impl std::fmt::Display for LabError {
                 "netlab wrote no Ansible inventory (hosts.yml) for this lab",
             ),
             LabError::Inventory(error) => write!(f, "could not read the lab's inventory: {error}"),
+            LabError::Host { message, .. } => f.write_str(message),
         }
     }
 }
@@ -246,15 +252,13 @@ fn plan(
 
 /// One lab slot of this host. See the module documentation.
 pub struct LabSlot {
-    /// Numbered from 1; slot 1 is netlab's default instance.
+    /// Numbered from 1, in the coordinator's list of slots.
     number: usize,
-    driver: Arc<dyn LabDriver>,
-    work_root: PathBuf,
-    host_lock: LabLock,
+    /// Where the slot's lab runs: this host or a lab agent's.
+    driver: Arc<dyn SlotDriver>,
     observer: Arc<dyn LabObserver>,
     lab: tokio::sync::Mutex<SlotLab>,
     view: Mutex<LabView>,
-    next_dir: AtomicU64,
     next_keep: AtomicU64,
     /// The tool's arguments that reset a kept lab for another session.
     warm_reset: Vec<String>,
@@ -267,22 +271,13 @@ pub struct LabSlot {
 const DIR_PREFIX: &str = "lab-";
 
 impl LabSlot {
-    pub fn new(
-        number: usize,
-        driver: Arc<dyn LabDriver>,
-        work_root: PathBuf,
-        host_lock: LabLock,
-        observer: Arc<dyn LabObserver>,
-    ) -> Self {
+    pub fn new(number: usize, driver: Arc<dyn SlotDriver>, observer: Arc<dyn LabObserver>) -> Self {
         LabSlot {
             number,
             driver,
-            work_root,
-            host_lock,
             observer,
             lab: tokio::sync::Mutex::new(SlotLab::default()),
             view: Mutex::new(LabView::default()),
-            next_dir: AtomicU64::new(0),
             next_keep: AtomicU64::new(0),
             warm_reset: Vec::new(),
             log: Arc::default(),
@@ -357,9 +352,7 @@ impl LabSlot {
         // The lab's lock, so a teardown cannot pull the files away meanwhile.
         let lab = self.lab.lock().await;
         let running = lab.running.as_ref().ok_or(LabError::NotRunning)?;
-        inventory::read(&running.files.netlab_dir)
-            .await
-            .map_err(LabError::Inventory)
+        self.driver.inventory(&running.files).await
     }
 
     /// The lab tool's own status report (may take a moment).
@@ -440,28 +433,18 @@ impl LabSlot {
     /// starts the lab afresh).
     async fn ready_kept(&self, lab: &mut SlotLab, holder: &Holder) -> bool {
         let running = lab.running.as_ref().expect("a kept lab runs");
-        let (dir, built_by) = (running.files.netlab_dir.clone(), running.built_by.clone());
+        let (files, built_by) = (running.files.clone(), running.built_by.clone());
         let same_session = running.held_by == Some(holder.session);
-        // netlab may still list a lab whose directory was deleted as
-        // started: its registry is all it looks at.
-        let check = match dir.exists() {
-            true => self
-                .driver
-                .check(&dir)
-                .await
-                .map_err(|error| error.to_string()),
-            false => Err("its directory is gone".to_string()),
-        };
-        let problem = match check {
+        let problem = match self.driver.check(&files).await {
             Err(error) => Some(format!("its check failed: {error}")),
             Ok(Health { status: None, .. }) => {
                 // netlab lists nothing there: nothing to tear down.
-                tracing::warn!(slot = self.number, dir = %dir.display(), "the kept lab is gone (netlab lists no lab in its directory); starting it afresh");
+                tracing::warn!(slot = self.number, dir = %files.netlab_dir.display(), "the kept lab is gone (netlab lists no lab in its directory); starting it afresh");
                 let old = lab.running.take().expect("checked above");
                 self.publish(&lab.running);
                 self.observer
                     .lab_changed(self.number, LabChange::TearingDown);
-                remove_dir(&old.files.dir).await;
+                self.driver.forget(&old.files).await;
                 self.observer.lab_changed(
                     self.number,
                     LabChange::Down {
@@ -479,7 +462,7 @@ impl LabSlot {
             )),
             Ok(_) if self.warm_reset.is_empty() || same_session => None,
             Ok(_) => self
-                .reset(&dir)
+                .reset(&files)
                 .await
                 .err()
                 .map(|error| format!("the warm reset failed: {error}")),
@@ -496,12 +479,12 @@ impl LabSlot {
     }
 
     /// Runs the warm reset in the lab's directory.
-    async fn reset(&self, dir: &Path) -> Result<(), LabError> {
+    async fn reset(&self, files: &LabFiles) -> Result<(), LabError> {
         let command = self.warm_reset.join(" ");
         tracing::info!(slot = self.number, %command, "resetting the kept lab for another session");
         self.observer
             .lab_changed(self.number, LabChange::Resetting { command });
-        self.driver.reset(dir, &self.warm_reset).await
+        self.driver.reset(files, &self.warm_reset).await
     }
 
     /// Drops one of `holder`'s references. At zero the lab stays up, idle,
@@ -599,36 +582,31 @@ impl LabSlot {
     }
 
     async fn start(&self, upload: &Upload, holder: &Holder) -> Result<RunningLab, LabError> {
-        let _host = self.host_lock.hold().await.map_err(LabError::Io)?;
-        let dir = self.new_dir(&upload.identity);
-        let topology = match upload.write_into(&dir).await {
-            Ok(path) => path,
-            Err(error) => {
-                remove_dir(&dir).await;
-                return Err(LabError::Io(error));
-            }
+        let on_files = |files: &LabFiles| {
+            tracing::info!(slot = self.number, topology = %upload.topology_name, identity = upload.identity.short(), dir = %files.netlab_dir.display(), "starting lab");
+            self.observer.lab_changed(
+                self.number,
+                LabChange::Starting {
+                    topology: upload.topology_name.clone(),
+                    identity: upload.identity.to_string(),
+                    files: files.clone(),
+                    built_by: self.driver.version(),
+                },
+            );
         };
-        let netlab_dir = topology.parent().unwrap_or(&dir).to_path_buf();
-        tracing::info!(slot = self.number, topology = %upload.topology_name, identity = upload.identity.short(), dir = %netlab_dir.display(), "starting lab");
-        let files = LabFiles { dir, netlab_dir };
-        self.observer.lab_changed(
-            self.number,
-            LabChange::Starting {
-                topology: upload.topology_name.clone(),
-                identity: upload.identity.to_string(),
-                files: files.clone(),
-                built_by: self.driver.version().to_string(),
-            },
-        );
         let started = Instant::now();
         self.log.begin();
         let log = Arc::clone(&self.log) as Arc<dyn LineSink>;
         let outcome = (self.driver)
-            .up(&files.netlab_dir, &topology, &holder.token, log)
+            .start(upload, &holder.token, log, &on_files)
             .await;
         self.log.end();
         match outcome {
-            Ok(devices) => {
+            Ok(Started {
+                files,
+                devices,
+                built_by,
+            }) => {
                 let took = started.elapsed();
                 tracing::info!(
                     slot = self.number,
@@ -650,23 +628,17 @@ impl LabSlot {
                     topology_name: upload.topology_name.clone(),
                     ref_count: 1,
                     devices,
-                    built_by: self.driver.version().to_string(),
+                    built_by,
                     held_by: Some(holder.session),
                     kept: None,
                 })
             }
             Err(error) => {
                 if matches!(error, LabError::Cancelled) {
-                    tracing::info!(slot = self.number, "bring-up cancelled; cleaning up");
+                    tracing::info!(slot = self.number, "bring-up cancelled; cleaned up");
                 } else {
-                    tracing::error!(slot = self.number, %error, "lab bring-up failed; cleaning up");
+                    tracing::error!(slot = self.number, %error, "lab bring-up failed; cleaned up");
                 }
-                // netlab refuses the next `up` while this directory is still
-                // registered, so the half-started lab must go.
-                if let Err(down_error) = self.driver.down(&files.netlab_dir).await {
-                    tracing::warn!(error = %down_error, "cleanup after a failed bring-up");
-                }
-                remove_dir(&files.dir).await;
                 self.observer.lab_changed(self.number, failure(&error));
                 Err(error)
             }
@@ -677,14 +649,12 @@ impl LabSlot {
     /// failure the slot is left dirty with the files kept, because netlab
     /// may still have the lab registered there.
     async fn stop(&self, lab: &mut SlotLab, files: LabFiles) -> Result<(), LabError> {
-        let _host = self.host_lock.hold().await.map_err(LabError::Io)?;
         tracing::info!(slot = self.number, dir = %files.netlab_dir.display(), "tearing lab down");
         self.observer
             .lab_changed(self.number, LabChange::TearingDown);
         let started = Instant::now();
-        match self.driver.down(&files.netlab_dir).await {
+        match self.driver.stop(&files).await {
             Ok(()) => {
-                remove_dir(&files.dir).await;
                 self.observer.lab_changed(
                     self.number,
                     LabChange::Down {
@@ -705,16 +675,6 @@ impl LabSlot {
                 Err(error)
             }
         }
-    }
-
-    fn new_dir(&self, identity: &Identity) -> PathBuf {
-        let serial = self.next_dir.fetch_add(1, Ordering::Relaxed);
-        self.work_root.join(format!(
-            "{DIR_PREFIX}s{}-{}-{}-{serial}",
-            self.number,
-            identity.short(),
-            std::process::id()
-        ))
     }
 
     fn publish(&self, lab: &Option<RunningLab>) {
@@ -781,14 +741,6 @@ pub async fn remove_stale_dirs(work_root: &Path, keep: &[PathBuf]) -> std::io::R
     })
     .await
     .map_err(std::io::Error::other)?
-}
-
-async fn remove_dir(dir: &Path) {
-    if let Err(error) = tokio::fs::remove_dir_all(dir).await
-        && error.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(%error, dir = %dir.display(), "could not remove lab directory");
-    }
 }
 
 #[cfg(test)]

@@ -23,9 +23,12 @@ fn fixture() -> Fixture {
     let driver = Arc::new(MemoryDriver::default());
     let manager = LabSlot::new(
         1,
-        driver.clone(),
-        root.path().join("labs"),
-        LabLock::for_slot(root.path(), 1),
+        Arc::new(slot_driver::LocalSlotDriver::new(
+            1,
+            driver.clone(),
+            root.path().join("labs"),
+            lock::LabLock::for_slot(root.path(), 1),
+        )),
         Arc::new(Changes::default()),
     );
     Fixture {
