@@ -11,6 +11,8 @@ use axum::Router;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::pool::{Liveness, Pool};
+use crate::api::agent::AgentSecret;
 use crate::api::{self, AppState};
 use crate::auth::Auth;
 use crate::coordinator::placement::Policy;
@@ -40,11 +42,21 @@ pub struct Blueprint<MakeSlot> {
     pub auth: Option<Arc<Auth>>,
     /// Builds slot `n` (from 1), which reports to the given observer.
     pub make_slot: MakeSlot,
+    /// Lab agents may join with this secret; `None`: no agents.
+    pub agents: Option<AgentPool>,
+}
+
+/// The pool's agent settings.
+pub struct AgentPool {
+    pub secret: AgentSecret,
+    pub liveness: Liveness,
 }
 
 /// The assembled service.
 pub struct App {
     pub coordinator: Arc<Coordinator>,
+    /// The lab agents' hosts, when agents may join.
+    pub pool: Option<Arc<Pool>>,
     pub router: Router,
     /// The deadline timer: nobody is evicted without it, so a server whose
     /// timer ends before shutdown must stop.
@@ -63,6 +75,7 @@ impl App {
                 "--placement batch changes nothing without --keep-idle-lab: a lab is torn down as its holder leaves, so no free slot keeps one to batch on"
             );
         }
+        let stop = blueprint.stop.clone();
         let coordinator = Arc::new(
             Coordinator::new(
                 blueprint.timeouts,
@@ -85,7 +98,7 @@ impl App {
             async move { coordinator.run_preboots().await }
         });
         tokio::spawn(metrics::record_events(Arc::clone(&coordinator)));
-        let router = api::router(AppState {
+        let mut router = api::router(AppState {
             coordinator: Arc::clone(&coordinator),
             started: Instant::now(),
             max_upload_bytes: blueprint.max_upload_bytes,
@@ -94,8 +107,17 @@ impl App {
             metrics: metrics::recorder(),
             auth: blueprint.auth,
         });
+        let pool = blueprint.agents.map(|agents| {
+            let pool = Arc::new(Pool::new(Arc::clone(&coordinator), agents.liveness));
+            tokio::spawn(Arc::clone(&pool).watch_liveness(stop));
+            router = router
+                .clone()
+                .merge(api::agent::routes(Arc::clone(&pool), agents.secret));
+            pool
+        });
         App {
             coordinator,
+            pool,
             router,
             deadlines,
         }

@@ -26,6 +26,7 @@
 //!   [`server`] owns start-up (the host, the store, netlab) and shutdown;
 //!   [`server_guard`] keeps one server per host.
 
+pub mod agent;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -6,16 +6,17 @@
 
 mod cli;
 
-use std::path::{Path, PathBuf};
+use cli::netlab_args::NetlabArgs;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser};
 
+use neops_remote_lab::agent::pool::Liveness;
 use neops_remote_lab::auth::TokenSource;
 use neops_remote_lab::coordinator::placement::Policy;
-use neops_remote_lab::lab::netlab::NetlabConfig;
-use neops_remote_lab::lab::provider::UpArgs;
 use neops_remote_lab::logging::{self, LogFormat};
 use neops_remote_lab::queue::Timeouts;
 use neops_remote_lab::server::{self, Config};
@@ -101,33 +102,13 @@ struct ServeArgs {
     max_hold: u64,
 
     /// How many labs may run at once, each for one ACTIVE session, each as
-    /// its own netlab instance (slot 1: `default`, slot k: `k`).
-    #[arg(long, env = "NEOPS_LAB_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// its own netlab instance (slot 1: `default`, slot k: `k`). 0: a pure
+    /// coordinator, whose slots are all lab agents' (needs an agent secret).
+    #[arg(long, env = "NEOPS_LAB_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=64))]
     lab_slots: u16,
 
-    /// The netlab executable (default: `netlab` on PATH).
-    #[arg(long, env = "NEOPS_NETLAB_BIN", default_value = "netlab")]
-    netlab_bin: PathBuf,
-
-    /// Extra arguments appended to every `netlab up`, separated by spaces
-    /// (given empty: none). Not given: none where containerlab or libvirt
-    /// (kvm-ok, virsh, vagrant) is installed, else netlab's container-free
-    /// external provider, "-q --no-config -p external -s defaults.multilab.id=default".
-    #[arg(long, env = "NEOPS_NETLAB_UP_ARGS", allow_hyphen_values = true)]
-    netlab_up_args: Option<String>,
-
-    /// Seconds `netlab up` may run before it is killed (answered with 504).
-    #[arg(long, env = "NEOPS_NETLAB_UP_TIMEOUT", default_value_t = 900, value_parser = seconds(1, DAY))]
-    netlab_up_timeout: u64,
-
-    /// Seconds any other netlab command may run before it is killed.
-    #[arg(long, env = "NEOPS_NETLAB_TIMEOUT", default_value_t = 120, value_parser = seconds(1, DAY))]
-    netlab_timeout: u64,
-
-    /// Seconds a netlab command gets between SIGTERM and SIGKILL when it is
-    /// stopped (time limit, its session ended, server shutdown).
-    #[arg(long, env = "NEOPS_NETLAB_KILL_GRACE", default_value_t = 10, value_parser = seconds(0, 600))]
-    netlab_kill_grace: u64,
+    #[command(flatten)]
+    netlab: NetlabArgs,
 
     /// Largest accepted upload (topology plus extra files), in bytes.
     #[arg(long, env = "NEOPS_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
@@ -209,6 +190,22 @@ struct ServeArgs {
     /// same without a file.
     #[arg(long, env = "NEOPS_TOKENS_FILE", value_name = "PATH")]
     tokens_file: Option<PathBuf>,
+
+    /// Lets lab agents join (`neops-remote-lab agent`): a file holding the
+    /// pool's agent secret (at least 16 characters). NEOPS_AGENT_TOKEN does
+    /// the same without a file. Without either, no agent can join.
+    #[arg(long, env = "NEOPS_AGENT_TOKEN_FILE", value_name = "PATH")]
+    agent_token_file: Option<PathBuf>,
+
+    /// Seconds a lab agent may stay silent before its host is offline (it
+    /// gets no new sessions; its sessions keep their slots).
+    #[arg(long, env = "NEOPS_AGENT_LEASE", default_value_t = 15, value_parser = seconds(1, DAY))]
+    agent_lease: u64,
+
+    /// Seconds an offline lab host keeps its sessions' slots; past it they
+    /// end with reason `host_lost` and the next sessions get slots.
+    #[arg(long, env = "NEOPS_HOST_GRACE", default_value_t = 60, value_parser = seconds(0, DAY))]
+    host_grace: u64,
 }
 
 /// The policies `--placement` names.
@@ -237,8 +234,18 @@ fn parse_level(text: &str) -> Result<String, String> {
 }
 
 impl ServeArgs {
-    /// `inline_tokens`: the value `NEOPS_REMOTE_LAB_TOKENS` had.
-    fn config(&self, inline_tokens: Option<String>) -> Result<Config, String> {
+    /// `inline`: the values `NEOPS_REMOTE_LAB_TOKENS` and
+    /// `NEOPS_AGENT_TOKEN` had.
+    fn config(&self, inline: Secrets) -> Result<Config, String> {
+        let inline_tokens = inline.tokens;
+        let agent_secret =
+            cli::agent::agent_secret(self.agent_token_file.as_deref(), inline.agent)?;
+        if self.lab_slots == 0 && agent_secret.is_none() {
+            return Err(
+                "--lab-slots 0 leaves only lab agents' slots: give the agent secret (--agent-token-file or NEOPS_AGENT_TOKEN)"
+                    .into(),
+            );
+        }
         let tokens = match (&self.tokens_file, inline_tokens) {
             (Some(_), Some(_)) => {
                 return Err(format!(
@@ -257,14 +264,6 @@ impl ServeArgs {
                     "no state directory: HOME is not set; pass --state-dir (or --in-memory)",
                 )?),
             };
-        let up_args = UpArgs::choose(
-            self.netlab_up_args.as_deref(),
-            std::env::var_os("PATH").as_deref(),
-        );
-        match up_args {
-            UpArgs::External => tracing::warn!("{}", up_args.describe()),
-            _ => tracing::info!("{}", up_args.describe()),
-        }
         Ok(Config {
             host: self.host.clone(),
             port: self.port,
@@ -277,14 +276,7 @@ impl ServeArgs {
                 max_hold: (self.max_hold > 0).then(|| Duration::from_secs(self.max_hold)),
             },
             lab_slots: usize::from(self.lab_slots),
-            netlab: NetlabConfig {
-                program: netlab_program(&self.netlab_bin)?,
-                up_args: up_args.args(),
-                up_timeout: Duration::from_secs(self.netlab_up_timeout),
-                command_timeout: Duration::from_secs(self.netlab_timeout),
-                kill_grace: Duration::from_secs(self.netlab_kill_grace),
-                owner: None,
-            },
+            netlab: self.netlab.config()?,
             max_upload_bytes: self.max_upload_bytes,
             upload_timeout: Duration::from_secs(self.upload_timeout),
             work_dir: self.work_dir.clone(),
@@ -306,43 +298,50 @@ impl ServeArgs {
                 .map(str::to_string)
                 .collect(),
             tokens,
+            agent_secret,
+            liveness: Liveness {
+                lease: Duration::from_secs(self.agent_lease),
+                grace: Duration::from_secs(self.host_grace),
+            },
         })
-    }
-}
-
-/// The netlab executable as netlab is run: in each lab's directory, so a
-/// relative path with a directory part (`venv/bin/netlab`) is made absolute
-/// against the directory the server starts in; a bare name is looked up
-/// on `PATH` as given.
-fn netlab_program(given: &Path) -> Result<PathBuf, String> {
-    if given.is_relative() && given.components().count() > 1 {
-        std::path::absolute(given)
-            .map_err(|error| format!("--netlab-bin {}: {error}", given.display()))
-    } else {
-        Ok(given.to_path_buf())
     }
 }
 
 /// Takes the inline tokens out of the environment, so that netlab and the
 /// topology plugins it runs never see them. Call it while only one thread
 /// runs.
-fn take_inline_tokens() -> Option<String> {
-    let tokens = std::env::var(TOKENS_ENV).ok();
-    // SAFETY: called first thing in `main`, before any other thread exists.
-    unsafe { std::env::remove_var(TOKENS_ENV) };
-    tokens
-}
-
-fn main() -> ExitCode {
-    let inline_tokens = take_inline_tokens();
-    let cli = Cli::parse();
-    match cli.command {
-        Some(command) => cli::main(command),
-        None => serve(cli.serve, inline_tokens),
+fn take_secrets() -> Secrets {
+    let take = |name: &str| {
+        let value = std::env::var(name).ok();
+        // SAFETY: called first thing in `main`, before any other thread exists.
+        unsafe { std::env::remove_var(name) };
+        value
+    };
+    Secrets {
+        tokens: take(TOKENS_ENV),
+        agent: take(cli::agent::AGENT_TOKEN_ENV),
     }
 }
 
-fn serve(cli: ServeArgs, inline_tokens: Option<String>) -> ExitCode {
+/// Secrets given in the environment, taken out of it.
+struct Secrets {
+    /// `NEOPS_REMOTE_LAB_TOKENS`.
+    tokens: Option<String>,
+    /// `NEOPS_AGENT_TOKEN`.
+    agent: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let inline = take_secrets();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(cli::Command::Agent(args)) => cli::agent::main(args, inline.agent),
+        Some(command) => cli::main(command),
+        None => serve(cli.serve, inline),
+    }
+}
+
+fn serve(cli: ServeArgs, inline: Secrets) -> ExitCode {
     neops_remote_lab::memory::return_large_allocations();
     let level = if cli.debug {
         "debug"
@@ -363,7 +362,7 @@ fn serve(cli: ServeArgs, inline_tokens: Option<String>) -> ExitCode {
         );
     }
 
-    let config = match cli.config(inline_tokens) {
+    let config = match cli.config(inline) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!("{error}");
@@ -387,25 +386,5 @@ fn serve(cli: ServeArgs, inline_tokens: Option<String>) -> ExitCode {
             tracing::error!("{error}");
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_relative_netlab_bin_with_a_folder_is_made_absolute_and_a_bare_name_is_kept() {
-        let program = netlab_program(Path::new("venv/bin/netlab")).unwrap();
-        assert!(program.is_absolute());
-        assert!(program.ends_with("venv/bin/netlab"));
-        assert_eq!(
-            netlab_program(Path::new("netlab")).unwrap(),
-            Path::new("netlab")
-        );
-        assert_eq!(
-            netlab_program(Path::new("/opt/x/netlab")).unwrap(),
-            Path::new("/opt/x/netlab")
-        );
     }
 }

@@ -222,6 +222,11 @@ pub struct Queue<R = ()> {
 }
 
 impl<R> Queue<R> {
+    /// The number of slots changed (a lab agent registered).
+    pub fn set_slots(&mut self, slots: usize) {
+        self.several_slots = slots > 1;
+    }
+
     /// A line for `slots` lab slots.
     pub fn new(timeouts: Timeouts, slots: usize) -> Self {
         Queue {

@@ -14,8 +14,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::pool::Liveness;
 use crate::api;
-use crate::app::{App, Blueprint};
+use crate::api::agent::AgentSecret;
+use crate::app::{AgentPool, App, Blueprint};
 use crate::auth::{Auth, TokenError, TokenSource};
 use crate::coordinator::placement::Policy;
 use crate::coordinator::{Restored, labs_to_readopt};
@@ -70,6 +72,10 @@ pub struct Config {
     pub warm_reset: Vec<String>,
     /// Where the bearer tokens come from; `None`: auth off.
     pub tokens: Option<TokenSource>,
+    /// The pool's agent secret; `None`: no lab agents may join.
+    pub agent_secret: Option<String>,
+    /// When a silent lab agent is offline, and when lost.
+    pub liveness: Liveness,
 }
 
 /// Why the server could not start or stopped abnormally; each is reported
@@ -78,6 +84,8 @@ pub struct Config {
 pub enum ServerError {
     HostTaken(GuardError),
     Tokens(TokenError),
+    /// The agent secret cannot be used.
+    Agents(String),
     NetlabMissing(String),
     Bind(String, std::io::Error),
     Io(std::io::Error),
@@ -92,6 +100,7 @@ impl std::fmt::Display for ServerError {
         match self {
             ServerError::HostTaken(error) => error.fmt(f),
             ServerError::Tokens(error) => write!(f, "cannot use the tokens: {error}"),
+            ServerError::Agents(why) => write!(f, "cannot accept lab agents: {why}"),
             ServerError::NetlabMissing(error) => write!(
                 f,
                 "netlab does not work: {error}\n\
@@ -185,7 +194,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             "the stored lab's holder does not keep its slot (or it was kept and --keep-idle-lab is 0); clearing the lab"
         );
     }
-    let labs = readopt_or_clear(&netlab, config.lab_slots, &work_root, &candidates).await;
+    let numbers: Vec<usize> = (1..=config.lab_slots).collect();
+    let labs = readopt_or_clear(&netlab, &numbers, &work_root, &candidates).await;
     let kept: Vec<usize> = labs.iter().map(|lab| lab.slot).collect();
     blocking({
         let store = Arc::clone(&store);
@@ -226,6 +236,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             )
             .with_warm_reset(config.warm_reset.clone())
         },
+        agents: match &config.agent_secret {
+            None => None,
+            Some(secret) => Some(AgentPool {
+                secret: AgentSecret::new(secret).map_err(ServerError::Agents)?,
+                liveness: config.liveness,
+            }),
+        },
     };
     let restored = Restored {
         sessions: snapshot.sessions,
@@ -236,6 +253,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         coordinator,
         router,
         deadlines,
+        ..
     } = App::assemble(blueprint, restored);
     tracing::info!(
         slots = config.lab_slots,
@@ -347,7 +365,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Cancels `stop` at the first SIGTERM or SIGINT; a second one means "now".
-async fn forward_stop_signals(stop: CancellationToken) {
+pub async fn forward_stop_signals(stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

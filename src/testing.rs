@@ -217,6 +217,7 @@ impl InProcess {
                     observer,
                 )
             },
+            agents: None,
         };
         let App {
             coordinator,

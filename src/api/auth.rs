@@ -80,13 +80,13 @@ fn ends_when_revoked(response: Response, credential: Credential) -> Response {
     Response::from_parts(parts, body)
 }
 
-enum Presented<'a> {
+pub(super) enum Presented<'a> {
     Nothing,
     Malformed,
     Token(&'a str),
 }
 
-fn bearer(headers: &HeaderMap) -> Presented<'_> {
+pub(super) fn bearer(headers: &HeaderMap) -> Presented<'_> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Presented::Nothing;
     };
@@ -100,7 +100,7 @@ fn bearer(headers: &HeaderMap) -> Presented<'_> {
     Presented::Token(token)
 }
 
-fn unauthorized(error: Option<&str>, detail: &str) -> Response {
+pub(super) fn unauthorized(error: Option<&str>, detail: &str) -> Response {
     let challenge = match error {
         Some(error) => format!("Bearer realm=\"{REALM}\", error=\"{error}\""),
         None => format!("Bearer realm=\"{REALM}\""),

@@ -1,5 +1,6 @@
 //! The HTTP API: routes, the session gate, and the OpenAPI document.
 
+pub mod agent;
 mod auth;
 mod dashboard;
 mod declare;
@@ -98,7 +99,11 @@ pub fn router(state: AppState) -> Router {
         .route("/lab/devices", get(lab::devices))
         .route("/lab/log", get(lab::log))
         .route("/lab/inventory", get(lab::inventory))
-        .route("/debug/health", get(health::debug_health));
+        .route("/debug/health", get(health::debug_health))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            name_the_lab_host,
+        ));
     if let Some(tokens) = &state.auth {
         data = data.route_layer(middleware::from_fn_with_state(
             Arc::clone(tokens),
@@ -268,6 +273,28 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionHeader {
             .map(|value| SessionHeader(value.to_string()))
             .ok_or_else(|| ApiError::unprocessable("X-Session-ID header is required"))
     }
+}
+
+/// The header that names the lab host whose slot the session holds (a
+/// lab agent's; absent for this host's own slots).
+pub const LAB_HOST_HEADER: &str = "x-lab-host";
+
+/// Adds [`LAB_HOST_HEADER`] to the answers of a session that holds a lab
+/// agent's slot.
+async fn name_the_lab_host(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let session = (request.headers().get("x-session-id"))
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<SessionId>().ok());
+    let mut response = next.run(request).await;
+    let host = session.and_then(|id| state.coordinator.host_of(&id));
+    if let Some(value) = host.and_then(|host| axum::http::HeaderValue::from_str(&host).ok()) {
+        response.headers_mut().insert(LAB_HOST_HEADER, value);
+    }
+    response
 }
 
 /// A session id that is not a UUID names no session.

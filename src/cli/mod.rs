@@ -2,10 +2,12 @@
 //! Each talks to a server at `--url` (or `REMOTE_LAB_URL`) and sends
 //! `REMOTE_LAB_TOKEN` as a bearer token when it is set.
 
+pub mod agent;
 mod guard;
 mod inventory;
 mod job;
 mod lab;
+pub mod netlab_args;
 mod run;
 mod signals;
 mod status;
@@ -36,6 +38,13 @@ pub enum Command {
     /// Act on a session.
     #[command(subcommand)]
     Session(lab::SessionCommand),
+    /// Joins this host's lab slots to a coordinator's pool: a lab agent.
+    ///
+    /// Registers with the coordinator, long-polls the desired state of its
+    /// slots, brings labs up and down with netlab as it says, and reports
+    /// back. Needs the pool's agent secret (NEOPS_AGENT_TOKEN or
+    /// --agent-token-file).
+    Agent(agent::AgentArgs),
     /// Runs `run`'s command inside its job (not for direct use).
     #[command(name = guard::SUBCOMMAND, hide = true)]
     JobGuard(guard::GuardArgs),
@@ -107,7 +116,9 @@ pub fn main(command: Command) -> ExitCode {
             Command::Status(args) => report(status::status(args).await),
             Command::Lab(command) => report(lab::lab(command).await),
             Command::Session(command) => report(lab::session(command).await),
-            Command::JobGuard(_) => unreachable!("the guard runs without a runtime"),
+            Command::JobGuard(_) | Command::Agent(_) => {
+                unreachable!("the guard and the agent run on their own")
+            }
         }
     });
     ExitCode::from(code)

@@ -94,6 +94,9 @@ struct SlotState {
     /// The holder's first declared lab, being brought up for it before it
     /// asked (see [`Coordinator::run_preboots`]).
     preboot: Option<Preboot>,
+    /// False while its lab host (a lab agent) is offline: it gets no new
+    /// holder.
+    online: bool,
 }
 
 impl SlotState {
@@ -107,11 +110,12 @@ impl SlotState {
             lab: None,
             kept_since: None,
             preboot: None,
+            online: true,
         }
     }
 
     fn is_free(&self) -> bool {
-        self.holder.is_none() && !self.handing_back
+        self.holder.is_none() && !self.handing_back && self.online
     }
 }
 
@@ -484,7 +488,9 @@ impl LabObserver for Shared {
 /// The one coordinator of a server. See the module documentation.
 pub struct Coordinator {
     shared: Arc<Shared>,
-    slots: Vec<Arc<LabSlot>>,
+    /// Slot `n` at index `n - 1`; lab agents' slots are added as their
+    /// hosts first register, never removed.
+    slots: std::sync::RwLock<Vec<Arc<LabSlot>>>,
     tasks: TaskTracker,
     /// Where every event is written; replies wait for their changes here.
     store: Arc<dyn Store>,
@@ -574,12 +580,116 @@ impl Coordinator {
         let slots = (1..=slot_count)
             .map(|number| Arc::new(make_slot(number, shared.clone() as Arc<dyn LabObserver>)))
             .collect();
+        let slots = std::sync::RwLock::new(slots);
         Coordinator {
             shared,
             slots,
             tasks: TaskTracker::new(),
             store,
             keep_idle: Duration::ZERO,
+        }
+    }
+
+    /// Slot `index + 1`.
+    fn slot(&self, index: usize) -> Arc<LabSlot> {
+        let slots = self
+            .slots
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        Arc::clone(&slots[index])
+    }
+
+    /// The lab host whose slot session `id` holds, when it is a lab agent's.
+    pub fn host_of(&self, id: &SessionId) -> Option<String> {
+        let index = (self.shared.lock().slots.iter()).position(|slot| slot.holder == Some(*id))?;
+        self.slot(index).host()
+    }
+
+    /// How many slots there are (this host's and lab agents').
+    pub fn slot_count(&self) -> usize {
+        self.slots
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len()
+    }
+
+    /// Every slot, slot 1 first.
+    fn all_slots(&self) -> Vec<Arc<LabSlot>> {
+        let slots = self
+            .slots
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        slots.clone()
+    }
+
+    /// Adds `count` slots (a lab agent's), each made by `make_slot(number,
+    /// observer)`, and returns their numbers. They are free at once.
+    pub fn add_slots(
+        &self,
+        count: usize,
+        make_slot: impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
+    ) -> Vec<usize> {
+        let mut slots = self
+            .slots
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut state = self.shared.lock();
+        let numbers: Vec<usize> = (slots.len() + 1..=slots.len() + count).collect();
+        for &number in &numbers {
+            slots.push(Arc::new(make_slot(
+                number,
+                self.shared.clone() as Arc<dyn LabObserver>,
+            )));
+            state.slots.push(SlotState::new());
+        }
+        state.line.set_slots(slots.len());
+        drop(slots);
+        state.fill_free_slots(Instant::now(), &self.shared.shutdown, None);
+        drop(state);
+        self.shared.timer.notify_one();
+        numbers
+    }
+
+    /// Marks slots `numbers` online (they may get new holders) or offline
+    /// (their lab host stopped answering: they get none; their holders keep
+    /// them).
+    pub fn set_online(&self, numbers: &[usize], online: bool) {
+        let mut state = self.shared.lock();
+        for &number in numbers {
+            if let Some(slot) = state.slots.get_mut(number - 1) {
+                slot.online = online;
+            }
+        }
+        if online {
+            state.fill_free_slots(Instant::now(), &self.shared.shutdown, None);
+        }
+        drop(state);
+        self.shared.timer.notify_one();
+    }
+
+    /// Ends the sessions that hold slots `numbers`, for `reason`; returns
+    /// how many there were.
+    pub async fn end_holders(&self, numbers: &[usize], reason: EndReason) -> usize {
+        let holders: Vec<SessionId> = {
+            let state = self.shared.lock();
+            (numbers.iter())
+                .filter_map(|&number| state.slots.get(number - 1)?.holder)
+                .collect()
+        };
+        let mut ended = 0;
+        for id in holders {
+            if self.leave(&id, reason).await {
+                ended += 1;
+            }
+        }
+        ended
+    }
+
+    /// Tears down whatever slot `number` runs or keeps (its lab host
+    /// started afresh: nothing of its old lab is left to hand over).
+    pub async fn clear_slot(&self, number: usize) {
+        if let Err(error) = self.slot(number - 1).destroy(true, None).await {
+            tracing::warn!(slot = number, %error, "clearing the slot of a restarted lab host");
         }
     }
 
@@ -939,7 +1049,7 @@ impl Coordinator {
         // Each lab view has its own small lock: read outside ours.
         let slots = phases
             .into_iter()
-            .zip(&self.slots)
+            .zip(self.all_slots())
             .map(|((phase, holder), slot)| SlotView {
                 number: slot.number(),
                 phase,
@@ -960,7 +1070,7 @@ impl Coordinator {
     /// The holder's slot's current (or last) bring-up output, from its
     /// first line; it ends when that bring-up ends or the holder leaves.
     pub fn lab_log(&self, hold: &Hold<'_>) -> LogReader {
-        self.slots[hold.slot]
+        self.slot(hold.slot)
             .bring_up_log()
             .reader(hold.token.clone())
     }
@@ -1027,7 +1137,7 @@ impl Coordinator {
             upload.reuse = true;
         }
         let before = self.last_event_id();
-        let (slot, holder) = (Arc::clone(&self.slots[hold.slot]), hold.holder());
+        let (slot, holder) = (self.slot(hold.slot), hold.holder());
         let work = async move {
             let acquired = match preboot {
                 // netlab's verdict on this very lab: not run a second time.
@@ -1122,7 +1232,7 @@ impl Coordinator {
             state.declared.clone()
         };
         let holder = Holder { session, token };
-        let slot = Arc::clone(&self.slots[index]);
+        let slot = self.slot(index);
         let shared = Arc::clone(&self.shared);
         self.tasks.spawn(async move {
             let upload = match declared.load(&session, 0).await {
@@ -1154,7 +1264,7 @@ impl Coordinator {
     /// Drops one of the holder's references to its slot's lab.
     pub async fn release(&self, hold: &Hold<'_>) -> Result<(), LabError> {
         self.writable().map_err(not_saved)?;
-        let (slot, holder) = (Arc::clone(&self.slots[hold.slot]), hold.holder());
+        let (slot, holder) = (self.slot(hold.slot), hold.holder());
         let before = self.last_event_id();
         let outcome = self
             .run_tracked(async move { slot.release(&holder).await })
@@ -1166,7 +1276,7 @@ impl Coordinator {
     /// Tears the holder's slot's lab down (see [`LabSlot::destroy`]).
     pub async fn destroy(&self, hold: &Hold<'_>, force: bool) -> Result<bool, LabError> {
         self.writable().map_err(not_saved)?;
-        let (slot, holder) = (Arc::clone(&self.slots[hold.slot]), hold.holder());
+        let (slot, holder) = (self.slot(hold.slot), hold.holder());
         let before = self.last_event_id();
         let outcome = self
             .run_tracked(async move { slot.destroy(force, Some(&holder)).await })
@@ -1177,17 +1287,17 @@ impl Coordinator {
 
     /// The holder's slot's lab, as of its last finished change.
     pub fn lab_view(&self, hold: &Hold<'_>) -> LabView {
-        self.slots[hold.slot].view()
+        self.slot(hold.slot).view()
     }
 
     /// netlab's Ansible inventory of the holder's lab.
     pub async fn inventory(&self, hold: &Hold<'_>) -> Result<Inventory, LabError> {
-        self.slots[hold.slot].inventory().await
+        self.slot(hold.slot).inventory().await
     }
 
     /// netlab's own status report, for the holder's `GET /lab`.
     pub async fn tool_status(&self, hold: &Hold<'_>) -> Option<String> {
-        self.slots[hold.slot].tool_status().await
+        self.slot(hold.slot).tool_status().await
     }
 
     /// Ends a session (`DELETE /session`). A holder's work is cancelled at
@@ -1269,8 +1379,7 @@ impl Coordinator {
     pub async fn stop_labs(&self, keep_labs: bool) {
         self.shared.shutdown.cancel();
         let mut teardowns = tokio::task::JoinSet::new();
-        for slot in self.slots.iter().filter(|_| !keep_labs) {
-            let slot = Arc::clone(slot);
+        for slot in self.all_slots().into_iter().filter(|_| !keep_labs) {
             teardowns.spawn(async move {
                 match slot.destroy(true, None).await {
                     Ok(true) => tracing::info!(slot = slot.number(), "lab torn down"),
@@ -1303,7 +1412,7 @@ impl Coordinator {
     /// to the longest-waiting session. A failed teardown still hands the
     /// slot on (the slot stays [`Phase::Dirty`]).
     fn hand_back(&self, index: usize) -> JoinHandle<()> {
-        let (shared, slot) = (Arc::clone(&self.shared), Arc::clone(&self.slots[index]));
+        let (shared, slot) = (Arc::clone(&self.shared), self.slot(index));
         let (keep_idle, tasks) = (self.keep_idle, self.tasks.clone());
         self.tasks.spawn(async move {
             let kept = if keep_idle.is_zero() || shared.shutdown.is_cancelled() {

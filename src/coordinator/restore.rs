@@ -89,17 +89,17 @@ impl Coordinator {
                 .unwrap_or(now)
         };
         let sessions = restored.sessions.len();
-        let kept = kept_slots(&restored.sessions, self.slots.len());
+        let kept = kept_slots(&restored.sessions, self.all_slots().len());
         self.shared.lock().events = EventBus::new(Arc::clone(&self.store), restored.last_event_id);
         // A lab whose holder keeps its slot is adopted as it was; one in a
         // slot nobody holds was kept for a next session, and is kept again
         // for a whole window (an event says so).
         for lab in &restored.labs {
             let keep_for = (!kept.contains(&Some(lab.slot))).then_some(self.keep_idle);
-            let slot = &self.slots[lab.slot - 1];
+            let slot = self.slot(lab.slot - 1);
             if let Some(keep) = slot.adopt(lab, keep_for) {
                 let stop = self.shared.shutdown.clone();
-                (self.tasks).spawn(expire_later(Arc::clone(slot), keep, self.keep_idle, stop));
+                (self.tasks).spawn(expire_later(slot, keep, self.keep_idle, stop));
             }
         }
         let mut state = self.shared.lock();

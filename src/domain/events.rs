@@ -38,6 +38,9 @@ pub enum EndReason {
     LeaseExpired,
     /// Held its slot for `--max-hold`.
     MaxHold,
+    /// Its slot's lab host (a lab agent) stayed silent past `--host-grace`,
+    /// or started afresh.
+    HostLost,
 }
 
 impl EndReason {
@@ -50,6 +53,7 @@ impl EndReason {
             EndReason::NotSaved => "not_saved",
             EndReason::LeaseExpired => "lease_expired",
             EndReason::MaxHold => "max_hold",
+            EndReason::HostLost => "host_lost",
         }
     }
 
@@ -66,6 +70,9 @@ impl EndReason {
                 "it was evicted: no heartbeat within its lease (3 x heartbeat_seconds, at least 10 s)"
             }
             EndReason::MaxHold => "it held its lab slot for the server's maximum hold (--max-hold)",
+            EndReason::HostLost => {
+                "its lab host was lost: the host's lab agent stopped answering (or restarted) and did not come back within the coordinator's --host-grace"
+            }
         }
     }
 }

@@ -154,8 +154,8 @@ impl LabChange {
     }
 }
 
-/// Where a lab lives on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a lab lives on disk (on its lab host).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LabFiles {
     /// The lab's own directory, removed when the lab is gone.
     pub dir: PathBuf,

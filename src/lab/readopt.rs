@@ -14,10 +14,11 @@ use super::{remove_stale_dirs, status_file};
 use crate::store::StoredLab;
 
 /// Re-adopts what still runs of `stored` (the labs the store knows) and
-/// clears the rest. Returns the labs to adopt.
+/// clears the rest. `slots`: the numbers of this host's slots. Returns the
+/// labs to adopt.
 pub async fn readopt_or_clear(
     netlab: &Netlab,
-    slots: usize,
+    slots: &[usize],
     work_root: &Path,
     stored: &[StoredLab],
 ) -> Vec<StoredLab> {
@@ -39,8 +40,8 @@ pub async fn readopt_or_clear(
     // Only what this server owns: its slots' instances, and any instance
     // whose directory is in its work folder (a slot of an earlier run with
     // more slots), except the adopted ones.
-    let ours: Vec<String> = (1..=slots)
-        .map(|slot| netlab.for_slot(slot).instance().to_string())
+    let ours: Vec<String> = (slots.iter())
+        .map(|&slot| netlab.for_slot(slot).instance().to_string())
         .collect();
     let adopted_instances: Vec<String> = adopted
         .iter()
@@ -79,11 +80,11 @@ pub async fn readopt_or_clear(
 
 fn still_runs(
     netlab: &Netlab,
-    slots: usize,
+    slots: &[usize],
     lab: &StoredLab,
     registered: Option<&[Registered]>,
 ) -> bool {
-    if !lab.was_running() || lab.slot == 0 || lab.slot > slots || !lab.files.netlab_dir.is_dir() {
+    if !lab.was_running() || !slots.contains(&lab.slot) || !lab.files.netlab_dir.is_dir() {
         return false;
     }
     let instance = netlab.for_slot(lab.slot).instance().to_string();

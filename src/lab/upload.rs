@@ -120,7 +120,7 @@ pub struct Form {
 }
 
 /// A checked upload, still in memory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Upload {
     /// The topology's file name, without any folder part.
     pub topology_name: String,

@@ -123,8 +123,8 @@ pub enum EventKindDto {
     },
     SessionEnded {
         session: String,
-        /// `closed`, `evicted`, `claim_expired`, `lease_expired`, `max_hold`
-        /// or `not_saved`.
+        /// `closed`, `evicted`, `claim_expired`, `lease_expired`, `max_hold`,
+        /// `host_lost` or `not_saved`.
         reason: String,
         waited_seconds: f64,
         held_seconds: Option<f64>,

@@ -1,0 +1,364 @@
+//! The coordinator's side of a lab agent's slot: [`RemoteSlotDriver`] turns
+//! each slot action into a new desired state (with a new epoch) and waits
+//! for the agent's report of that epoch.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::pool::AgentHost;
+use super::wire::{SlotDesired, SlotReport, WantedLab};
+use crate::lab::inventory::Inventory;
+use crate::lab::slot_driver::{OnFiles, SlotDriver, Started};
+use crate::lab::upload::Upload;
+use crate::lab::{BoxFuture, Health, LabError, LabFiles, LineSink};
+
+/// One slot of an agent, as the coordinator and the agent routes share it.
+pub struct RemoteSlot {
+    /// Pool-wide number (also its netlab multilab id).
+    pub number: usize,
+    desired: Mutex<Assignment>,
+    /// The agent's latest accepted report: (epoch, state).
+    reports: watch::Sender<Option<(u64, SlotReport)>>,
+    /// Where the bring-up output of the current assignment goes.
+    log: Mutex<Option<(u64, Arc<dyn LineSink>)>>,
+}
+
+/// What the slot should run, and the files an agent fetches for it.
+struct Assignment {
+    desired: SlotDesired,
+    upload: Option<Arc<Upload>>,
+}
+
+/// Why a report was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stale {
+    /// Its epoch is older than the slot's assignment.
+    Epoch { reported: u64, current: u64 },
+}
+
+impl RemoteSlot {
+    pub fn new(number: usize, epoch: u64) -> Self {
+        RemoteSlot {
+            number,
+            desired: Mutex::new(Assignment {
+                desired: SlotDesired {
+                    slot: number,
+                    epoch,
+                    lab: None,
+                },
+                upload: None,
+            }),
+            reports: watch::Sender::new(None),
+            log: Mutex::new(None),
+        }
+    }
+
+    pub fn desired(&self) -> SlotDesired {
+        self.assignment().desired.clone()
+    }
+
+    /// The upload of assignment `epoch`, while it is the current one.
+    pub fn upload(&self, epoch: u64) -> Option<Arc<Upload>> {
+        let assignment = self.assignment();
+        (assignment.desired.epoch == epoch)
+            .then(|| assignment.upload.clone())
+            .flatten()
+    }
+
+    /// Takes the agent's report of `epoch`, unless a newer assignment
+    /// exists. A report of a newer epoch than known (a coordinator that
+    /// restarted) is taken too.
+    pub fn report(&self, epoch: u64, state: SlotReport) -> Result<(), Stale> {
+        let current = self.assignment().desired.epoch;
+        if epoch < current {
+            return Err(Stale::Epoch {
+                reported: epoch,
+                current,
+            });
+        }
+        self.reports.send_replace(Some((epoch, state)));
+        Ok(())
+    }
+
+    /// Bring-up output of assignment `epoch` (dropped when not current).
+    pub fn log_lines(&self, epoch: u64, lines: &[String]) {
+        let log = self.log.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some((current, sink)) = log.as_ref()
+            && *current == epoch
+        {
+            for line in lines {
+                sink.line(line);
+            }
+        }
+    }
+
+    fn assignment(&self) -> std::sync::MutexGuard<'_, Assignment> {
+        self.desired
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Sets a new assignment and returns its epoch.
+    fn assign(&self, epoch: u64, lab: Option<WantedLab>, upload: Option<Arc<Upload>>) -> u64 {
+        let mut assignment = self.assignment();
+        assignment.desired = SlotDesired {
+            slot: self.number,
+            epoch,
+            lab,
+        };
+        assignment.upload = upload;
+        epoch
+    }
+
+    /// The lab that was wanted last, if any.
+    fn wanted(&self) -> Option<WantedLab> {
+        self.assignment().desired.lab.clone()
+    }
+}
+
+/// A slot of a lab agent, driven from the coordinator (see the module
+/// documentation). Every wait ends when the agent reports, when the holder
+/// is cancelled, or when the host goes offline.
+pub struct RemoteSlotDriver {
+    pub host: Arc<AgentHost>,
+    pub slot: Arc<RemoteSlot>,
+}
+
+/// How a wait for a report ended.
+enum Outcome {
+    Reported(SlotReport),
+    Cancelled,
+    Offline,
+}
+
+impl RemoteSlotDriver {
+    /// Assigns `lab` (with `upload`) and tells the agent.
+    fn assign(&self, lab: Option<WantedLab>, upload: Option<Arc<Upload>>) -> u64 {
+        let epoch = self.slot.assign(self.host.next_epoch(), lab, upload);
+        self.host.desired_changed();
+        epoch
+    }
+
+    /// Waits for a report of `epoch` that `done` accepts (calling
+    /// `on_booting` for a `booting` one).
+    async fn wait_for(
+        &self,
+        epoch: u64,
+        cancel: Option<&CancellationToken>,
+        on_booting: &(dyn Fn(&LabFiles) + Send + Sync),
+    ) -> Outcome {
+        let mut reports = self.slot.reports.subscribe();
+        let mut online = self.host.online_watch();
+        let mut booting_seen = false;
+        loop {
+            let report = reports.borrow_and_update().clone();
+            match report {
+                Some((reported, SlotReport::Booting { files }))
+                    if reported == epoch && !booting_seen =>
+                {
+                    booting_seen = true;
+                    on_booting(&files);
+                }
+                Some((reported, SlotReport::Booting { .. })) if reported == epoch => {}
+                Some((reported, state)) if reported >= epoch => return Outcome::Reported(state),
+                _ => {}
+            }
+            if !*online.borrow_and_update() {
+                return Outcome::Offline;
+            }
+            let cancelled = async {
+                match cancel {
+                    Some(token) => token.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = reports.changed() => if changed.is_err() { return Outcome::Offline },
+                changed = online.changed() => if changed.is_err() { return Outcome::Offline },
+                () = cancelled => return Outcome::Cancelled,
+            }
+        }
+    }
+
+    /// Asks for nothing to run and waits until the agent says so (or its
+    /// host is offline: it converges when it returns).
+    async fn clear(&self) -> Result<(), LabError> {
+        let epoch = self.assign(None, None);
+        match self.wait_for(epoch, None, &|_| {}).await {
+            Outcome::Reported(SlotReport::Dirty { message }) => Err(LabError::Host {
+                message,
+                timed_out: false,
+            }),
+            Outcome::Reported(SlotReport::Failed { message, timed_out }) => {
+                Err(LabError::Host { message, timed_out })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn offline(&self) -> LabError {
+        LabError::Host {
+            message: format!("lab host {} stopped answering", self.host.name),
+            timed_out: false,
+        }
+    }
+
+    async fn start_there(
+        &self,
+        upload: &Upload,
+        cancel: &CancellationToken,
+        log: Arc<dyn LineSink>,
+        on_files: OnFiles<'_>,
+    ) -> Result<Started, LabError> {
+        let wanted = WantedLab {
+            identity: upload.identity.to_string(),
+            topology: upload.topology_name.clone(),
+            reset: Vec::new(),
+        };
+        let epoch = self.host.next_epoch();
+        *self.slot.log.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, log));
+        self.slot
+            .assign(epoch, Some(wanted), Some(Arc::new(upload.clone())));
+        self.host.desired_changed();
+        let outcome = self.wait_for(epoch, Some(cancel), on_files).await;
+        match outcome {
+            Outcome::Reported(SlotReport::Up {
+                files,
+                devices,
+                inventory,
+                built_by,
+            }) => {
+                self.host.remember_inventory(self.slot.number, inventory);
+                Ok(Started {
+                    files,
+                    devices,
+                    built_by,
+                })
+            }
+            Outcome::Reported(SlotReport::Failed { message, timed_out }) => {
+                Err(LabError::Host { message, timed_out })
+            }
+            Outcome::Reported(other) => Err(LabError::Host {
+                message: format!(
+                    "lab host {} reported {other:?} for a bring-up",
+                    self.host.name
+                ),
+                timed_out: false,
+            }),
+            Outcome::Cancelled => {
+                // The agent stops the bring-up and cleans up as its desired
+                // state changes; the caller learns it is gone once it is.
+                let _ = self.clear().await;
+                Err(LabError::Cancelled)
+            }
+            Outcome::Offline => Err(self.offline()),
+        }
+    }
+
+    async fn reset_there(&self, args: &[String]) -> Result<(), LabError> {
+        let Some(mut wanted) = self.slot.wanted() else {
+            return Err(LabError::NotRunning);
+        };
+        wanted.reset = args.to_vec();
+        let upload = self.slot.upload(self.slot.desired().epoch);
+        let epoch = self.assign(Some(wanted), upload);
+        match self.wait_for(epoch, None, &|_| {}).await {
+            Outcome::Reported(SlotReport::Up { inventory, .. }) => {
+                self.host.remember_inventory(self.slot.number, inventory);
+                Ok(())
+            }
+            Outcome::Reported(SlotReport::Failed { message, timed_out }) => {
+                Err(LabError::Host { message, timed_out })
+            }
+            Outcome::Reported(other) => Err(LabError::Host {
+                message: format!("lab host {} reported {other:?} for a reset", self.host.name),
+                timed_out: false,
+            }),
+            Outcome::Cancelled | Outcome::Offline => Err(self.offline()),
+        }
+    }
+}
+
+impl SlotDriver for RemoteSlotDriver {
+    fn host(&self) -> Option<&str> {
+        Some(&self.host.name)
+    }
+
+    fn start<'a>(
+        &'a self,
+        upload: &'a Upload,
+        cancel: &'a CancellationToken,
+        log: Arc<dyn LineSink>,
+        on_files: OnFiles<'a>,
+    ) -> BoxFuture<'a, Result<Started, LabError>> {
+        Box::pin(self.start_there(upload, cancel, log, on_files))
+    }
+
+    fn stop<'a>(&'a self, _files: &'a LabFiles) -> BoxFuture<'a, Result<(), LabError>> {
+        Box::pin(self.clear())
+    }
+
+    fn forget<'a>(&'a self, _files: &'a LabFiles) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = self.clear().await;
+        })
+    }
+
+    /// The agent's latest report stands for the lab tool's answer: `started`
+    /// while it reports the lab up for the current assignment and its host
+    /// is online.
+    fn check<'a>(&'a self, _files: &'a LabFiles) -> BoxFuture<'a, Result<Health, LabError>> {
+        Box::pin(async move {
+            if !self.host.is_online() {
+                return Err(self.offline());
+            }
+            let current = self.slot.desired().epoch;
+            let report = self.slot.reports.borrow().clone();
+            let status = match report {
+                Some((epoch, SlotReport::Up { .. })) if epoch == current => Some("started".into()),
+                _ => None,
+            };
+            Ok(Health {
+                status,
+                version: self.host.capabilities().netlab_version,
+            })
+        })
+    }
+
+    fn reset<'a>(
+        &'a self,
+        _files: &'a LabFiles,
+        args: &'a [String],
+    ) -> BoxFuture<'a, Result<(), LabError>> {
+        Box::pin(self.reset_there(args))
+    }
+
+    fn inventory<'a>(&'a self, _files: &'a LabFiles) -> BoxFuture<'a, Result<Inventory, LabError>> {
+        Box::pin(async move {
+            self.host
+                .inventory(self.slot.number)
+                .ok_or(LabError::NotRunning)
+        })
+    }
+
+    fn status(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            let online = if self.host.is_online() {
+                "online"
+            } else {
+                "offline"
+            };
+            Some(format!(
+                "lab host {} ({online}), netlab {}",
+                self.host.name,
+                self.host.capabilities().netlab_version
+            ))
+        })
+    }
+
+    fn version(&self) -> String {
+        self.host.capabilities().netlab_version
+    }
+}

@@ -1,0 +1,277 @@
+//! Many lab hosts, one queue, with real netlab: a pure coordinator
+//! (`--lab-slots 0`) and three lab agents on this machine, each with its
+//! own HOME and TMPDIR (so its own netlab registry), as separate processes.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{EXTERNAL_UP_ARGS, Options, Server, ServerDirs, TWO_NODES, Upload};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const SECRET: &str = "pool-secret-0123456789";
+
+/// A lab agent process, killed with SIGKILL when dropped (tests that
+/// want a clean stop send SIGTERM themselves).
+struct Agent {
+    child: Child,
+    dirs: ServerDirs,
+}
+
+impl Agent {
+    fn start(coordinator: &Server, name: &str) -> Agent {
+        let dirs = ServerDirs::new();
+        let log = std::fs::File::create(dirs.log_file()).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"))
+            .args(["agent", "--coordinator", &coordinator.base, "--name", name])
+            .args(["--log-level", "DEBUG", "--netlab-up-args", EXTERNAL_UP_ARGS])
+            .arg("--netlab-bin")
+            .arg(common::netlab().expect("netlab"))
+            .env("NEOPS_AGENT_TOKEN", SECRET)
+            .env("HOME", dirs.home())
+            .env("TMPDIR", dirs.tmp())
+            .env_remove("NEOPS_NETLAB_UP_ARGS")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("agent starts");
+        Agent { child, dirs }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dirs.log_file()).unwrap_or_default()
+    }
+
+    fn kill(&mut self, signal: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn coordinator(extra: &[(&str, &str)]) -> Server {
+    let mut options = Options::new(&common::netlab().expect("netlab"))
+        .arg("--lab-slots", "0")
+        .env("NEOPS_AGENT_TOKEN", SECRET);
+    for (flag, value) in extra {
+        options = options.arg(flag, value);
+    }
+    Server::start(options).await
+}
+
+/// Waits (bounded) until `count` agent slots are registered.
+async fn wait_for_slots(s: &Server, count: usize, agents: &[&Agent]) {
+    // Generous: each agent first asks netlab its version, slow while
+    // other tests keep both cores busy.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let slots = s.get_json("/sessions").await["slots"]
+            .as_array()
+            .unwrap()
+            .len();
+        if slots == count {
+            return;
+        }
+        let logs: Vec<String> = agents.iter().map(|agent| agent.log()).collect();
+        assert!(
+            Instant::now() < deadline,
+            "{slots} slots; agents: {logs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The session's slot and status now.
+async fn standing(s: &Server, id: &str) -> (String, Option<u64>) {
+    let sessions = s.get_json("/sessions").await;
+    let short = &id[..8];
+    let listed = (sessions["sessions"].as_array().unwrap().iter())
+        .find(|session| session["id"] == short)
+        .cloned()
+        .unwrap_or(Value::Null);
+    (
+        listed["status"].as_str().unwrap_or("gone").to_string(),
+        listed["slot"].as_u64(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_are_served_in_order_by_three_hosts_through_one_url() {
+    if common::netlab().is_none() {
+        return;
+    }
+    let s = coordinator(&[]).await;
+    let agents: Vec<Agent> = ["lab-a", "lab-b", "lab-c"]
+        .iter()
+        .map(|name| Agent::start(&s, name))
+        .collect();
+    wait_for_slots(&s, 3, &agents.iter().collect::<Vec<_>>()).await;
+
+    let mut sessions = Vec::new();
+    for _ in 0..10 {
+        sessions.push(s.create_session().await.0);
+    }
+    let mut hosts = std::collections::BTreeSet::new();
+    for (turn, id) in sessions.iter().enumerate() {
+        s.wait_until_active(id).await;
+        // Everyone created earlier was promoted first.
+        for earlier in &sessions[..turn] {
+            let (status, _) = standing(&s, earlier).await;
+            assert_ne!(status, "waiting", "{earlier} was passed over by {id}");
+        }
+        let response = (s.http.post(s.url("/lab")))
+            .header("X-Session-ID", id)
+            .multipart(Upload::new("topology.yml", TWO_NODES).form())
+            .send()
+            .await
+            .unwrap();
+        let host = response.headers().get("x-lab-host").cloned();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["devices"].as_array().unwrap().len(), 2, "{body}");
+        let host = host
+            .expect("X-Lab-Host names the host")
+            .to_str()
+            .unwrap()
+            .to_string();
+        hosts.insert(host);
+        assert_eq!(s.end_session(id).await, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(hosts.len(), 3, "every host ran labs: {hosts:?}");
+    // Each agent's labs were torn down: no lab folder is left anywhere.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for agent in &agents {
+        assert!(
+            agent.dirs.lab_dirs().is_empty() || wait_for_no_labs(agent).await,
+            "{}",
+            agent.log()
+        );
+    }
+}
+
+/// Waits (bounded) until the agent has no lab folder left.
+async fn wait_for_no_labs(agent: &Agent) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if agent.dirs.lab_dirs().is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_agent_ends_its_session_host_lost_and_the_next_session_gets_a_live_host() {
+    if common::netlab().is_none() {
+        return;
+    }
+    let s = coordinator(&[("--agent-lease", "2"), ("--host-grace", "3")]).await;
+    let mut a = Agent::start(&s, "lab-a");
+    wait_for_slots(&s, 1, &[&a]).await;
+    let b = Agent::start(&s, "lab-b");
+    wait_for_slots(&s, 2, &[&a, &b]).await;
+
+    let (first, _) = s.create_session().await;
+    let (second, _) = s.create_session().await;
+    let (third, _) = s.create_session().await;
+    for id in [&first, &second] {
+        s.wait_until_active(id).await;
+        let (status, body) = s.acquire(id, Upload::new("topology.yml", TWO_NODES)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // The first session's slot is lab-a's (slot 1, registered first).
+    assert_eq!(standing(&s, &first).await.1, Some(1));
+
+    a.kill(libc::SIGKILL);
+    let (status, body) = s.session_status(&first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Past the lease and the grace, its session ends host_lost.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let detail = loop {
+        let (status, body) = s.session_status(&first).await;
+        if status == StatusCode::NOT_FOUND {
+            break body["detail"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "never ended: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(detail.contains("host_lost"), "{detail}");
+    let (status, body) = s
+        .lab_call(reqwest::Method::GET, "/lab/devices", &first)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["detail"].as_str().unwrap().contains("host_lost"),
+        "{body}"
+    );
+
+    // The other host carries on; the third session gets it next.
+    let (status, devices) = s
+        .lab_call(reqwest::Method::GET, "/lab/devices", &second)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{devices}");
+    assert_eq!(standing(&s, &third).await.0, "waiting");
+    assert_eq!(s.end_session(&second).await, StatusCode::NO_CONTENT);
+    s.wait_until_active(&third).await;
+    let response = (s.http.post(s.url("/lab")))
+        .header("X-Session-ID", &third)
+        .multipart(Upload::new("topology.yml", TWO_NODES).form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-lab-host"], "lab-b");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let events = s
+        .replayed_events(1024, |events| {
+            events.iter().any(|e| e["type"] == "session_ended")
+        })
+        .await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "session_ended" && e["reason"] == "host_lost"),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_without_the_secret_is_refused_and_the_secret_never_appears_in_logs() {
+    if common::netlab().is_none() {
+        return;
+    }
+    let s = coordinator(&[]).await;
+    for token in [None, Some("wrong-secret-0123456789")] {
+        let mut request = s
+            .http
+            .post(s.url("/agent/register"))
+            .json(&serde_json::json!({
+                "name": "x", "incarnation": "i", "slots": 1,
+                "capabilities": {"netlab_version": "26.10", "up_args": []}, "running": []
+            }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // A client token is not an agent secret either: the agent routes only
+    // know the pool's secret.
+    assert_eq!(
+        s.get_json("/sessions").await["slots"],
+        serde_json::json!([])
+    );
+    assert!(!s.log().contains("wrong-secret"), "{}", s.log());
+    assert!(!s.log().contains(SECRET), "{}", s.log());
+}
