@@ -240,12 +240,6 @@ impl ServeArgs {
         let inline_tokens = inline.tokens;
         let agent_secret =
             cli::agent::agent_secret(self.agent_token_file.as_deref(), inline.agent)?;
-        if self.lab_slots == 0 && agent_secret.is_none() {
-            return Err(
-                "--lab-slots 0 leaves only lab agents' slots: give the agent secret (--agent-token-file or NEOPS_AGENT_TOKEN)"
-                    .into(),
-            );
-        }
         let tokens = match (&self.tokens_file, inline_tokens) {
             (Some(_), Some(_)) => {
                 return Err(format!(
@@ -334,6 +328,19 @@ struct Secrets {
 fn main() -> ExitCode {
     let inline = take_secrets();
     let cli = Cli::parse();
+    if cli.command.is_none()
+        && cli.serve.lab_slots == 0
+        && inline.agent.is_none()
+        && cli.serve.agent_token_file.is_none()
+    {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                "--lab-slots 0 leaves only lab agents' slots: give the agent secret (--agent-token-file or NEOPS_AGENT_TOKEN)",
+            )
+            .exit();
+    }
     match cli.command {
         Some(cli::Command::Agent(args)) => cli::agent::main(args, inline.agent),
         Some(command) => cli::main(command),
