@@ -5,11 +5,14 @@
 //! `docs/many-lab-hosts.md`). The coordinator never dials an agent.
 //!
 //! - [`wire`]: the messages between them;
-//! - [`pool`] and [`remote`]: the coordinator's side (the hosts, and the
-//!   slot driver that stands for an agent's slot);
+//! - the coordinator's side: [`slot`] (an agent's slot: its assignment and
+//!   reports), [`host`] (a lab host and its liveness), [`remote`] (the slot
+//!   driver that stands for an agent's slot), [`pool`] (every host);
 //! - [`run`]: the agent itself (`neops-remote-lab agent`).
 
+pub mod host;
 pub mod pool;
 pub mod remote;
 pub mod run;
+pub mod slot;
 pub mod wire;

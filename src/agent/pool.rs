@@ -8,121 +8,23 @@
 //! again; a new incarnation of a known host (its agent restarted, its labs
 //! are gone) ends its holders at once.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::remote::{RemoteSlot, RemoteSlotDriver};
-use super::wire::{Capabilities, DesiredState, Register, Registered};
+pub use super::host::{AgentHost, Liveness};
+use super::remote::RemoteSlotDriver;
+use super::wire::{Register, Registered};
 use crate::coordinator::Coordinator;
 use crate::domain::events::EndReason;
 use crate::lab::LabSlot;
-use crate::lab::inventory::Inventory;
 
 /// netlab's multilab ids run from 1 to 200 (networklab 26.10,
 /// `netsim/extra/multilab`): a pool has at most that many slots.
 pub const MAX_POOL_SLOTS: usize = 200;
-
-/// Timing of host loss.
-#[derive(Debug, Clone, Copy)]
-pub struct Liveness {
-    /// Silent this long: offline (`--agent-lease`, default 15 s).
-    pub lease: Duration,
-    /// Offline this long: lost (`--host-grace`, default 60 s).
-    pub grace: Duration,
-}
-
-/// One lab host and its agent.
-pub struct AgentHost {
-    pub name: String,
-    pub slots: Vec<Arc<RemoteSlot>>,
-    status: Mutex<HostStatus>,
-    online: watch::Sender<bool>,
-    /// The desired state's version; increases with every assignment.
-    version: watch::Sender<u64>,
-    epochs: Arc<AtomicU64>,
-}
-
-struct HostStatus {
-    incarnation: String,
-    capabilities: Capabilities,
-    last_seen: Instant,
-    offline_since: Option<Instant>,
-    /// Its holders were ended for its silence.
-    lost: bool,
-    /// Each slot's inventory of its running lab, as the agent sent it.
-    inventories: BTreeMap<usize, Inventory>,
-}
-
-impl AgentHost {
-    fn status(&self) -> MutexGuard<'_, HostStatus> {
-        self.status
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// A new epoch, greater than every one before in this pool.
-    pub fn next_epoch(&self) -> u64 {
-        self.epochs.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Wakes the agent's poll.
-    pub fn desired_changed(&self) {
-        self.version.send_modify(|version| *version += 1);
-    }
-
-    pub fn online_watch(&self) -> watch::Receiver<bool> {
-        self.online.subscribe()
-    }
-
-    pub fn is_online(&self) -> bool {
-        *self.online.borrow()
-    }
-
-    pub fn capabilities(&self) -> Capabilities {
-        self.status().capabilities.clone()
-    }
-
-    pub fn incarnation(&self) -> String {
-        self.status().incarnation.clone()
-    }
-
-    pub fn remember_inventory(&self, slot: usize, inventory: Inventory) {
-        self.status().inventories.insert(slot, inventory);
-    }
-
-    pub fn inventory(&self, slot: usize) -> Option<Inventory> {
-        self.status().inventories.get(&slot).cloned()
-    }
-
-    pub fn numbers(&self) -> Vec<usize> {
-        self.slots.iter().map(|slot| slot.number).collect()
-    }
-
-    /// The desired state of every slot now.
-    pub fn desired(&self) -> DesiredState {
-        DesiredState {
-            version: *self.version.borrow(),
-            slots: self.slots.iter().map(|slot| slot.desired()).collect(),
-        }
-    }
-
-    /// Waits (at most `limit`) for a desired state newer than `after`.
-    pub async fn desired_after(&self, after: u64, limit: Duration) -> DesiredState {
-        let mut version = self.version.subscribe();
-        let _ = tokio::time::timeout(limit, version.wait_for(|now| *now > after)).await;
-        self.desired()
-    }
-
-    /// How long since the agent was last heard, in seconds.
-    pub fn silent_for(&self) -> Duration {
-        self.status().last_seen.elapsed()
-    }
-}
 
 /// Why an agent's request is refused.
 #[derive(Debug, thiserror::Error)]
@@ -194,16 +96,8 @@ impl Pool {
                 before: host.slots.len(),
             });
         }
-        let restarted = {
-            let mut status = host.status();
-            status.capabilities = register.capabilities;
-            let restarted = status.incarnation != register.incarnation;
-            status.incarnation = register.incarnation;
-            restarted
-        };
-        if restarted {
+        if host.reregister(register) {
             tracing::warn!(host = %host.name, "lab host registered with a new incarnation: its labs are gone; ending its holders");
-            host.status().inventories.clear();
             let (coordinator, numbers) = (Arc::clone(&self.coordinator), host.numbers());
             tokio::spawn(async move {
                 coordinator.end_holders(&numbers, EndReason::HostLost).await;
@@ -224,37 +118,22 @@ impl Pool {
             return Err(PoolError::TooManySlots(total));
         }
         let first = self.coordinator.slot_count() + 1;
-        let epoch = self.epochs.load(Ordering::Relaxed);
-        let host = Arc::new(AgentHost {
-            name: register.name.clone(),
-            slots: (first..first + register.slots)
-                .map(|number| Arc::new(RemoteSlot::new(number, epoch)))
-                .collect(),
-            status: Mutex::new(HostStatus {
-                incarnation: register.incarnation,
-                capabilities: register.capabilities,
-                last_seen: Instant::now(),
-                offline_since: None,
-                lost: false,
-                inventories: BTreeMap::new(),
-            }),
-            online: watch::Sender::new(true),
-            version: watch::Sender::new(1),
-            epochs: Arc::clone(&self.epochs),
+        let (name, count) = (register.name.clone(), register.slots);
+        let host = Arc::new(AgentHost::new(
+            register,
+            first..first + count,
+            Arc::clone(&self.epochs),
+        ));
+        self.hosts().insert(name.clone(), Arc::clone(&host));
+        let numbers = self.coordinator.add_slots(count, |number, observer| {
+            let slot = Arc::clone(&host.slots[number - first]);
+            let driver = RemoteSlotDriver {
+                host: Arc::clone(&host),
+                slot,
+            };
+            LabSlot::new(number, Arc::new(driver), observer)
         });
-        self.hosts()
-            .insert(register.name.clone(), Arc::clone(&host));
-        let numbers = self
-            .coordinator
-            .add_slots(register.slots, |number, observer| {
-                let slot = Arc::clone(&host.slots[number - first]);
-                let driver = RemoteSlotDriver {
-                    host: Arc::clone(&host),
-                    slot,
-                };
-                LabSlot::new(number, Arc::new(driver), observer)
-            });
-        tracing::info!(host = %register.name, slots = ?numbers, "lab host registered");
+        tracing::info!(host = %name, slots = ?numbers, "lab host registered");
         Ok(Registered { slots: numbers })
     }
 
@@ -265,7 +144,7 @@ impl Pool {
             .get(name)
             .cloned()
             .ok_or_else(|| PoolError::UnknownHost(name.to_string()))?;
-        if host.status().incarnation != incarnation {
+        if !host.is_incarnation(incarnation) {
             return Err(PoolError::OtherIncarnation {
                 name: name.to_string(),
             });
@@ -275,18 +154,8 @@ impl Pool {
     }
 
     fn seen(&self, host: &AgentHost) {
-        let came_back = {
-            let mut status = host.status();
-            status.last_seen = Instant::now();
-            let came_back = status.offline_since.take().is_some();
-            if came_back {
-                status.lost = false;
-            }
-            came_back
-        };
-        if came_back || !host.is_online() {
+        if host.seen() {
             tracing::info!(host = %host.name, "lab host is online again");
-            host.online.send_replace(true);
             self.coordinator.set_online(&host.numbers(), true);
         }
     }
@@ -307,24 +176,9 @@ impl Pool {
     }
 
     async fn check(&self, host: &AgentHost) {
-        let (went_offline, lost) = {
-            let mut status = host.status();
-            let now = Instant::now();
-            let went_offline =
-                status.offline_since.is_none() && status.last_seen.elapsed() > self.liveness.lease;
-            if went_offline {
-                status.offline_since = Some(now);
-            }
-            let lost = !status.lost
-                && status
-                    .offline_since
-                    .is_some_and(|since| now.duration_since(since) > self.liveness.grace);
-            status.lost |= lost;
-            (went_offline, lost)
-        };
+        let (went_offline, lost) = host.check(self.liveness);
         if went_offline {
             tracing::warn!(host = %host.name, seconds = self.liveness.lease.as_secs(), "lab host is offline: its agent was silent for its lease");
-            host.online.send_replace(false);
             self.coordinator.set_online(&host.numbers(), false);
         }
         if lost {

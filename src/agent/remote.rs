@@ -2,121 +2,17 @@
 //! each slot action into a new desired state (with a new epoch) and waits
 //! for the agent's report of that epoch.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::pool::AgentHost;
-use super::wire::{SlotDesired, SlotReport, WantedLab};
+use super::host::AgentHost;
+use super::slot::RemoteSlot;
+use super::wire::{SlotReport, WantedLab};
 use crate::lab::inventory::Inventory;
 use crate::lab::slot_driver::{OnFiles, SlotDriver, Started};
 use crate::lab::upload::Upload;
 use crate::lab::{BoxFuture, Health, LabError, LabFiles, LineSink};
-
-/// One slot of an agent, as the coordinator and the agent routes share it.
-pub struct RemoteSlot {
-    /// Pool-wide number (also its netlab multilab id).
-    pub number: usize,
-    desired: Mutex<Assignment>,
-    /// The agent's latest accepted report: (epoch, state).
-    reports: watch::Sender<Option<(u64, SlotReport)>>,
-    /// Where the bring-up output of the current assignment goes.
-    log: Mutex<Option<(u64, Arc<dyn LineSink>)>>,
-}
-
-/// What the slot should run, and the files an agent fetches for it.
-struct Assignment {
-    desired: SlotDesired,
-    upload: Option<Arc<Upload>>,
-}
-
-/// Why a report was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Stale {
-    /// Its epoch is older than the slot's assignment.
-    Epoch { reported: u64, current: u64 },
-}
-
-impl RemoteSlot {
-    pub fn new(number: usize, epoch: u64) -> Self {
-        RemoteSlot {
-            number,
-            desired: Mutex::new(Assignment {
-                desired: SlotDesired {
-                    slot: number,
-                    epoch,
-                    lab: None,
-                },
-                upload: None,
-            }),
-            reports: watch::Sender::new(None),
-            log: Mutex::new(None),
-        }
-    }
-
-    pub fn desired(&self) -> SlotDesired {
-        self.assignment().desired.clone()
-    }
-
-    /// The upload of assignment `epoch`, while it is the current one.
-    pub fn upload(&self, epoch: u64) -> Option<Arc<Upload>> {
-        let assignment = self.assignment();
-        (assignment.desired.epoch == epoch)
-            .then(|| assignment.upload.clone())
-            .flatten()
-    }
-
-    /// Takes the agent's report of `epoch`, unless a newer assignment
-    /// exists. A report of a newer epoch than known (a coordinator that
-    /// restarted) is taken too.
-    pub fn report(&self, epoch: u64, state: SlotReport) -> Result<(), Stale> {
-        let current = self.assignment().desired.epoch;
-        if epoch < current {
-            return Err(Stale::Epoch {
-                reported: epoch,
-                current,
-            });
-        }
-        self.reports.send_replace(Some((epoch, state)));
-        Ok(())
-    }
-
-    /// Bring-up output of assignment `epoch` (dropped when not current).
-    pub fn log_lines(&self, epoch: u64, lines: &[String]) {
-        let log = self.log.lock().unwrap_or_else(|poison| poison.into_inner());
-        if let Some((current, sink)) = log.as_ref()
-            && *current == epoch
-        {
-            for line in lines {
-                sink.line(line);
-            }
-        }
-    }
-
-    fn assignment(&self) -> std::sync::MutexGuard<'_, Assignment> {
-        self.desired
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// Sets a new assignment and returns its epoch.
-    fn assign(&self, epoch: u64, lab: Option<WantedLab>, upload: Option<Arc<Upload>>) -> u64 {
-        let mut assignment = self.assignment();
-        assignment.desired = SlotDesired {
-            slot: self.number,
-            epoch,
-            lab,
-        };
-        assignment.upload = upload;
-        epoch
-    }
-
-    /// The lab that was wanted last, if any.
-    fn wanted(&self) -> Option<WantedLab> {
-        self.assignment().desired.lab.clone()
-    }
-}
 
 /// A slot of a lab agent, driven from the coordinator (see the module
 /// documentation). Every wait ends when the agent reports, when the holder
@@ -135,8 +31,14 @@ enum Outcome {
 
 impl RemoteSlotDriver {
     /// Assigns `lab` (with `upload`) and tells the agent.
-    fn assign(&self, lab: Option<WantedLab>, upload: Option<Arc<Upload>>) -> u64 {
-        let epoch = self.slot.assign(self.host.next_epoch(), lab, upload);
+    fn assign(
+        &self,
+        lab: Option<WantedLab>,
+        upload: Option<Arc<Upload>>,
+        log: Option<Arc<dyn LineSink>>,
+    ) -> u64 {
+        let epoch = self.host.next_epoch();
+        self.slot.assign(epoch, lab, upload, log);
         self.host.desired_changed();
         epoch
     }
@@ -149,7 +51,7 @@ impl RemoteSlotDriver {
         cancel: Option<&CancellationToken>,
         on_booting: &(dyn Fn(&LabFiles) + Send + Sync),
     ) -> Outcome {
-        let mut reports = self.slot.reports.subscribe();
+        let mut reports = self.slot.reports();
         let mut online = self.host.online_watch();
         let mut booting_seen = false;
         loop {
@@ -185,7 +87,7 @@ impl RemoteSlotDriver {
     /// Asks for nothing to run and waits until the agent says so (or its
     /// host is offline: it converges when it returns).
     async fn clear(&self) -> Result<(), LabError> {
-        let epoch = self.assign(None, None);
+        let epoch = self.assign(None, None, None);
         match self.wait_for(epoch, None, &|_| {}).await {
             Outcome::Reported(SlotReport::Dirty { message }) => Err(LabError::Host {
                 message,
@@ -217,11 +119,7 @@ impl RemoteSlotDriver {
             topology: upload.topology_name.clone(),
             reset: Vec::new(),
         };
-        let epoch = self.host.next_epoch();
-        *self.slot.log.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, log));
-        self.slot
-            .assign(epoch, Some(wanted), Some(Arc::new(upload.clone())));
-        self.host.desired_changed();
+        let epoch = self.assign(Some(wanted), Some(Arc::new(upload.clone())), Some(log));
         let outcome = self.wait_for(epoch, Some(cancel), on_files).await;
         match outcome {
             Outcome::Reported(SlotReport::Up {
@@ -263,7 +161,7 @@ impl RemoteSlotDriver {
         };
         wanted.reset = args.to_vec();
         let upload = self.slot.upload(self.slot.desired().epoch);
-        let epoch = self.assign(Some(wanted), upload);
+        let epoch = self.assign(Some(wanted), upload, None);
         match self.wait_for(epoch, None, &|_| {}).await {
             Outcome::Reported(SlotReport::Up { inventory, .. }) => {
                 self.host.remember_inventory(self.slot.number, inventory);
@@ -315,7 +213,7 @@ impl SlotDriver for RemoteSlotDriver {
                 return Err(self.offline());
             }
             let current = self.slot.desired().epoch;
-            let report = self.slot.reports.borrow().clone();
+            let report = self.slot.last_report();
             let status = match report {
                 Some((epoch, SlotReport::Up { .. })) if epoch == current => Some("started".into()),
                 _ => None,

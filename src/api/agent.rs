@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use super::auth::{Presented, bearer, unauthorized};
 use super::error::ApiError;
 use crate::agent::pool::{Pool, PoolError};
-use crate::agent::remote::Stale;
+use crate::agent::slot::Stale;
 use crate::agent::wire::{
     DesiredState, LogLines, POLL_SECONDS, Register, Registered, Report, UploadFiles,
 };
