@@ -3,6 +3,8 @@
 //! own HOME and TMPDIR (so its own netlab registry), as separate processes.
 
 mod common;
+#[path = "common/history.rs"]
+mod history;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -90,6 +92,37 @@ async fn wait_for_slots(s: &Server, count: usize, agents: &[&Agent]) {
     }
 }
 
+/// Replays the coordinator's events until `ended` sessions ended, and
+/// fails on any broken rule of the line (see [`history`]).
+async fn check_history(s: &Server, ended: usize) -> Vec<Value> {
+    let events = s
+        .replayed_events(1024, |events| {
+            let count = events
+                .iter()
+                .filter(|e| e["type"] == "session_ended")
+                .count();
+            count >= ended
+        })
+        .await;
+    let violations = history::violations(&events, None);
+    assert!(violations.is_empty(), "{violations:#?}");
+    events
+}
+
+/// `POST /lab` of `topology`: status, `X-Lab-Host` and body.
+async fn acquire_on(s: &Server, id: &str, topology: &str) -> (StatusCode, Option<String>, Value) {
+    let response = (s.http.post(s.url("/lab")))
+        .header("X-Session-ID", id)
+        .multipart(Upload::new("topology.yml", topology).form())
+        .send()
+        .await
+        .unwrap();
+    let host =
+        (response.headers().get("x-lab-host")).map(|value| value.to_str().unwrap().to_string());
+    let status = response.status();
+    (status, host, response.json().await.unwrap())
+}
+
 /// The session's slot and status now.
 async fn standing(s: &Server, id: &str) -> (String, Option<u64>) {
     let sessions = s.get_json("/sessions").await;
@@ -128,35 +161,42 @@ async fn sessions_are_served_in_order_by_three_hosts_through_one_url() {
             let (status, _) = standing(&s, earlier).await;
             assert_ne!(status, "waiting", "{earlier} was passed over by {id}");
         }
-        let response = (s.http.post(s.url("/lab")))
-            .header("X-Session-ID", id)
-            .multipart(Upload::new("topology.yml", TWO_NODES).form())
-            .send()
-            .await
-            .unwrap();
-        let host = response.headers().get("x-lab-host").cloned();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
+        let (status, host, body) = acquire_on(&s, id, TWO_NODES).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["devices"].as_array().unwrap().len(), 2, "{body}");
-        let host = host
-            .expect("X-Lab-Host names the host")
-            .to_str()
-            .unwrap()
-            .to_string();
+        let host = host.expect("X-Lab-Host names the host");
+        // /sessions names the host of the session's slot, and of the slot.
+        let sessions = s.get_json("/sessions").await;
+        let listed = (sessions["sessions"].as_array().unwrap().iter())
+            .find(|session| session["id"] == id[..8])
+            .unwrap();
+        assert_eq!(listed["host"], host.as_str(), "{sessions}");
+        let slot = &sessions["slots"][listed["slot"].as_u64().unwrap() as usize - 1];
+        assert_eq!(slot["host"], host.as_str(), "{sessions}");
+        assert_eq!(slot["online"], true, "{sessions}");
         hosts.insert(host);
         assert_eq!(s.end_session(id).await, StatusCode::NO_CONTENT);
     }
     assert_eq!(hosts.len(), 3, "every host ran labs: {hosts:?}");
     // Each agent's labs were torn down: no lab folder is left anywhere.
-    tokio::time::sleep(Duration::from_secs(1)).await;
     for agent in &agents {
-        assert!(
-            agent.dirs.lab_dirs().is_empty() || wait_for_no_labs(agent).await,
-            "{}",
-            agent.log()
-        );
+        assert!(wait_for_no_labs(agent).await, "{}", agent.log());
     }
+    let events = check_history(&s, 10).await;
+    // Promotions and lab events name their host.
+    let promotions: Vec<&Value> = (events.iter())
+        .filter(|e| e["type"] == "session_promoted")
+        .collect();
+    assert_eq!(promotions.len(), 10);
+    assert!(
+        promotions.iter().all(|e| e["host"].is_string()),
+        "{events:#?}"
+    );
+    let ups = events.iter().filter(|e| e["type"] == "lab_up");
+    assert!(
+        ups.clone().count() == 10 && ups.into_iter().all(|e| e["host"].is_string()),
+        "{events:#?}"
+    );
 }
 
 /// Waits (bounded) until the agent has no lab folder left.
@@ -224,20 +264,17 @@ async fn a_killed_agent_ends_its_session_host_lost_and_the_next_session_gets_a_l
     assert_eq!(standing(&s, &third).await.0, "waiting");
     assert_eq!(s.end_session(&second).await, StatusCode::NO_CONTENT);
     s.wait_until_active(&third).await;
-    let response = (s.http.post(s.url("/lab")))
-        .header("X-Session-ID", &third)
-        .multipart(Upload::new("topology.yml", TWO_NODES).form())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.headers()["x-lab-host"], "lab-b");
-    assert_eq!(response.status(), StatusCode::OK);
+    let (status, host, body) = acquire_on(&s, &third, TWO_NODES).await;
+    assert_eq!(
+        (status, host.as_deref()),
+        (StatusCode::OK, Some("lab-b")),
+        "{body}"
+    );
+    // The lost host is offline in /sessions.
+    let slots = s.get_json("/sessions").await["slots"].clone();
+    assert_eq!(slots[0]["online"], false, "{slots}");
 
-    let events = s
-        .replayed_events(1024, |events| {
-            events.iter().any(|e| e["type"] == "session_ended")
-        })
-        .await;
+    let events = check_history(&s, 2).await;
     assert!(
         events
             .iter()
@@ -274,4 +311,97 @@ async fn an_agent_without_the_secret_is_refused_and_the_secret_never_appears_in_
     );
     assert!(!s.log().contains("wrong-secret"), "{}", s.log());
     assert!(!s.log().contains(SECRET), "{}", s.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_stopped_past_its_grace_tears_down_what_it_no_longer_owns_and_rejoins() {
+    if common::netlab().is_none() {
+        return;
+    }
+    let s = coordinator(&[("--agent-lease", "2"), ("--host-grace", "2")]).await;
+    let mut a = Agent::start(&s, "lab-a");
+    wait_for_slots(&s, 1, &[&a]).await;
+
+    let (first, _) = s.create_session().await;
+    s.wait_until_active(&first).await;
+    let (status, _, body) = acquire_on(&s, &first, TWO_NODES).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(a.dirs.lab_dirs().len(), 1);
+
+    a.kill(libc::SIGSTOP);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = s.session_status(&first).await;
+        if status == StatusCode::NOT_FOUND {
+            assert!(
+                body["detail"].as_str().unwrap().contains("host_lost"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ended: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A session arriving now waits: the only host is offline.
+    let (second, _) = s.create_session().await;
+    assert_eq!(standing(&s, &second).await.0, "waiting");
+
+    a.kill(libc::SIGCONT);
+    // Back, the agent finds a newer assignment with no lab: it tears its
+    // lab down and takes new work.
+    s.wait_until_active(&second).await;
+    assert!(wait_for_no_labs(&a).await, "{}", a.log());
+    let (status, host, body) = acquire_on(&s, &second, TWO_NODES).await;
+    assert_eq!(
+        (status, host.as_deref()),
+        (StatusCode::OK, Some("lab-a")),
+        "{body}"
+    );
+    assert_eq!(s.end_session(&second).await, StatusCode::NO_CONTENT);
+    check_history(&s, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_lab_on_another_host_goes_to_the_session_that_declared_it() {
+    if common::netlab().is_none() {
+        return;
+    }
+    const OTHER: &str = "defaults.device: eos\nnodes: [x1]\n";
+    let s = coordinator(&[("--keep-idle-lab", "300")]).await;
+    let a = Agent::start(&s, "lab-a");
+    wait_for_slots(&s, 1, &[&a]).await;
+    let b = Agent::start(&s, "lab-b");
+    wait_for_slots(&s, 2, &[&a, &b]).await;
+
+    // lab-a keeps OTHER, lab-b keeps TWO_NODES.
+    let (first, _) = s.create_session().await;
+    let (second, _) = s.create_session().await;
+    for (id, topology, host) in [(&first, OTHER, "lab-a"), (&second, TWO_NODES, "lab-b")] {
+        s.wait_until_active(id).await;
+        let (status, on, body) = acquire_on(&s, id, topology).await;
+        assert_eq!(
+            (status, on.as_deref()),
+            (StatusCode::OK, Some(host)),
+            "{body}"
+        );
+    }
+    for id in [&first, &second] {
+        assert_eq!(s.end_session(id).await, StatusCode::NO_CONTENT);
+    }
+    // A session that declares TWO_NODES gets lab-b's kept lab.
+    let (third, _) = s.create_session().await;
+    let (status, body) = s
+        .declare(&third, Upload::new("topology.yml", TWO_NODES).form())
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    s.wait_until_active(&third).await;
+    let (status, host, body) = acquire_on(&s, &third, TWO_NODES).await;
+    assert_eq!(
+        (status, host.as_deref()),
+        (StatusCode::OK, Some("lab-b")),
+        "{body}"
+    );
+    assert_eq!(body["reused"], true, "{body}");
+    assert_eq!(s.end_session(&third).await, StatusCode::NO_CONTENT);
+    check_history(&s, 3).await;
 }

@@ -125,14 +125,16 @@ impl Pool {
             Arc::clone(&self.epochs),
         ));
         self.hosts().insert(name.clone(), Arc::clone(&host));
-        let numbers = self.coordinator.add_slots(count, |number, observer| {
-            let slot = Arc::clone(&host.slots[number - first]);
-            let driver = RemoteSlotDriver {
-                host: Arc::clone(&host),
-                slot,
-            };
-            LabSlot::new(number, Arc::new(driver), observer)
-        });
+        let numbers = self
+            .coordinator
+            .add_slots(&name, count, |number, observer| {
+                let slot = Arc::clone(&host.slots[number - first]);
+                let driver = RemoteSlotDriver {
+                    host: Arc::clone(&host),
+                    slot,
+                };
+                LabSlot::new(number, Arc::new(driver), observer)
+            });
         tracing::info!(host = %name, slots = ?numbers, "lab host registered");
         Ok(Registered { slots: numbers })
     }

@@ -180,10 +180,6 @@ impl RemoteSlotDriver {
 }
 
 impl SlotDriver for RemoteSlotDriver {
-    fn host(&self) -> Option<&str> {
-        Some(&self.host.name)
-    }
-
     fn start<'a>(
         &'a self,
         upload: &'a Upload,

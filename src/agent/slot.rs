@@ -132,3 +132,26 @@ impl RemoteSlot {
         self.reports.borrow().clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_older_than_the_assignment_is_refused_and_a_current_one_taken() {
+        let slot = RemoteSlot::new(3, 10);
+        slot.assign(12, None, None, None);
+        assert_eq!(
+            slot.report(11, SlotReport::Down),
+            Err(Stale::Epoch {
+                reported: 11,
+                current: 12
+            })
+        );
+        assert!(slot.last_report().is_none());
+        assert_eq!(slot.report(12, SlotReport::Down), Ok(()));
+        assert!(matches!(slot.last_report(), Some((12, SlotReport::Down))));
+        // Only the current assignment's upload is handed out.
+        assert!(slot.upload(11).is_none());
+    }
+}

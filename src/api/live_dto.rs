@@ -29,6 +29,7 @@ impl From<&SessionView> for QueuedSessionDto {
             status: view.standing.status.into(),
             position: view.standing.position,
             slot: view.slot,
+            host: view.host.as_deref().map(str::to_string),
             client: view.client.as_deref().map(Into::into),
             owner: view.owner.as_ref().map(|owner| owner.name().to_string()),
             waiting_seconds: view.waiting.as_secs_f64(),
@@ -53,6 +54,8 @@ impl From<&SlotView> for SlotDto {
             slot: view.number,
             phase: view.phase.as_str().to_string(),
             holder: view.holder.map(|id| id.to_string()),
+            host: view.host.as_deref().map(str::to_string),
+            online: view.host.is_some().then_some(view.online),
             lab: lab.topology.as_ref().map(|topology| LabSummaryDto {
                 topology: topology.clone(),
                 identity: prefix(lab.identity.as_deref().unwrap_or_default()),
@@ -89,6 +92,7 @@ impl From<&Event> for EventDto {
             id: event.id,
             at: rfc3339(event.at),
             kind: (&event.kind).into(),
+            host: event.kind.host().map(str::to_string),
         }
     }
 }
@@ -118,6 +122,7 @@ impl From<&EventKind> for EventKindDto {
                 session,
                 slot,
                 waited,
+                ..
             } => EventKindDto::SessionPromoted {
                 session: session.to_string(),
                 slot: *slot,
@@ -161,7 +166,7 @@ impl From<&EventKind> for EventKindDto {
                 slot: *slot,
                 identity: prefix(identity),
             },
-            EventKind::Lab { slot, change } => lab_event(*slot, change),
+            EventKind::Lab { slot, change, .. } => lab_event(*slot, change),
         }
     }
 }

@@ -145,6 +145,7 @@ mod tests {
         let mut bus = EventBus::default();
         for _ in 0..count {
             bus.publish(EventKind::Lab {
+                host: None,
                 slot: 1,
                 change: LabChange::Idle,
             });
@@ -187,6 +188,7 @@ mod tests {
         let mut bus = bus_with(2);
         let mut resume = bus.resume(Some(1), 0);
         bus.publish(EventKind::Lab {
+            host: None,
             slot: 1,
             change: LabChange::TearingDown,
         });

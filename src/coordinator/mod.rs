@@ -97,6 +97,8 @@ struct SlotState {
     /// False while its lab host (a lab agent) is offline: it gets no new
     /// holder.
     online: bool,
+    /// The lab host of a lab agent's slot; `None`: this host's.
+    host: Option<Arc<str>>,
 }
 
 impl SlotState {
@@ -111,6 +113,7 @@ impl SlotState {
             kept_since: None,
             preboot: None,
             online: true,
+            host: None,
         }
     }
 
@@ -285,9 +288,11 @@ impl State {
                 now.saturating_duration_since(joined)
             });
             tracing::info!(session = %id, slot = index + 1, "session promoted to active");
+            let host = self.slots[index].host.clone();
             let stamp = self.events.publish(EventKind::SessionPromoted {
                 session: id,
                 slot: index + 1,
+                host,
                 waited,
             });
             if let Some(record) = self.line.record_mut(&id) {
@@ -481,7 +486,8 @@ impl LabObserver for Shared {
             LabChange::Resetting { .. } => slot_state.kept_since,
             _ => None,
         };
-        state.events.publish(EventKind::Lab { slot, change });
+        let host = slot_state.host.clone();
+        state.events.publish(EventKind::Lab { slot, host, change });
     }
 }
 
@@ -601,8 +607,9 @@ impl Coordinator {
 
     /// The lab host whose slot session `id` holds, when it is a lab agent's.
     pub fn host_of(&self, id: &SessionId) -> Option<String> {
-        let index = (self.shared.lock().slots.iter()).position(|slot| slot.holder == Some(*id))?;
-        self.slot(index).host()
+        let state = self.shared.lock();
+        let slot = state.slots.iter().find(|slot| slot.holder == Some(*id))?;
+        slot.host.as_deref().map(str::to_string)
     }
 
     /// How many slots there are (this host's and lab agents').
@@ -622,10 +629,12 @@ impl Coordinator {
         slots.clone()
     }
 
-    /// Adds `count` slots (a lab agent's), each made by `make_slot(number,
-    /// observer)`, and returns their numbers. They are free at once.
+    /// Adds `count` slots of lab host `host` (a lab agent's), each made by
+    /// `make_slot(number, observer)`, and returns their numbers. They are
+    /// free at once.
     pub fn add_slots(
         &self,
+        host: &str,
         count: usize,
         make_slot: impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
     ) -> Vec<usize> {
@@ -640,7 +649,9 @@ impl Coordinator {
                 number,
                 self.shared.clone() as Arc<dyn LabObserver>,
             )));
-            state.slots.push(SlotState::new());
+            let mut slot = SlotState::new();
+            slot.host = Some(host.into());
+            state.slots.push(slot);
         }
         state.line.set_slots(slots.len());
         drop(slots);
@@ -1024,6 +1035,9 @@ impl Coordinator {
                         .iter()
                         .position(|slot| slot.holder == Some(listed.id))
                         .map(|index| index + 1),
+                    host: (state.slots.iter())
+                        .find(|slot| slot.holder == Some(listed.id))
+                        .and_then(|slot| slot.host.clone()),
                     client: record.client.clone(),
                     owner: record.owner.clone(),
                     waiting: listed
@@ -1040,23 +1054,21 @@ impl Coordinator {
                 }
             })
             .collect();
-        let phases: Vec<(Phase, Option<SessionId>)> = state
-            .slots
-            .iter()
-            .map(|slot| (slot.phase, slot.holder))
+        let mut slots: Vec<SlotView> = (state.slots.iter().enumerate())
+            .map(|(index, slot)| SlotView {
+                number: index + 1,
+                phase: slot.phase,
+                holder: slot.holder,
+                host: slot.host.clone(),
+                online: slot.online,
+                lab: LabView::default(),
+            })
             .collect();
         drop(state);
         // Each lab view has its own small lock: read outside ours.
-        let slots = phases
-            .into_iter()
-            .zip(self.all_slots())
-            .map(|((phase, holder), slot)| SlotView {
-                number: slot.number(),
-                phase,
-                holder,
-                lab: slot.view(),
-            })
-            .collect();
+        for (view, slot) in slots.iter_mut().zip(self.all_slots()) {
+            view.lab = slot.view();
+        }
         Overview { sessions, slots }
     }
 

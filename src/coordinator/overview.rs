@@ -16,6 +16,8 @@ use crate::session_id::SessionId;
 pub struct SessionView {
     pub id: SessionId,
     pub standing: Standing,
+    /// The lab host of the slot it holds, when that is a lab agent's.
+    pub host: Option<Arc<str>>,
     /// The slot it holds (from 1), when ACTIVE.
     pub slot: Option<usize>,
     pub client: Option<Arc<ClientInfo>>,
@@ -43,6 +45,10 @@ pub struct SlotView {
     pub number: usize,
     pub phase: Phase,
     pub holder: Option<SessionId>,
+    /// The lab host of a lab agent's slot; `None`: this host's.
+    pub host: Option<Arc<str>>,
+    /// False while that lab host is offline.
+    pub online: bool,
     /// Its lab as of the last finished change.
     pub lab: LabView,
 }

@@ -97,6 +97,8 @@ pub enum EventKind {
     SessionPromoted {
         session: SessionId,
         slot: usize,
+        /// The lab host of a lab agent's slot; `None`: this host's.
+        host: Option<Arc<str>>,
         /// How long it waited in the line before this.
         waited: Duration,
     },
@@ -136,7 +138,12 @@ pub enum EventKind {
         identity: String,
     },
     /// Lab slot `slot` (numbered from 1) changed.
-    Lab { slot: usize, change: LabChange },
+    Lab {
+        slot: usize,
+        /// The lab host of a lab agent's slot; `None`: this host's.
+        host: Option<Arc<str>>,
+        change: LabChange,
+    },
 }
 
 impl EventKind {
@@ -145,15 +152,27 @@ impl EventKind {
         match self {
             EventKind::Lab {
                 slot,
+                host,
                 change: LabChange::Up { devices, took },
             } => EventKind::Lab {
                 slot,
+                host,
                 change: LabChange::Up {
                     devices: Arc::new(devices.iter().map(Device::named).collect()),
                     took,
                 },
             },
             other => other,
+        }
+    }
+
+    /// The lab host of the event's slot, when it is a lab agent's.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            EventKind::SessionPromoted { host, .. } | EventKind::Lab { host, .. } => {
+                host.as_deref()
+            }
+            _ => None,
         }
     }
 

@@ -327,11 +327,6 @@ impl LabSlot {
         keep.map(|(number, _)| number)
     }
 
-    /// The lab host the slot's lab runs on: `None` for this host.
-    pub fn host(&self) -> Option<String> {
-        self.driver.host().map(str::to_string)
-    }
-
     /// The slot's number, from 1.
     pub fn number(&self) -> usize {
         self.number

@@ -35,9 +35,6 @@ pub type OnFiles<'a> = &'a (dyn Fn(&LabFiles) + Send + Sync);
 /// The host side of one lab slot. Every call is made under the slot's own
 /// lock, one at a time.
 pub trait SlotDriver: Send + Sync {
-    /// Where the slot lives: `None` on this host, else the lab host's name.
-    fn host(&self) -> Option<&str>;
-
     /// Writes `upload` into a fresh lab directory, tells `on_files`, and
     /// starts its lab. Stops early when `cancel` triggers. On any failure
     /// the half-started lab and its directory are gone before this returns.
@@ -167,10 +164,6 @@ impl LocalSlotDriver {
 }
 
 impl SlotDriver for LocalSlotDriver {
-    fn host(&self) -> Option<&str> {
-        None
-    }
-
     fn start<'a>(
         &'a self,
         upload: &'a Upload,

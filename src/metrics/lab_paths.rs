@@ -68,7 +68,7 @@ impl LabPaths {
                     !leaves
                 });
             }
-            EventKind::Lab { slot, change } => self.lab_changed(*slot, change, event.at),
+            EventKind::Lab { slot, change, .. } => self.lab_changed(*slot, change, event.at),
             _ => {}
         }
     }

@@ -250,7 +250,7 @@ fn record(event: &Event) {
                 counter!(EVICTIONS, "reason" => reason.as_str()).increment(1);
             }
         }
-        EventKind::Lab { slot, change } => {
+        EventKind::Lab { slot, change, .. } => {
             let slot = slot.to_string();
             match change {
                 LabChange::Up { took, .. } => {
@@ -285,7 +285,7 @@ struct KeptSince(std::collections::HashMap<usize, std::time::SystemTime>);
 
 impl KeptSince {
     fn record(&mut self, event: &Event) {
-        let EventKind::Lab { slot, change } = &event.kind else {
+        let EventKind::Lab { slot, change, .. } = &event.kind else {
             return;
         };
         match change {

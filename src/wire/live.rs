@@ -27,6 +27,10 @@ pub struct QueuedSessionDto {
     pub position: usize,
     /// The slot it holds (from 1), when active.
     pub slot: Option<usize>,
+    /// The lab host of that slot when it is a lab agent's; absent for this
+    /// host's slots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub client: Option<ClientInfoDto>,
     /// The name of the token that created it; only with auth on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +67,13 @@ pub struct SlotDto {
     pub phase: String,
     /// The holder's short id.
     pub holder: Option<String>,
+    /// The lab host of a lab agent's slot (with `online`); absent for this
+    /// host's slots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Whether that lab host answers now (absent for this host's slots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
     /// The running lab, if any.
     pub lab: Option<LabSummaryDto>,
 }
@@ -98,6 +109,10 @@ pub struct EventDto {
     pub at: String,
     #[serde(flatten)]
     pub kind: EventKindDto,
+    /// The lab host of the event's slot when it is a lab agent's (events
+    /// `session_promoted` and `lab_*`); absent for this host's slots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// What happened; the `type` key names it. Slots are numbered from 1,

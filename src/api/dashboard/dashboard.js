@@ -113,7 +113,8 @@ function renderQueue() {
   const rows = snapshot.sessions.map((s) => {
     const waited = s.status === "waiting" ? s.waiting_seconds + since() : s.waiting_seconds;
     const holding = s.holding_seconds === null ? null : s.holding_seconds + since();
-    const status = s.status === "active" ? `active · slot ${s.slot}` : `waiting · #${s.position}`;
+    const where = s.host ? `slot ${s.slot} on ${s.host}` : `slot ${s.slot}`;
+    const status = s.status === "active" ? `active · ${where}` : `waiting · #${s.position}`;
     return el("tr", { "data-session": s.id, "data-status": s.status },
       el("td", {}, s.position),
       el("td", { class: "mono" }, s.id),
@@ -143,7 +144,7 @@ function renderSlots() {
       fact("holder", el("span", { class: "muted" }, "free"));
     }
     const card = el("article", { class: "card", "data-slot": slot.slot },
-      el("h3", {}, `Slot ${slot.slot}`, el("span", { class: "phase", "data-phase": slot.phase }, slot.phase.replaceAll("_", " "))),
+      el("h3", {}, slotName(slot), el("span", { class: "phase", "data-phase": slot.phase }, slot.phase.replaceAll("_", " "))),
       facts);
     if (slot.lab) {
       fact("topology", el("span", { class: "topology" }, slot.lab.topology));
@@ -163,8 +164,14 @@ function renderSlots() {
   document.getElementById("slots").replaceChildren(...cards);
 }
 
+// "Slot 3", or "Slot 3 · lab-b" for a lab agent's slot ("offline" while its host is).
+function slotName(slot) {
+  if (!slot.host) return `Slot ${slot.slot}`;
+  return `Slot ${slot.slot} · ${slot.host}${slot.online ? "" : " (offline)"}`;
+}
+
 function describe(e) {
-  const slot = e.slot ? `slot ${e.slot}: ` : "";
+  const slot = e.slot ? `slot ${e.slot}${e.host ? ` on ${e.host}` : ""}: ` : "";
   switch (e.type) {
     case "session_joined": {
       const client = e.client ? [e.client.user, e.client.host].filter(Boolean).join("@") || e.client.label || "" : "";

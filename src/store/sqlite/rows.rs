@@ -57,7 +57,7 @@ pub fn apply(tx: &Transaction<'_>, event: &Event, body: &str) -> rusqlite::Resul
             )?;
         }
         EventKind::HoldWarning { .. } | EventKind::PrebootStarted { .. } => {}
-        EventKind::Lab { slot, change } => apply_lab(tx, *slot as i64, change, at)?,
+        EventKind::Lab { slot, change, .. } => apply_lab(tx, *slot as i64, change, at)?,
     }
     tx.execute(
         "INSERT INTO events (id, at, body) VALUES (?1, ?2, ?3)",

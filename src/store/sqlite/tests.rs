@@ -48,7 +48,11 @@ fn joined(id: SessionId, key: Option<&str>) -> EventKind {
 }
 
 fn lab(slot: usize, change: LabChange) -> EventKind {
-    EventKind::Lab { slot, change }
+    EventKind::Lab {
+        slot,
+        host: None,
+        change,
+    }
 }
 
 async fn write(store: &SqliteStore, events: &[Event]) -> Result<(), StoreError> {
@@ -81,6 +85,7 @@ async fn what_is_committed_comes_back_after_a_reopen() {
         events.next(EventKind::SessionPromoted {
             session: ids[0],
             slot: 1,
+            host: None,
             waited: Duration::ZERO,
         }),
         events.next(lab(
