@@ -88,6 +88,13 @@ impl App {
             .keep_idle_labs(blueprint.keep_idle)
             .placement(blueprint.placement),
         );
+        // A previous run's lab hosts come back first: their slots must
+        // exist for their holders and labs to be put back.
+        let pool = blueprint.agents.map(|agents| {
+            let pool = Arc::new(Pool::new(Arc::clone(&coordinator), agents.liveness));
+            pool.restore(&restored.hosts, &restored.labs);
+            (pool, agents.secret)
+        });
         coordinator.restore(restored);
         let deadlines = tokio::spawn({
             let coordinator = Arc::clone(&coordinator);
@@ -107,12 +114,11 @@ impl App {
             metrics: metrics::recorder(),
             auth: blueprint.auth,
         });
-        let pool = blueprint.agents.map(|agents| {
-            let pool = Arc::new(Pool::new(Arc::clone(&coordinator), agents.liveness));
+        let pool = pool.map(|(pool, secret)| {
             tokio::spawn(Arc::clone(&pool).watch_liveness(stop));
             router = router
                 .clone()
-                .merge(api::agent::routes(Arc::clone(&pool), agents.secret));
+                .merge(api::agent::routes(Arc::clone(&pool), secret));
             pool
         });
         App {

@@ -32,7 +32,7 @@ use crate::queue::Timeouts;
 use crate::serve;
 use crate::server_guard::{GuardError, ServerGuard, ServerMeta};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{InMemory, Snapshot, Store, StoreError};
+use crate::store::{InMemory, Snapshot, Store, StoreError, StoredLab};
 
 /// How long in-flight requests get to finish after a stop signal.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
@@ -182,20 +182,27 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             .unwrap_or_else(|| tmp.join("neops_remote_lab_labs")),
     )?;
     let keep_idle = !config.keep_idle_lab.is_zero();
-    let candidates = labs_to_readopt(
-        &snapshot.sessions,
-        &snapshot.labs,
-        config.lab_slots,
-        keep_idle,
-    );
+    // The previous run's lab hosts keep their slots only while agents may
+    // join.
+    let hosts = match config.agent_secret {
+        Some(_) => snapshot.hosts,
+        None => Vec::new(),
+    };
+    let slots = config.lab_slots + hosts.iter().map(|host| host.slots.len()).sum::<usize>();
+    let candidates = labs_to_readopt(&snapshot.sessions, &snapshot.labs, slots, keep_idle);
     for lab in snapshot.labs.iter().filter(|lab| !candidates.contains(lab)) {
         tracing::warn!(
             slot = lab.slot,
             "the stored lab's holder does not keep its slot (or it was kept and --keep-idle-lab is 0); clearing the lab"
         );
     }
+    // This host's labs are checked against its netlab here; a lab agent's
+    // are checked when its agent registers again.
+    let (local, agents): (Vec<StoredLab>, Vec<StoredLab>) =
+        (candidates.into_iter()).partition(|lab| lab.slot <= config.lab_slots);
     let numbers: Vec<usize> = (1..=config.lab_slots).collect();
-    let labs = readopt_or_clear(&netlab, &numbers, &work_root, &candidates).await;
+    let mut labs = readopt_or_clear(&netlab, &numbers, &work_root, &local).await;
+    labs.extend(agents);
     let kept: Vec<usize> = labs.iter().map(|lab| lab.slot).collect();
     blocking({
         let store = Arc::clone(&store);
@@ -248,6 +255,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         sessions: snapshot.sessions,
         labs,
         last_event_id: snapshot.last_event_id,
+        hosts,
     };
     let App {
         coordinator,

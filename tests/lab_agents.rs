@@ -9,7 +9,9 @@ mod history;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{EXTERNAL_UP_ARGS, Options, Server, ServerDirs, TWO_NODES, Upload};
+use std::path::Path;
+
+use common::{CountingNetlab, EXTERNAL_UP_ARGS, Options, Server, ServerDirs, TWO_NODES, Upload};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -24,13 +26,18 @@ struct Agent {
 
 impl Agent {
     fn start(coordinator: &Server, name: &str) -> Agent {
+        Agent::with_netlab(coordinator, name, &common::netlab().expect("netlab"))
+    }
+
+    /// An agent running `netlab` (e.g. a [`CountingNetlab`]'s script).
+    fn with_netlab(coordinator: &Server, name: &str, netlab: &Path) -> Agent {
         let dirs = ServerDirs::new();
         let log = std::fs::File::create(dirs.log_file()).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_neops-remote-lab"))
             .args(["agent", "--coordinator", &coordinator.base, "--name", name])
             .args(["--log-level", "DEBUG", "--netlab-up-args", EXTERNAL_UP_ARGS])
             .arg("--netlab-bin")
-            .arg(common::netlab().expect("netlab"))
+            .arg(netlab)
             .env("NEOPS_AGENT_TOKEN", SECRET)
             .env("HOME", dirs.home())
             .env("TMPDIR", dirs.tmp())
@@ -61,13 +68,17 @@ impl Drop for Agent {
 }
 
 async fn coordinator(extra: &[(&str, &str)]) -> Server {
+    Server::start(coordinator_options(extra)).await
+}
+
+fn coordinator_options(extra: &[(&str, &str)]) -> Options {
     let mut options = Options::new(&common::netlab().expect("netlab"))
         .arg("--lab-slots", "0")
         .env("NEOPS_AGENT_TOKEN", SECRET);
     for (flag, value) in extra {
         options = options.arg(flag, value);
     }
-    Server::start(options).await
+    options
 }
 
 /// Waits (bounded) until `count` agent slots are registered.
@@ -404,4 +415,78 @@ async fn a_warm_lab_on_another_host_goes_to_the_session_that_declared_it() {
     assert_eq!(body["reused"], true, "{body}");
     assert_eq!(s.end_session(&third).await, StatusCode::NO_CONTENT);
     check_history(&s, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_coordinator_restarts_with_the_agents_labs_and_their_holders() {
+    let Some(netlab) = common::netlab() else {
+        return;
+    };
+    let (port, dirs) = (common::free_port(), ServerDirs::new());
+    let options = || {
+        coordinator_options(&[("--host-grace", "120")])
+            .port(port)
+            .dirs(&dirs)
+    };
+    let mut s = Server::start(options()).await;
+    let (netlab_a, netlab_b) = (CountingNetlab::new(&netlab), CountingNetlab::new(&netlab));
+    let a = Agent::with_netlab(&s, "lab-a", &netlab_a.script);
+    wait_for_slots(&s, 1, &[&a]).await;
+    let b = Agent::with_netlab(&s, "lab-b", &netlab_b.script);
+    wait_for_slots(&s, 2, &[&a, &b]).await;
+
+    let (first, _) = s.create_session().await;
+    let (second, _) = s.create_session().await;
+    for (id, host) in [(&first, "lab-a"), (&second, "lab-b")] {
+        s.wait_until_active(id).await;
+        let (status, on, body) = acquire_on(&s, id, TWO_NODES).await;
+        assert_eq!(
+            (status, on.as_deref()),
+            (StatusCode::OK, Some(host)),
+            "{body}"
+        );
+    }
+    s.stop_with(libc::SIGKILL);
+
+    let s = Server::start(options()).await;
+    // Both agents register again (their polls are refused by the new
+    // coordinator) and keep their labs.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let slots = s.get_json("/sessions").await["slots"].clone();
+        let online = (slots.as_array().unwrap().iter()).filter(|slot| slot["online"] == true);
+        if online.count() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{slots}\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (id, host) in [(&first, "lab-a"), (&second, "lab-b")] {
+        let (status, body) = s.session_status(id).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::OK, Some("active")),
+            "{body}"
+        );
+        let (status, on, body) = acquire_on(&s, id, TWO_NODES).await;
+        assert_eq!(
+            (status, on.as_deref()),
+            (StatusCode::OK, Some(host)),
+            "{body}"
+        );
+        assert_eq!(body["reused"], true, "{body}");
+        assert_eq!(body["devices"].as_array().unwrap().len(), 2, "{body}");
+    }
+    // No `netlab up` ran again on either host.
+    assert_eq!((netlab_a.ups(), netlab_b.ups()), (1, 1));
+    for id in [&first, &second] {
+        assert_eq!(s.end_session(id).await, StatusCode::NO_CONTENT);
+    }
+    assert!(wait_for_no_labs(&a).await && wait_for_no_labs(&b).await);
+    check_history(&s, 2).await;
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::slot::RemoteSlot;
-use super::wire::{Capabilities, DesiredState, Register};
+use super::wire::{Capabilities, DesiredState, Register, WantedLab};
 use crate::lab::inventory::Inventory;
 
 /// Timing of host loss.
@@ -20,6 +20,18 @@ pub struct Liveness {
     pub lease: Duration,
     /// Offline this long: lost (`--host-grace`, default 60 s).
     pub grace: Duration,
+}
+
+/// What a registration of a known host means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// The incarnation registered now, again (e.g. after a lost answer).
+    Same,
+    /// The first registration since the coordinator restarted: its running
+    /// labs may be re-adopted.
+    Adopted,
+    /// A new incarnation: its agent restarted and cleared its labs.
+    Restarted,
 }
 
 /// One lab host and its agent.
@@ -34,7 +46,9 @@ pub struct AgentHost {
 }
 
 struct HostStatus {
-    incarnation: String,
+    /// `None` for a host put back after a coordinator restart, until its
+    /// agent registers again.
+    incarnation: Option<String>,
     capabilities: Capabilities,
     last_seen: Instant,
     offline_since: Option<Instant>,
@@ -59,7 +73,7 @@ impl AgentHost {
                 .map(|number| Arc::new(RemoteSlot::new(number, epoch)))
                 .collect(),
             status: Mutex::new(HostStatus {
-                incarnation: register.incarnation,
+                incarnation: Some(register.incarnation),
                 capabilities: register.capabilities,
                 last_seen: Instant::now(),
                 offline_since: None,
@@ -67,6 +81,41 @@ impl AgentHost {
                 inventories: BTreeMap::new(),
             }),
             online: watch::Sender::new(true),
+            version: watch::Sender::new(1),
+            epochs,
+        }
+    }
+
+    /// A host a previous run of the coordinator had, put back offline
+    /// (since now) until its agent registers again; slots whose lab is
+    /// re-adopted want that lab.
+    pub fn restored(
+        name: String,
+        numbers: std::ops::Range<usize>,
+        labs: &[(usize, WantedLab)],
+        epochs: Arc<AtomicU64>,
+    ) -> Self {
+        let epoch = epochs.load(Ordering::Relaxed);
+        let slots: Vec<Arc<RemoteSlot>> = numbers
+            .map(|number| Arc::new(RemoteSlot::new(number, epoch)))
+            .collect();
+        for (number, lab) in labs {
+            if let Some(slot) = slots.iter().find(|slot| slot.number == *number) {
+                slot.assign(epoch, Some(lab.clone()), None, None);
+            }
+        }
+        AgentHost {
+            name,
+            slots,
+            status: Mutex::new(HostStatus {
+                incarnation: None,
+                capabilities: Capabilities::default(),
+                last_seen: Instant::now(),
+                offline_since: Some(Instant::now()),
+                lost: false,
+                inventories: BTreeMap::new(),
+            }),
+            online: watch::Sender::new(false),
             version: watch::Sender::new(1),
             epochs,
         }
@@ -129,20 +178,23 @@ impl AgentHost {
 
     /// Whether `incarnation` is the one registered now.
     pub fn is_incarnation(&self, incarnation: &str) -> bool {
-        self.status().incarnation == incarnation
+        self.status().incarnation.as_deref() == Some(incarnation)
     }
 
-    /// Takes a registration of this host: returns whether it is a new
-    /// incarnation (its agent restarted, its labs are gone).
-    pub fn reregister(&self, register: Register) -> bool {
+    /// Takes a registration of this host (see [`Registration`]).
+    pub fn reregister(&self, register: &Register) -> Registration {
         let mut status = self.status();
-        status.capabilities = register.capabilities;
-        let restarted = status.incarnation != register.incarnation;
-        if restarted {
-            status.incarnation = register.incarnation;
+        status.capabilities = register.capabilities.clone();
+        let registration = match status.incarnation.as_deref() {
+            None => Registration::Adopted,
+            Some(known) if known == register.incarnation => Registration::Same,
+            Some(_) => Registration::Restarted,
+        };
+        if registration != Registration::Same {
+            status.incarnation = Some(register.incarnation.clone());
             status.inventories.clear();
         }
-        restarted
+        registration
     }
 
     /// The agent was heard now. Returns whether that brought the host

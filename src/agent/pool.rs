@@ -15,12 +15,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
+use super::host::Registration;
 pub use super::host::{AgentHost, Liveness};
 use super::remote::RemoteSlotDriver;
-use super::wire::{Register, Registered};
+use super::wire::{Register, Registered, RunningLab, WantedLab};
 use crate::coordinator::Coordinator;
 use crate::domain::events::EndReason;
-use crate::lab::LabSlot;
+use crate::lab::{LabObserver, LabSlot};
+use crate::store::{StoredHost, StoredLab};
 
 /// netlab's multilab ids run from 1 to 200 (networklab 26.10,
 /// `netsim/extra/multilab`): a pool has at most that many slots.
@@ -86,25 +88,32 @@ impl Pool {
         if !valid_name(&register.name) {
             return Err(PoolError::BadName);
         }
-        let existing = self.hosts().get(&register.name).cloned();
-        let Some(host) = existing else {
-            return self.add_host(register);
+        // Held while a new host is added, so two agents of one name cannot
+        // both add it.
+        let mut hosts = self.hosts();
+        let Some(host) = hosts.get(&register.name).cloned() else {
+            return self.add_host(&mut hosts, register);
         };
+        drop(hosts);
         if host.slots.len() != register.slots {
             return Err(PoolError::SlotCount {
                 name: register.name,
                 before: host.slots.len(),
             });
         }
-        if host.reregister(register) {
-            tracing::warn!(host = %host.name, "lab host registered with a new incarnation: its labs are gone; ending its holders");
-            let (coordinator, numbers) = (Arc::clone(&self.coordinator), host.numbers());
-            tokio::spawn(async move {
-                coordinator.end_holders(&numbers, EndReason::HostLost).await;
-                for number in numbers {
-                    coordinator.clear_slot(number).await;
-                }
-            });
+        match host.reregister(&register) {
+            Registration::Same => {}
+            Registration::Adopted => self.readopt(&host, &register.running),
+            Registration::Restarted => {
+                tracing::warn!(host = %host.name, "lab host registered with a new incarnation: its labs are gone; ending its holders");
+                let (coordinator, numbers) = (Arc::clone(&self.coordinator), host.numbers());
+                tokio::spawn(async move {
+                    coordinator.end_holders(&numbers, EndReason::HostLost).await;
+                    for number in numbers {
+                        coordinator.clear_slot(number).await;
+                    }
+                });
+            }
         }
         self.seen(&host);
         Ok(Registered {
@@ -112,7 +121,32 @@ impl Pool {
         })
     }
 
-    fn add_host(&self, register: Register) -> Result<Registered, PoolError> {
+    /// The first registration of a host since this coordinator started: a
+    /// slot whose re-adopted lab the agent no longer runs is cleared (its
+    /// holder keeps the slot and brings the lab up afresh); every other
+    /// lab the agent runs goes as it converges to the desired state.
+    fn readopt(&self, host: &AgentHost, running: &[RunningLab]) {
+        for slot in &host.slots {
+            let Some(wanted) = slot.wanted() else {
+                continue;
+            };
+            let runs = (running.iter())
+                .any(|lab| lab.slot == slot.number && lab.identity == wanted.identity);
+            if runs {
+                tracing::info!(host = %host.name, slot = slot.number, "re-adopted a lab the agent kept running");
+            } else {
+                tracing::warn!(host = %host.name, slot = slot.number, "the agent no longer runs the slot's lab; clearing it");
+                let (coordinator, number) = (Arc::clone(&self.coordinator), slot.number);
+                tokio::spawn(async move { coordinator.clear_slot(number).await });
+            }
+        }
+    }
+
+    fn add_host(
+        &self,
+        hosts: &mut HashMap<String, Arc<AgentHost>>,
+        register: Register,
+    ) -> Result<Registered, PoolError> {
         let total = self.coordinator.slot_count() + register.slots;
         if total > MAX_POOL_SLOTS {
             return Err(PoolError::TooManySlots(total));
@@ -124,19 +158,47 @@ impl Pool {
             first..first + count,
             Arc::clone(&self.epochs),
         ));
-        self.hosts().insert(name.clone(), Arc::clone(&host));
-        let numbers = self
-            .coordinator
-            .add_slots(&name, count, |number, observer| {
-                let slot = Arc::clone(&host.slots[number - first]);
-                let driver = RemoteSlotDriver {
-                    host: Arc::clone(&host),
-                    slot,
-                };
-                LabSlot::new(number, Arc::new(driver), observer)
-            });
+        hosts.insert(name.clone(), Arc::clone(&host));
+        let numbers = (self.coordinator).add_slots(&name, count, remote_slots(&host));
         tracing::info!(host = %name, slots = ?numbers, "lab host registered");
         Ok(Registered { slots: numbers })
+    }
+
+    /// Puts back the hosts a previous run had, offline until their agents
+    /// register again, with the labs of `labs` (those re-adopted) wanted in
+    /// their slots. A host whose numbers no longer follow this host's own
+    /// slots (`--lab-slots` changed) is left out, with every host after it.
+    /// Call before [`Coordinator::restore`].
+    pub fn restore(&self, stored: &[StoredHost], labs: &[StoredLab]) {
+        let mut hosts = self.hosts();
+        for stored in stored {
+            let first = self.coordinator.slot_count() + 1;
+            if stored.slots.first() != Some(&first) {
+                tracing::warn!(host = %stored.name, "the stored lab host's slot numbers no longer follow this host's slots; it registers as new");
+                break;
+            }
+            let wanted: Vec<(usize, WantedLab)> = (labs.iter())
+                .filter(|lab| stored.slots.contains(&lab.slot))
+                .map(|lab| {
+                    let wanted = WantedLab {
+                        identity: lab.identity.clone(),
+                        topology: lab.topology.clone(),
+                        reset: Vec::new(),
+                    };
+                    (lab.slot, wanted)
+                })
+                .collect();
+            let count = stored.slots.len();
+            let host = Arc::new(AgentHost::restored(
+                stored.name.clone(),
+                first..first + count,
+                &wanted,
+                Arc::clone(&self.epochs),
+            ));
+            hosts.insert(stored.name.clone(), Arc::clone(&host));
+            (self.coordinator).restore_slots(&stored.name, count, remote_slots(&host));
+            tracing::info!(host = %stored.name, slots = ?stored.slots, labs = wanted.len(), "lab host of the previous run put back; waiting for its agent");
+        }
     }
 
     /// The host `name` as incarnation `incarnation`, which was just heard.
@@ -158,7 +220,8 @@ impl Pool {
     fn seen(&self, host: &AgentHost) {
         if host.seen() {
             tracing::info!(host = %host.name, "lab host is online again");
-            self.coordinator.set_online(&host.numbers(), true);
+            self.coordinator
+                .set_online(&host.name, &host.numbers(), true);
         }
     }
 
@@ -181,7 +244,8 @@ impl Pool {
         let (went_offline, lost) = host.check(self.liveness);
         if went_offline {
             tracing::warn!(host = %host.name, seconds = self.liveness.lease.as_secs(), "lab host is offline: its agent was silent for its lease");
-            self.coordinator.set_online(&host.numbers(), false);
+            self.coordinator
+                .set_online(&host.name, &host.numbers(), false);
         }
         if lost {
             let ended = self
@@ -190,6 +254,20 @@ impl Pool {
                 .await;
             tracing::error!(host = %host.name, sessions = ended, "lab host lost: it stayed offline past --host-grace; its sessions ended");
         }
+    }
+}
+
+/// Makes the coordinator's slots of `host`, each driven through its agent.
+fn remote_slots(host: &Arc<AgentHost>) -> impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot {
+    move |number, observer| {
+        let slot = (host.slots.iter())
+            .find(|slot| slot.number == number)
+            .expect("the host has the coordinator's slot numbers");
+        let driver = RemoteSlotDriver {
+            host: Arc::clone(host),
+            slot: Arc::clone(slot),
+        };
+        LabSlot::new(number, Arc::new(driver), observer)
     }
 }
 

@@ -166,6 +166,11 @@ impl From<&EventKind> for EventKindDto {
                 slot: *slot,
                 identity: prefix(identity),
             },
+            EventKind::HostRegistered { slots, .. } => EventKindDto::HostRegistered {
+                slots: slots.clone(),
+            },
+            EventKind::HostOffline { .. } => EventKindDto::HostOffline {},
+            EventKind::HostOnline { .. } => EventKindDto::HostOnline {},
             EventKind::Lab { slot, change, .. } => lab_event(*slot, change),
         }
     }

@@ -629,14 +629,36 @@ impl Coordinator {
         slots.clone()
     }
 
-    /// Adds `count` slots of lab host `host` (a lab agent's), each made by
-    /// `make_slot(number, observer)`, and returns their numbers. They are
-    /// free at once.
+    /// Adds `count` slots of lab host `host` (a lab agent that registered),
+    /// each made by `make_slot(number, observer)`, and returns their
+    /// numbers. They are free at once (event `host_registered`).
     pub fn add_slots(
         &self,
         host: &str,
         count: usize,
         make_slot: impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
+    ) -> Vec<usize> {
+        self.push_slots(host, count, make_slot, true)
+    }
+
+    /// Puts back the slots of lab host `host` as a previous run had them,
+    /// offline until its agent registers again. Call before
+    /// [`Coordinator::restore`].
+    pub fn restore_slots(
+        &self,
+        host: &str,
+        count: usize,
+        make_slot: impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
+    ) -> Vec<usize> {
+        self.push_slots(host, count, make_slot, false)
+    }
+
+    fn push_slots(
+        &self,
+        host: &str,
+        count: usize,
+        make_slot: impl Fn(usize, Arc<dyn LabObserver>) -> LabSlot,
+        registered: bool,
     ) -> Vec<usize> {
         let mut slots = self
             .slots
@@ -651,26 +673,38 @@ impl Coordinator {
             )));
             let mut slot = SlotState::new();
             slot.host = Some(host.into());
+            slot.online = registered;
             state.slots.push(slot);
         }
         state.line.set_slots(slots.len());
         drop(slots);
-        state.fill_free_slots(Instant::now(), &self.shared.shutdown, None);
+        if registered {
+            state.events.publish(EventKind::HostRegistered {
+                host: host.into(),
+                slots: numbers.clone(),
+            });
+            state.fill_free_slots(Instant::now(), &self.shared.shutdown, None);
+        }
         drop(state);
         self.shared.timer.notify_one();
         numbers
     }
 
-    /// Marks slots `numbers` online (they may get new holders) or offline
-    /// (their lab host stopped answering: they get none; their holders keep
-    /// them).
-    pub fn set_online(&self, numbers: &[usize], online: bool) {
+    /// Marks lab host `host`'s slots `numbers` online (they may get new
+    /// holders) or offline (it stopped answering: they get none; their
+    /// holders keep them), with an event.
+    pub fn set_online(&self, host: &str, numbers: &[usize], online: bool) {
         let mut state = self.shared.lock();
         for &number in numbers {
             if let Some(slot) = state.slots.get_mut(number - 1) {
                 slot.online = online;
             }
         }
+        let host = host.into();
+        state.events.publish(match online {
+            true => EventKind::HostOnline { host },
+            false => EventKind::HostOffline { host },
+        });
         if online {
             state.fill_free_slots(Instant::now(), &self.shared.shutdown, None);
         }

@@ -12,7 +12,7 @@ use crate::auth::Caller;
 use crate::domain::Phase;
 use crate::queue::RestoredEntry;
 use crate::session_id::SessionId;
-use crate::store::{StoredLab, StoredSession};
+use crate::store::{StoredHost, StoredLab, StoredSession};
 
 /// The slot each stored session keeps at a start with `slots` slots, in
 /// line order. Once a holder cannot keep its slot (fewer slots now), no
@@ -69,6 +69,9 @@ pub struct Restored {
     pub labs: Vec<StoredLab>,
     /// Event ids go on after this one.
     pub last_event_id: u64,
+    /// The lab hosts (lab agents) that had joined: put back offline until
+    /// their agents register again (with lab agents allowed).
+    pub hosts: Vec<StoredHost>,
 }
 
 impl Coordinator {

@@ -137,6 +137,13 @@ pub enum EventKind {
         slot: usize,
         identity: String,
     },
+    /// Lab host `host` (a lab agent) joined the pool with slots `slots`.
+    HostRegistered { host: Arc<str>, slots: Vec<usize> },
+    /// Lab host `host` was silent for `--agent-lease`: its slots get no new
+    /// holder.
+    HostOffline { host: Arc<str> },
+    /// Lab host `host` answers again.
+    HostOnline { host: Arc<str> },
     /// Lab slot `slot` (numbered from 1) changed.
     Lab {
         slot: usize,
@@ -172,6 +179,9 @@ impl EventKind {
             EventKind::SessionPromoted { host, .. } | EventKind::Lab { host, .. } => {
                 host.as_deref()
             }
+            EventKind::HostRegistered { host, .. }
+            | EventKind::HostOffline { host }
+            | EventKind::HostOnline { host } => Some(host),
             _ => None,
         }
     }
@@ -185,6 +195,9 @@ impl EventKind {
                 | EventKind::PrebootStarted { .. }
                 | EventKind::SessionBypassed { .. }
                 | EventKind::SessionMoved { .. }
+                | EventKind::HostRegistered { .. }
+                | EventKind::HostOffline { .. }
+                | EventKind::HostOnline { .. }
         )
     }
 }

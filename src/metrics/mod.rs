@@ -236,7 +236,10 @@ fn record(event: &Event) {
     match &event.kind {
         EventKind::SessionJoined { .. }
         | EventKind::HoldWarning { .. }
-        | EventKind::SessionMoved { .. } => {}
+        | EventKind::SessionMoved { .. }
+        | EventKind::HostRegistered { .. }
+        | EventKind::HostOffline { .. }
+        | EventKind::HostOnline { .. } => {}
         EventKind::PrebootStarted { .. } => counter!(PREBOOTS).increment(1),
         EventKind::SessionBypassed { .. } => counter!(BYPASSES).increment(1),
         EventKind::SessionPromoted { waited, .. } => {

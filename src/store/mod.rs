@@ -70,8 +70,17 @@ pub struct Snapshot {
     pub sessions: Vec<StoredSession>,
     /// Each slot's lab, as last reported.
     pub labs: Vec<StoredLab>,
+    /// The lab hosts (lab agents) that joined, by their first slot.
+    pub hosts: Vec<StoredHost>,
     /// The id of the last event written (0 for none): ids go on from there.
     pub last_event_id: u64,
+}
+
+/// A lab host as stored: its name and its slots' numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHost {
+    pub name: String,
+    pub slots: Vec<usize>,
 }
 
 /// A session as stored.

@@ -174,6 +174,16 @@ pub enum EventKindDto {
         slot: usize,
         identity: String,
     },
+    /// A lab host (its `host`, at the event's top level) joined the pool
+    /// with these slots.
+    HostRegistered {
+        slots: Vec<usize>,
+    },
+    /// A lab host stopped answering: its slots get no new session; its
+    /// sessions keep theirs for the coordinator's `--host-grace`.
+    HostOffline {},
+    /// A lab host answers again.
+    HostOnline {},
     LabStarting {
         slot: usize,
         topology: String,

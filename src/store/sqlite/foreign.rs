@@ -20,8 +20,11 @@ use crate::store::StoreError;
 /// The first bytes of every SQLite database file.
 const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// Our tables, at every schema version so far.
+/// Our tables at every schema version so far.
 const TABLES: [&str; 3] = ["events", "labs", "sessions"];
+
+/// Our tables added by later schema versions (`hosts`: 6).
+const LATER_TABLES: [&str; 1] = ["hosts"];
 
 /// Refuses the SQLite database at `path` unless it is ours (marked, or
 /// unmarked with our schema). A file that is not SQLite at all is left to
@@ -53,7 +56,10 @@ pub fn refuse_foreign(path: &Path) -> Result<(), StoreError> {
         path: path.to_path_buf(),
         why: error.to_string(),
     })?;
-    let ours = (1..=schema::latest()).contains(&user_version) && tables == TABLES;
+    let core: Vec<&String> = (tables.iter())
+        .filter(|table| !LATER_TABLES.contains(&table.as_str()))
+        .collect();
+    let ours = (1..=schema::latest()).contains(&user_version) && core == TABLES;
     if ours {
         return Ok(());
     }

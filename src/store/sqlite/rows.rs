@@ -10,7 +10,7 @@ use crate::domain::ClientInfo;
 use crate::domain::events::{Event, EventKind};
 use crate::domain::{Device, LabChange, LabFiles, Phase};
 use crate::queue::Lease;
-use crate::store::{Snapshot, StoredLab, StoredSession};
+use crate::store::{Snapshot, StoredHost, StoredLab, StoredSession};
 
 /// Applies one event to the tables and appends it to the history.
 pub fn apply(tx: &Transaction<'_>, event: &Event, body: &str) -> rusqlite::Result<()> {
@@ -56,7 +56,17 @@ pub fn apply(tx: &Transaction<'_>, event: &Event, body: &str) -> rusqlite::Resul
                 params![session.full(), *overtaken as i64],
             )?;
         }
-        EventKind::HoldWarning { .. } | EventKind::PrebootStarted { .. } => {}
+        EventKind::HostRegistered { host, slots } => {
+            let first = slots.first().copied().unwrap_or_default() as i64;
+            tx.execute(
+                "INSERT OR REPLACE INTO hosts (name, first_slot, slots) VALUES (?1, ?2, ?3)",
+                params![host.as_ref(), first, slots.len() as i64],
+            )?;
+        }
+        EventKind::HoldWarning { .. }
+        | EventKind::PrebootStarted { .. }
+        | EventKind::HostOffline { .. }
+        | EventKind::HostOnline { .. } => {}
         EventKind::Lab { slot, change, .. } => apply_lab(tx, *slot as i64, change, at)?,
     }
     tx.execute(
@@ -166,9 +176,15 @@ pub fn load(connection: &Connection) -> Result<Snapshot, String> {
          FROM labs ORDER BY slot",
         lab_row,
     )?;
+    let hosts = read_all(
+        connection,
+        "SELECT name, first_slot, slots FROM hosts ORDER BY first_slot",
+        host_row,
+    )?;
     Ok(Snapshot {
         sessions,
         labs,
+        hosts,
         last_event_id: last_event_id(connection).map_err(|error| error.to_string())?,
     })
 }
@@ -186,6 +202,17 @@ fn read_all<T>(
         .map_err(read)?
         .map(|row| row.map_err(read)?)
         .collect()
+}
+
+fn host_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredHost, String>> {
+    let (name, first, count): (String, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+    Ok(match (usize::try_from(first), usize::try_from(count)) {
+        (Ok(first), Ok(count)) if first >= 1 => Ok(StoredHost {
+            name,
+            slots: (first..first + count).collect(),
+        }),
+        _ => Err(format!("host {name}: slots {first}+{count}")),
+    })
 }
 
 fn session_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredSession, String>> {

@@ -51,6 +51,13 @@ const MIGRATIONS: &[&str] = &[
     // 5: the netlab version that brought each lab up (a kept lab is handed
     // over only by the version that built it).
     "ALTER TABLE labs ADD COLUMN built_by TEXT;",
+    // 6: the lab hosts (lab agents) of the pool and their slots' numbers,
+    // so a restart keeps them and their holders' slots.
+    "CREATE TABLE hosts (
+         name       TEXT PRIMARY KEY,
+         first_slot INTEGER NOT NULL,
+         slots      INTEGER NOT NULL
+     );",
 ];
 
 /// Brings the schema to the latest version in one transaction, and marks

@@ -385,7 +385,7 @@ fn a_store_of_the_previous_version_opens_and_is_marked() {
     drop(store);
     assert_eq!(application_id(&path), schema::APPLICATION_ID);
     // As the first version wrote it: no mark, schema 1 (no owners, no
-    // leases, no overtaken counts).
+    // leases, no overtaken counts, no lab hosts).
     Connection::open(&path)
         .unwrap()
         .execute_batch(
@@ -393,6 +393,7 @@ fn a_store_of_the_previous_version_opens_and_is_marked() {
              ALTER TABLE sessions DROP COLUMN heartbeat_seconds;
              ALTER TABLE sessions DROP COLUMN overtaken;
              ALTER TABLE labs DROP COLUMN built_by;
+             DROP TABLE hosts;
              PRAGMA user_version = 1; PRAGMA application_id = 0;",
         )
         .unwrap();
