@@ -185,6 +185,19 @@ async fn sessions_are_served_in_order_by_three_hosts_through_one_url() {
         let slot = &sessions["slots"][listed["slot"].as_u64().unwrap() as usize - 1];
         assert_eq!(slot["host"], host.as_str(), "{sessions}");
         assert_eq!(slot["online"], true, "{sessions}");
+        if turn == 0 {
+            // SSH without a VPN: each device behind a ProxyJump to its host.
+            let (status, text) = s.lab_text("/lab/ssh-config", id).await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+            for device in ["r1", "r2"] {
+                assert!(text.contains(&format!("Host {device}\n")), "{text}");
+            }
+            assert!(text.contains(&format!("ProxyJump {host}\n")), "{text}");
+            assert!(
+                text.contains(&format!("Host {host}\n  HostName {host}\n")),
+                "{text}"
+            );
+        }
         hosts.insert(host);
         assert_eq!(s.end_session(id).await, StatusCode::NO_CONTENT);
     }

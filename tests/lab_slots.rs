@@ -223,3 +223,27 @@ async fn each_slot_is_isolated_as_netlab_isolates_labs() {
     assert_eq!(clab["mgmt"]["network"], "nl_mgmt_2");
     assert_eq!(clab["mgmt"]["ipv4-subnet"], "192.168.2.0/24");
 }
+
+#[tokio::test]
+async fn the_ssh_config_of_this_hosts_lab_jumps_through_the_host_the_client_named() {
+    let netlab = require_netlab!();
+    let s = Server::start(Options::new(&netlab)).await;
+    let (a, _) = s.create_session().await;
+    let (status, text) = s.lab_text("/lab/ssh-config", &a).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no lab yet: {text}");
+    let (status, lab) = s.acquire(&a, Upload::new("topology.yml", TWO_NODES)).await;
+    assert_eq!(status, StatusCode::OK, "{lab}");
+    let (status, text) = s.lab_text("/lab/ssh-config", &a).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(
+        text.contains("Host 127.0.0.1\n  HostName 127.0.0.1\n"),
+        "{text}"
+    );
+    let devices = lab["devices"].as_array().unwrap();
+    for (device, address) in devices.iter().zip(management_addresses(&lab)) {
+        let name = device["name"].as_str().unwrap();
+        let entry =
+            format!("Host {name}\n  HostName {address}\n  User vagrant\n  ProxyJump 127.0.0.1\n");
+        assert!(text.contains(&entry), "{entry} in {text}");
+    }
+}

@@ -360,6 +360,15 @@ class RemoteLabClient:
             _log.info("Lab busy (%s); retrying in %.0f s", detail, pause)
             time.sleep(pause)
 
+    def ssh_config(self) -> str:
+        """The running lab's OpenSSH client configuration (`GET /lab/ssh-config`, ssh_config(5) text).
+
+        One `Host` per device netlab reaches over SSH, each with `ProxyJump` through its lab host,
+        as netlab's own `ssh_config` report writes it. Raises `RemoteLabHTTPError` (404 without a
+        running lab; 404 from a server without the route, e.g. the original 1.4.0).
+        """
+        return self._transport.request("GET", "/lab/ssh-config").text
+
     def release(self) -> None:
         """Give one acquisition back. Never raises: failures are logged, like the original client."""
         try:

@@ -255,4 +255,9 @@ impl SlotDriver for RemoteSlotDriver {
     fn version(&self) -> String {
         self.host.capabilities().netlab_version
     }
+
+    fn ssh_address(&self) -> Option<String> {
+        let given = self.host.capabilities().ssh_address;
+        Some(given.unwrap_or_else(|| self.host.name.clone()))
+    }
 }

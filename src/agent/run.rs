@@ -42,6 +42,8 @@ pub struct AgentConfig {
     pub work_dir: PathBuf,
     /// Where the host-wide lab locks live.
     pub lock_dir: PathBuf,
+    /// Where clients reach this host over SSH; `None`: its name.
+    pub ssh_address: Option<String>,
 }
 
 /// Why the agent stopped.
@@ -193,6 +195,7 @@ pub async fn run(config: AgentConfig, stop: CancellationToken) -> Result<(), Age
     let capabilities = Capabilities {
         netlab_version: netlab.version().to_string(),
         up_args: config.netlab.up_args.clone(),
+        ssh_address: config.ssh_address.clone(),
     };
     let register = Register {
         name: config.name.clone(),

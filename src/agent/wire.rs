@@ -42,6 +42,10 @@ pub struct Capabilities {
     pub netlab_version: String,
     /// The arguments it adds to every `netlab up` (its provider choice).
     pub up_args: Vec<String>,
+    /// Where clients reach the host over SSH (`--ssh-address`; default:
+    /// its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_address: Option<String>,
 }
 
 /// A lab an agent's slot runs, as it tells the coordinator.

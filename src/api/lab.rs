@@ -17,6 +17,7 @@ use super::dto::{self, AcquireFormDto};
 use super::error::ApiError;
 use super::{AppState, QueryParams, SessionHeader, Who, gate, idempotency_key, upload_form};
 use crate::lab::LabError;
+use crate::lab::ssh_config::{self, Jump};
 use crate::lab::upload::{Upload, parse_bool};
 use crate::wire::{AcquireResponseDto, DeviceInfoDto, ErrorDto, LabInventoryDto, LabStatusDto};
 
@@ -151,6 +152,46 @@ pub async fn devices(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "No lab running"));
     }
     Ok(Json(dto::devices(&view.devices)))
+}
+
+/// An OpenSSH client configuration for the running lab: one `Host` per
+/// device netlab reaches over SSH, each with `ProxyJump` through its lab
+/// host (a lab agent's address, or this server's host as the request named
+/// it), as netlab's own `ssh_config` report writes it.
+#[utoipa::path(get, path = "/lab/ssh-config", tag = "lab",
+    params(("X-Session-ID" = String, Header)),
+    responses((status = 200, body = String, content_type = "text/plain", description = "ssh_config(5) text"),
+        (status = 403, body = ErrorDto, description = "The session belongs to another token (auth on)"),
+        (status = 404, body = ErrorDto, description = "Session not found, or no lab running"),
+        (status = 422, body = ErrorDto, description = "A required header or field is missing or malformed"),
+        (status = 423, body = ErrorDto, description = "Locked: the session is not active")))]
+pub async fn ssh_config(
+    State(state): State<AppState>,
+    who: Who,
+    SessionHeader(session_id): SessionHeader,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, hold) = gate(&state, &session_id, who.caller())?;
+    let view = state.coordinator.lab_view(&hold);
+    let Some(topology) = view.topology.as_deref() else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "No lab running"));
+    };
+    let jump = state.coordinator.ssh_jump(&hold).unwrap_or_else(|| {
+        let host = (headers.get(header::HOST))
+            .and_then(|value| value.to_str().ok())
+            .and_then(|host| host.parse::<axum::http::uri::Authority>().ok())
+            .map_or_else(|| "localhost".to_string(), |host| host.host().to_string());
+        Jump {
+            alias: host.clone(),
+            address: host,
+        }
+    });
+    let title = format!(
+        "neops-remote-lab: the lab {topology} on lab host {}",
+        jump.alias
+    );
+    let text = ssh_config::render(&title, &jump, &view.devices);
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 /// netlab's own Ansible inventory of the running lab: `hosts.yml` with

@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/lab/devices", get(lab::devices))
         .route("/lab/log", get(lab::log))
         .route("/lab/inventory", get(lab::inventory))
+        .route("/lab/ssh-config", get(lab::ssh_config))
         .route("/debug/health", get(health::debug_health))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -164,6 +165,7 @@ async fn not_framed(mut response: axum::response::Response) -> axum::response::R
         lab::devices,
         lab::log,
         lab::inventory,
+        lab::ssh_config,
         watch::sessions,
         watch::events,
         http_metrics::render,

@@ -37,6 +37,11 @@ pub struct AgentArgs {
     #[arg(long, env = "NEOPS_AGENT_TOKEN_FILE", value_name = "PATH")]
     agent_token_file: Option<PathBuf>,
 
+    /// Where clients reach this host over SSH, for the ProxyJump of
+    /// `GET /lab/ssh-config` (default: --name).
+    #[arg(long, env = "NEOPS_SSH_ADDRESS")]
+    ssh_address: Option<String>,
+
     /// Where lab folders are created (default: <TMPDIR>/neops_remote_lab_labs).
     #[arg(long, env = "NEOPS_WORK_DIR")]
     work_dir: Option<PathBuf>,
@@ -121,6 +126,7 @@ fn config(args: &AgentArgs, inline_secret: Option<String>) -> Result<AgentConfig
         netlab: args.netlab.config()?,
         work_dir,
         lock_dir: tmp,
+        ssh_address: args.ssh_address.clone(),
     })
 }
 

@@ -46,6 +46,7 @@ use crate::domain::{ClientInfo, Phase};
 use crate::lab::bring_up_log::LogReader;
 use crate::lab::declared::DeclaredLabs;
 use crate::lab::inventory::Inventory;
+use crate::lab::ssh_config::Jump;
 use crate::lab::upload::{Identity, Upload};
 use crate::lab::{Holder, LabChange, LabError, LabObserver, LabSlot, LabView};
 use crate::queue::{DeadlineKind, Lease, Queue, SessionStatus, Standing, Timeouts};
@@ -1334,6 +1335,17 @@ impl Coordinator {
     /// The holder's slot's lab, as of its last finished change.
     pub fn lab_view(&self, hold: &Hold<'_>) -> LabView {
         self.slot(hold.slot).view()
+    }
+
+    /// The lab host the holder's devices are reached through over SSH:
+    /// `None` for this host's slots.
+    pub fn ssh_jump(&self, hold: &Hold<'_>) -> Option<Jump> {
+        let alias = self.shared.lock().slots[hold.slot].host.clone()?;
+        let address = self.slot(hold.slot).ssh_address()?;
+        Some(Jump {
+            alias: alias.to_string(),
+            address,
+        })
     }
 
     /// netlab's Ansible inventory of the holder's lab.

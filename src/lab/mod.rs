@@ -31,6 +31,7 @@ mod process;
 pub mod provider;
 pub mod readopt;
 pub mod slot_driver;
+pub mod ssh_config;
 pub mod status_file;
 pub mod upload;
 
@@ -325,6 +326,11 @@ impl LabSlot {
                 .lab_changed(self.number, LabChange::Kept { expires_in });
         }
         keep.map(|(number, _)| number)
+    }
+
+    /// Where a client reaches the slot's host over SSH; `None`: this host.
+    pub fn ssh_address(&self) -> Option<String> {
+        self.driver.ssh_address()
     }
 
     /// The slot's number, from 1.

@@ -74,6 +74,13 @@ pub trait SlotDriver: Send + Sync {
 
     /// The lab tool's version now.
     fn version(&self) -> String;
+
+    /// Where a client reaches the slot's host over SSH (to jump to its
+    /// devices); `None`: this host, reached as the client reaches the
+    /// server.
+    fn ssh_address(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A slot on this host: its lab tool, its work folder and the host-wide lab

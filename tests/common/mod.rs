@@ -502,6 +502,16 @@ impl Server {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET path` as the session: the status and the body as text.
+    pub async fn lab_text(&self, path: &str, session: &str) -> (StatusCode, String) {
+        let response = (self.http.get(self.url(path)))
+            .header("X-Session-ID", session)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
     /// The directory netlab has registered for the `default` instance, as
     /// `GET /lab` reports netlab's status.
     pub async fn registered_dir(&self, session: &str) -> Option<String> {

@@ -16,7 +16,13 @@ from . import registry
 from .lab_session import LabSession
 from .registry import REMOTE_LAB_FIXTURE_META, REMOTE_LAB_ORDER
 
-__all__ = ["REMOTE_LAB_FIXTURE_META", "REMOTE_LAB_ORDER", "remote_lab_client", "remote_lab_fixture"]
+__all__ = [
+    "REMOTE_LAB_FIXTURE_META",
+    "REMOTE_LAB_ORDER",
+    "remote_lab_client",
+    "remote_lab_fixture",
+    "remote_lab_ssh_config",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -31,6 +37,19 @@ def remote_lab_client(request: pytest.FixtureRequest) -> Iterator[RemoteLabClien
     lab_session = LabSession.of(request.config)
     yield lab_session.open_client()
     lab_session.close_client()
+
+
+@pytest.fixture
+def remote_lab_ssh_config(remote_lab_client: RemoteLabClient, tmp_path: Path) -> Path:
+    """The path of an OpenSSH config file for the lab the test holds: `ssh -F <path> r1`.
+
+    Request it after a lab fixture (e.g. `def test_x(my_lab, remote_lab_ssh_config)`), so the lab
+    is up when it is written: one `Host` per device, with `ProxyJump` through the lab host (see
+    `RemoteLabClient.ssh_config`).
+    """
+    path = tmp_path / "ssh_config"
+    path.write_text(remote_lab_client.ssh_config())
+    return path
 
 
 def remote_lab_fixture(
