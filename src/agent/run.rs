@@ -25,7 +25,7 @@ use crate::lab::lock::LabLock;
 use crate::lab::netlab::{Netlab, NetlabConfig, NetlabError};
 use crate::lab::readopt::readopt_or_clear;
 use crate::lab::slot_driver::{LocalSlotDriver, SlotDriver, Started};
-use crate::lab::{LabError, LabFiles, LineSink};
+use crate::lab::{BoxFuture, LabError, LabFiles, LineSink};
 
 /// What the agent is told at its start.
 #[derive(Debug, Clone)]
@@ -181,36 +181,104 @@ pub async fn run(config: AgentConfig, stop: CancellationToken) -> Result<(), Age
     let netlab = Netlab::connect(config.netlab.clone())
         .await
         .map_err(AgentError::Netlab)?;
-    let http = reqwest::Client::builder()
-        .default_headers(bearer(&config.secret))
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .map_err(AgentError::Client)?;
-    let coordinator = Coordinator {
-        http,
-        base: config.coordinator.clone(),
-        name: config.name.clone(),
-        incarnation: uuid::Uuid::new_v4().to_string(),
-    };
     let capabilities = Capabilities {
         netlab_version: netlab.version().to_string(),
         up_args: config.netlab.up_args.clone(),
         ssh_address: config.ssh_address.clone(),
     };
-    let register = Register {
-        name: config.name.clone(),
-        incarnation: coordinator.incarnation.clone(),
+    let host = NetlabHost {
+        netlab,
+        work_dir: config.work_dir.clone(),
+        lock_dir: config.lock_dir.clone(),
+    };
+    let pool = PoolAccess {
+        coordinator: config.coordinator,
+        name: config.name,
         slots: config.slots,
+        secret: config.secret,
+    };
+    join_pool(pool, capabilities, &host, stop).await
+}
+
+/// How an agent reaches its pool.
+#[derive(Debug, Clone)]
+pub struct PoolAccess {
+    /// The coordinator's base URL.
+    pub coordinator: String,
+    /// This lab host's name in the pool.
+    pub name: String,
+    pub slots: usize,
+    /// The pool's agent secret.
+    pub secret: String,
+}
+
+/// Where an agent's slots run their labs: netlab on this host, or (for
+/// simulations) anything else behind the slot-driver interface.
+pub trait LabHost: Sync {
+    /// Clears whatever an earlier agent left in slots `numbers`.
+    fn clear<'a>(&'a self, numbers: &'a [usize]) -> BoxFuture<'a, ()>;
+
+    /// The driver of slot `number` (pool-wide; also its multilab id).
+    fn slot(&self, number: usize) -> Box<dyn SlotDriver>;
+}
+
+/// This host's netlab, its work folder and lab locks.
+struct NetlabHost {
+    netlab: Netlab,
+    work_dir: PathBuf,
+    lock_dir: PathBuf,
+}
+
+impl LabHost for NetlabHost {
+    fn clear<'a>(&'a self, numbers: &'a [usize]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            readopt_or_clear(&self.netlab, numbers, &self.work_dir, &[]).await;
+        })
+    }
+
+    fn slot(&self, number: usize) -> Box<dyn SlotDriver> {
+        Box::new(LocalSlotDriver::new(
+            number,
+            Arc::new(self.netlab.for_slot(number)),
+            self.work_dir.clone(),
+            LabLock::for_slot(&self.lock_dir, number),
+        ))
+    }
+}
+
+/// Registers with the pool's coordinator, then converges every slot to
+/// its desired state until `stop` (see the module documentation).
+pub async fn join_pool(
+    pool: PoolAccess,
+    capabilities: Capabilities,
+    host: &dyn LabHost,
+    stop: CancellationToken,
+) -> Result<(), AgentError> {
+    let http = reqwest::Client::builder()
+        .default_headers(bearer(&pool.secret))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(AgentError::Client)?;
+    let coordinator = Coordinator {
+        http,
+        base: pool.coordinator.clone(),
+        name: pool.name.clone(),
+        incarnation: uuid::Uuid::new_v4().to_string(),
+    };
+    let register = Register {
+        name: pool.name.clone(),
+        incarnation: coordinator.incarnation.clone(),
+        slots: pool.slots,
         capabilities,
         running: Vec::new(),
     };
     let Some(numbers) = register_until_taken(&coordinator, &register, &stop).await? else {
         return Ok(());
     };
-    tracing::info!(host = %config.name, slots = ?numbers.slots, incarnation = %coordinator.incarnation, "registered with the coordinator");
+    tracing::info!(host = %pool.name, slots = ?numbers.slots, incarnation = %coordinator.incarnation, "registered with the coordinator");
     // A fresh incarnation owns nothing yet: whatever an earlier agent on
     // this host left in these slots goes.
-    readopt_or_clear(&netlab, &numbers.slots, &config.work_dir, &[]).await;
+    host.clear(&numbers.slots).await;
 
     let mut senders = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -224,12 +292,7 @@ pub async fn run(config: AgentConfig, stop: CancellationToken) -> Result<(), Age
         senders.push(sender);
         let slot = SlotAgent {
             number,
-            driver: LocalSlotDriver::new(
-                number,
-                Arc::new(netlab.for_slot(number)),
-                config.work_dir.clone(),
-                LabLock::for_slot(&config.lock_dir, number),
-            ),
+            driver: host.slot(number),
             coordinator: coordinator.clone(),
             running: None,
             done: 0,
@@ -287,12 +350,18 @@ async fn poll_until(
         match answer {
             Ok(desired) => {
                 delay = Duration::from_millis(200);
+                // An answer without a change (the poll ran out) wakes every
+                // slot to report its state again (level-triggered); a change
+                // wakes only the slots it changed.
+                let unchanged = desired.version == version;
                 version = desired.version;
                 for wanted in desired.slots {
                     if let Some(sender) = senders.iter().find(|s| s.borrow().slot == wanted.slot) {
-                        // Wakes the slot even when nothing changed: it
-                        // reports again (level-triggered).
-                        sender.send_replace(wanted);
+                        sender.send_if_modified(|current| {
+                            let changed = *current != wanted;
+                            *current = wanted;
+                            changed || unchanged
+                        });
                     }
                 }
                 continue;
@@ -335,7 +404,7 @@ struct Running {
 /// One slot of this host, converging to its desired state.
 struct SlotAgent {
     number: usize,
-    driver: LocalSlotDriver,
+    driver: Box<dyn SlotDriver>,
     coordinator: Coordinator,
     running: Option<Running>,
     /// The newest epoch acted on; older assignments are refused.

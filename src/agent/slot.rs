@@ -75,7 +75,18 @@ impl RemoteSlot {
                 current,
             });
         }
-        self.reports.send_replace(Some((epoch, state)));
+        // The agent sends `booting` on its own, so it may arrive after the
+        // outcome of the same bring-up: it must not replace it.
+        self.reports.send_if_modified(|last| {
+            let late = matches!(state, SlotReport::Booting { .. })
+                && last.as_ref().is_some_and(|(reported, before)| {
+                    *reported == epoch && !matches!(before, SlotReport::Booting { .. })
+                });
+            if !late {
+                *last = Some((epoch, state));
+            }
+            !late
+        });
         Ok(())
     }
 
@@ -150,6 +161,13 @@ mod tests {
         );
         assert!(slot.last_report().is_none());
         assert_eq!(slot.report(12, SlotReport::Down), Ok(()));
+        assert!(matches!(slot.last_report(), Some((12, SlotReport::Down))));
+        // A `booting` of the same epoch arriving after its outcome is dropped.
+        let files = crate::lab::LabFiles {
+            dir: "/w".into(),
+            netlab_dir: "/w/x".into(),
+        };
+        assert_eq!(slot.report(12, SlotReport::Booting { files }), Ok(()));
         assert!(matches!(slot.last_report(), Some((12, SlotReport::Down))));
         // Only the current assignment's upload is handed out.
         assert!(slot.upload(11).is_none());
