@@ -235,6 +235,21 @@ async fn wait_for_no_labs(agent: &Agent) -> bool {
     false
 }
 
+/// Waits (bounded) until session `id` ended `host_lost`, as its status says.
+async fn wait_for_host_lost(s: &Server, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = s.session_status(id).await;
+        if status == StatusCode::NOT_FOUND {
+            let detail = body["detail"].as_str().unwrap();
+            assert!(detail.contains("host_lost"), "{detail}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "never ended: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_agent_ends_its_session_host_lost_and_the_next_session_gets_a_live_host() {
     if common::netlab().is_none() {
@@ -261,16 +276,7 @@ async fn a_killed_agent_ends_its_session_host_lost_and_the_next_session_gets_a_l
     let (status, body) = s.session_status(&first).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Past the lease and the grace, its session ends host_lost.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let detail = loop {
-        let (status, body) = s.session_status(&first).await;
-        if status == StatusCode::NOT_FOUND {
-            break body["detail"].as_str().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "never ended: {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert!(detail.contains("host_lost"), "{detail}");
+    wait_for_host_lost(&s, &first).await;
     let (status, body) = s
         .lab_call(reqwest::Method::GET, "/lab/devices", &first)
         .await;
@@ -353,19 +359,7 @@ async fn an_agent_stopped_past_its_grace_tears_down_what_it_no_longer_owns_and_r
     assert_eq!(a.dirs.lab_dirs().len(), 1);
 
     a.kill(libc::SIGSTOP);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = s.session_status(&first).await;
-        if status == StatusCode::NOT_FOUND {
-            assert!(
-                body["detail"].as_str().unwrap().contains("host_lost"),
-                "{body}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "never ended: {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_host_lost(&s, &first).await;
     // A session arriving now waits: the only host is offline.
     let (second, _) = s.create_session().await;
     assert_eq!(standing(&s, &second).await.0, "waiting");
@@ -502,4 +496,135 @@ async fn a_killed_coordinator_restarts_with_the_agents_labs_and_their_holders() 
     }
     assert!(wait_for_no_labs(&a).await && wait_for_no_labs(&b).await);
     check_history(&s, 2).await;
+}
+
+/// Registers a host that never polls (a stand-in for a lab host that went
+/// away), with the pool's secret; returns its slot numbers.
+async fn register_silent_host(s: &Server, name: &str, slots: usize) -> (StatusCode, Value) {
+    let response = (s.http.post(s.url("/agent/register")))
+        .bearer_auth(SECRET)
+        .json(&serde_json::json!({
+            "name": name, "incarnation": "silent", "slots": slots,
+            "capabilities": {"netlab_version": "26.10", "up_args": []}, "running": []
+        }))
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_renumbered_by_a_coordinator_that_lost_its_state_tears_down_and_serves_again() {
+    if common::netlab().is_none() {
+        return;
+    }
+    let port = common::free_port();
+    let options = || {
+        coordinator_options(&[("--agent-lease", "2"), ("--host-grace", "2")])
+            .env("NEOPS_IN_MEMORY", "true")
+            .port(port)
+    };
+    let mut s = Server::start(options()).await;
+    let mut a = Agent::start(&s, "lab-a");
+    wait_for_slots(&s, 1, &[&a]).await;
+    let (first, _) = s.create_session().await;
+    s.wait_until_active(&first).await;
+    let (status, _, body) = acquire_on(&s, &first, TWO_NODES).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A graceful stop does not wait for the agent: its lab stays with it.
+    let stopped = s.stop_within(libc::SIGTERM, Duration::from_secs(60));
+    assert!(
+        stopped.is_some_and(|status| status.success()),
+        "{}",
+        s.log()
+    );
+    assert_eq!(a.dirs.lab_dirs().len(), 1, "{}", a.log());
+
+    // A coordinator without the old state gives slot 1 to another host
+    // before lab-a comes back.
+    a.kill(libc::SIGSTOP);
+    let s = Server::start(options()).await;
+    let (status, body) = register_silent_host(&s, "placeholder", 1).await;
+    assert_eq!(
+        (status, &body["slots"]),
+        (StatusCode::OK, &serde_json::json!([1]))
+    );
+    a.kill(libc::SIGCONT);
+    wait_for_slots(&s, 2, &[&a]).await;
+    // lab-a, now slot 2, tore down the lab of its old slot.
+    assert!(wait_for_no_labs(&a).await, "{}", a.log());
+    // Once the silent placeholder is offline, a session gets lab-a.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.get_json("/sessions").await["slots"][0]["online"] != false {
+        assert!(
+            Instant::now() < deadline,
+            "the placeholder never went offline"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (second, _) = s.create_session().await;
+    s.wait_until_active(&second).await;
+    let (status, host, body) = acquire_on(&s, &second, TWO_NODES).await;
+    assert_eq!(
+        (status, host.as_deref()),
+        (StatusCode::OK, Some("lab-a")),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_registrations_and_reports_are_refused_and_change_nothing() {
+    if common::netlab().is_none() {
+        return;
+    }
+    let s = coordinator(&[]).await;
+    for slots in [0, 65] {
+        let (status, body) = register_silent_host(&s, "odd", slots).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{slots}: {body}");
+    }
+    assert_eq!(
+        s.get_json("/sessions").await["slots"],
+        serde_json::json!([])
+    );
+    let (status, _) = register_silent_host(&s, "quiet", 1).await;
+    assert_eq!(status, StatusCode::OK);
+    // A report of an epoch the coordinator never handed out is refused.
+    let report = |epoch: u64| {
+        serde_json::json!({
+            "name": "quiet", "incarnation": "silent", "slot": 1, "epoch": epoch,
+            "state": {"failed": {"message": "x", "timed_out": false}}
+        })
+    };
+    let desired: Value = (s
+        .http
+        .get(s.url("/agent/desired?name=quiet&incarnation=silent")))
+    .bearer_auth(SECRET)
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let epoch = desired["slots"][0]["epoch"].as_u64().unwrap();
+    for (sent, expected) in [
+        (epoch + 1_000_000, StatusCode::CONFLICT),
+        (epoch - 1, StatusCode::CONFLICT),
+        (epoch, StatusCode::NO_CONTENT),
+    ] {
+        let response = (s.http.post(s.url("/agent/report")))
+            .bearer_auth(SECRET)
+            .json(&report(sent))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            expected,
+            "epoch {sent} (current {epoch})"
+        );
+    }
 }

@@ -137,6 +137,12 @@ impl AgentHost {
         self.version.send_modify(|version| *version += 1);
     }
 
+    /// The coordinator stops: every wait on this agent ends (as if it were
+    /// offline); its labs stay with it, for the next start to re-adopt.
+    pub fn stop_waiting(&self) {
+        self.online.send_replace(false);
+    }
+
     pub fn online_watch(&self) -> watch::Receiver<bool> {
         self.online.subscribe()
     }

@@ -24,9 +24,15 @@ use crate::domain::events::EndReason;
 use crate::lab::{LabObserver, LabSlot};
 use crate::store::{StoredHost, StoredLab};
 
-/// netlab's multilab ids run from 1 to 200 (networklab 26.10,
-/// `netsim/extra/multilab`): a pool has at most that many slots.
-pub const MAX_POOL_SLOTS: usize = 200;
+/// Slot `n`'s labs use netlab's multilab id `n`, whose management subnet is
+/// `192.168.n.0/24`; slot 1 runs netlab's default instance, on its default
+/// `192.168.121.0/24` (networklab 26.10, `netsim/extra/multilab`,
+/// `defaults.addressing.mgmt`). So slot 121 would share slot 1's subnet:
+/// a pool has at most 120 slots.
+pub const MAX_POOL_SLOTS: usize = 120;
+
+/// The most slots one lab host offers (as `--lab-slots` allows).
+pub const MAX_HOST_SLOTS: usize = 64;
 
 /// Why an agent's request is refused.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +49,8 @@ pub enum PoolError {
     TooManySlots(usize),
     #[error("a lab host's name must be 1 to 64 letters, digits, '.', '-' or '_'")]
     BadName,
+    #[error("a lab host offers 1 to {MAX_HOST_SLOTS} slots, not {0}")]
+    BadSlotCount(usize),
 }
 
 /// Every lab host of the pool (see the module documentation).
@@ -87,6 +95,9 @@ impl Pool {
     pub fn register(&self, register: Register) -> Result<Registered, PoolError> {
         if !valid_name(&register.name) {
             return Err(PoolError::BadName);
+        }
+        if !(1..=MAX_HOST_SLOTS).contains(&register.slots) {
+            return Err(PoolError::BadSlotCount(register.slots));
         }
         // Held while a new host is added, so two agents of one name cannot
         // both add it.
@@ -231,7 +242,12 @@ impl Pool {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => {
+                    for host in self.all() {
+                        host.stop_waiting();
+                    }
+                    return;
+                }
                 _ = tick.tick() => {}
             }
             for host in self.all() {

@@ -272,38 +272,59 @@ pub async fn join_pool(
         capabilities,
         running: Vec::new(),
     };
-    let Some(numbers) = register_until_taken(&coordinator, &register, &stop).await? else {
+    let Some(mut registered) = register_until_taken(&coordinator, &register, &stop).await? else {
         return Ok(());
     };
-    tracing::info!(host = %pool.name, slots = ?numbers.slots, incarnation = %coordinator.incarnation, "registered with the coordinator");
-    // A fresh incarnation owns nothing yet: whatever an earlier agent on
-    // this host left in these slots goes.
-    host.clear(&numbers.slots).await;
-
-    let mut senders = Vec::new();
-    let mut tasks = tokio::task::JoinSet::new();
     let running = Arc::new(Mutex::new(Vec::<RunningLab>::new()));
-    for &number in &numbers.slots {
-        let (sender, receiver) = watch::channel(SlotDesired {
-            slot: number,
-            epoch: 0,
-            lab: None,
-        });
-        senders.push(sender);
-        let slot = SlotAgent {
-            number,
-            driver: host.slot(number),
-            coordinator: coordinator.clone(),
-            running: None,
-            done: 0,
-            labs: Arc::clone(&running),
-        };
-        tasks.spawn(slot.converge_until(receiver, stop.clone()));
+    loop {
+        tracing::info!(host = %pool.name, slots = ?registered.slots, incarnation = %coordinator.incarnation, "registered with the coordinator");
+        // Slots it did not hold before own nothing yet: whatever an
+        // earlier agent on this host left in them goes.
+        host.clear(&registered.slots).await;
+        // One generation of slot tasks per set of slot numbers.
+        let generation = stop.child_token();
+        let mut senders = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for &number in &registered.slots {
+            let (sender, receiver) = watch::channel(SlotDesired {
+                slot: number,
+                epoch: 0,
+                lab: None,
+            });
+            senders.push(sender);
+            let slot = SlotAgent {
+                number,
+                driver: host.slot(number),
+                coordinator: coordinator.clone(),
+                running: None,
+                done: 0,
+                last: None,
+                labs: Arc::clone(&running),
+            };
+            tasks.spawn(slot.converge_until(receiver, generation.clone()));
+        }
+        let renumbered = poll_until(
+            &coordinator,
+            &register,
+            &registered,
+            &senders,
+            &running,
+            &stop,
+        )
+        .await;
+        // Stopping or renumbered: this generation's slots tear their labs down.
+        generation.cancel();
+        drop(senders);
+        while tasks.join_next().await.is_some() {}
+        running.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        match renumbered {
+            Some(again) => {
+                tracing::warn!(before = ?registered.slots, now = ?again.slots, "the coordinator gave this host other slot numbers; its labs were torn down");
+                registered = again;
+            }
+            None => return Ok(()),
+        }
     }
-    poll_until(&coordinator, register, &senders, &running, &stop).await;
-    drop(senders);
-    while tasks.join_next().await.is_some() {}
-    Ok(())
 }
 
 /// Registers, retrying while the coordinator cannot be reached. `None`
@@ -330,21 +351,23 @@ async fn register_until_taken(
     }
 }
 
-/// Polls the desired state and hands each slot its part, until `stop`. A
-/// coordinator that no longer knows this incarnation (it restarted) is
-/// registered with again, with the labs that run.
+/// Polls the desired state and hands each slot its part, until `stop`
+/// (`None`). A coordinator that no longer knows this incarnation (it
+/// restarted) is registered with again, with the labs that run; when it
+/// answers with other slot numbers than `registered`, those are returned.
 async fn poll_until(
     coordinator: &Coordinator,
-    mut register: Register,
+    register: &Register,
+    registered: &Registered,
     senders: &[watch::Sender<SlotDesired>],
     running: &Mutex<Vec<RunningLab>>,
     stop: &CancellationToken,
-) {
+) -> Option<Registered> {
     let mut version = 0;
     let mut delay = Duration::from_millis(200);
     loop {
         let answer = tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return None,
             answer = coordinator.desired(version) => answer,
         };
         match answer {
@@ -368,16 +391,25 @@ async fn poll_until(
             }
             Err(Fault::Refused(StatusCode::CONFLICT, body)) => {
                 tracing::warn!(%body, "the coordinator does not know this agent now; registering again");
-                register.running = running.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let again = Register {
+                    running: running.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                    ..register.clone()
+                };
                 version = 0;
-                if let Err(fault) = coordinator.register(&register).await {
-                    tracing::warn!(%fault, "registering again failed");
+                match coordinator.register(&again).await {
+                    Ok(answer) if answer.slots != registered.slots => return Some(answer),
+                    // Polled again at once: the host must not look silent.
+                    Ok(_) => {
+                        delay = Duration::from_millis(200);
+                        continue;
+                    }
+                    Err(fault) => tracing::warn!(%fault, "registering again failed"),
                 }
             }
             Err(fault) => tracing::warn!(%fault, "cannot reach the coordinator; retrying"),
         }
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return None,
             () = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(5));
@@ -409,6 +441,8 @@ struct SlotAgent {
     running: Option<Running>,
     /// The newest epoch acted on; older assignments are refused.
     done: u64,
+    /// The last report sent, of epoch `done`.
+    last: Option<SlotReport>,
     /// What every slot runs, for a registration after a coordinator restart.
     labs: Arc<Mutex<Vec<RunningLab>>>,
 }
@@ -428,6 +462,12 @@ impl SlotAgent {
                     done = self.done,
                     "refused an assignment older than one already acted on"
                 );
+            } else if wanted.epoch == self.done {
+                // Acted on already (a failed bring-up is not tried again):
+                // say again how it ended, in case that report was lost.
+                if let Some(state) = self.last.clone() {
+                    self.report(wanted.epoch, state).await;
+                }
             } else if wanted.epoch > 0 {
                 self.converge(&wanted, &mut desired).await;
                 self.done = wanted.epoch;
@@ -458,7 +498,8 @@ impl SlotAgent {
         }
     }
 
-    async fn report(&self, epoch: u64, state: SlotReport) {
+    async fn report(&mut self, epoch: u64, state: SlotReport) {
+        self.last = Some(state.clone());
         self.coordinator.report(self.number, epoch, state).await;
     }
 

@@ -31,7 +31,7 @@ struct Assignment {
 /// Why a report was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stale {
-    /// Its epoch is older than the slot's assignment.
+    /// Its epoch is not the slot's current assignment.
     Epoch { reported: u64, current: u64 },
 }
 
@@ -64,12 +64,12 @@ impl RemoteSlot {
             .flatten()
     }
 
-    /// Takes the agent's report of `epoch`, unless a newer assignment
-    /// exists. A report of a newer epoch than known (a coordinator that
-    /// restarted) is taken too.
+    /// Takes the agent's report of `epoch` when that is the slot's current
+    /// assignment; a report of any other epoch (older: stale; newer: never
+    /// handed out) is refused.
     pub fn report(&self, epoch: u64, state: SlotReport) -> Result<(), Stale> {
         let current = self.assignment().desired.epoch;
-        if epoch < current {
+        if epoch != current {
             return Err(Stale::Epoch {
                 reported: epoch,
                 current,

@@ -48,8 +48,7 @@ struct AgentState {
     secret: AgentSecret,
 }
 
-/// The agents' routes under `/agent`, and `GET /agents` (the pool, for
-/// operators, with the client routes' auth).
+/// The agents' routes under `/agent/`, each behind the agent secret.
 pub fn routes(pool: Arc<Pool>, secret: AgentSecret) -> Router {
     let state = AgentState { pool, secret };
     Router::new()
@@ -66,16 +65,11 @@ pub fn routes(pool: Arc<Pool>, secret: AgentSecret) -> Router {
 }
 
 async fn require_secret(State(state): State<AgentState>, request: Request, next: Next) -> Response {
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.to_string())
-        .unwrap_or_default();
     match bearer(request.headers()) {
         Presented::Token(token) if state.secret.matches(token) => next.run(request).await,
         presented => {
             let given = !matches!(presented, Presented::Nothing);
-            tracing::warn!(path = %request.uri().path(), %peer, secret_given = given, "refused an agent request: wrong or missing agent secret");
+            tracing::warn!(path = %request.uri().path(), secret_given = given, "refused an agent request: wrong or missing agent secret");
             unauthorized(Some("invalid_token"), "the pool's agent secret is required")
         }
     }
@@ -84,9 +78,11 @@ async fn require_secret(State(state): State<AgentState>, request: Request, next:
 impl IntoResponse for PoolError {
     fn into_response(self) -> Response {
         let status = match self {
-            PoolError::UnknownHost(_) | PoolError::OtherIncarnation { .. } => StatusCode::CONFLICT,
-            PoolError::SlotCount { .. } | PoolError::TooManySlots(_) => StatusCode::CONFLICT,
-            PoolError::BadName => StatusCode::UNPROCESSABLE_ENTITY,
+            PoolError::UnknownHost(_)
+            | PoolError::OtherIncarnation { .. }
+            | PoolError::SlotCount { .. }
+            | PoolError::TooManySlots(_) => StatusCode::CONFLICT,
+            PoolError::BadName | PoolError::BadSlotCount(_) => StatusCode::UNPROCESSABLE_ENTITY,
         };
         ApiError::new(status, self.to_string()).into_response()
     }
@@ -147,7 +143,7 @@ async fn report(State(state): State<AgentState>, Json(report): Json<Report>) -> 
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(Stale::Epoch { reported, current }) => {
             tracing::info!(host = %host.name, slot = slot.number, reported, current, "refused a stale report");
-            let detail = format!("epoch {reported} is stale: the slot's assignment is {current}");
+            let detail = format!("epoch {reported} is not the slot's assignment ({current})");
             (
                 StatusCode::CONFLICT,
                 Json(Refused {

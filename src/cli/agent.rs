@@ -8,6 +8,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use neops_remote_lab::agent::run::{AgentConfig, run};
+use neops_remote_lab::api::agent::AgentSecret;
 use neops_remote_lab::logging::{self, LogFormat};
 use neops_remote_lab::server::forward_stop_signals;
 
@@ -109,6 +110,8 @@ fn config(args: &AgentArgs, inline_secret: Option<String>) -> Result<AgentConfig
     let secret = agent_secret(args.agent_token_file.as_deref(), inline_secret)?.ok_or(
         "no agent secret: give --agent-token-file or NEOPS_AGENT_TOKEN (the coordinator's)",
     )?;
+    // The coordinator's rule, checked here so a short secret fails at once.
+    AgentSecret::new(&secret)?;
     let tmp = std::path::absolute(std::env::temp_dir()).map_err(|error| error.to_string())?;
     let work_dir = match &args.work_dir {
         Some(dir) => std::path::absolute(dir).map_err(|error| error.to_string())?,

@@ -1432,12 +1432,17 @@ impl Coordinator {
     /// At shutdown: cancels all lab work (the shutdown token is the parent
     /// of every holder token), tears every slot's lab down unless
     /// `keep_labs` (they are re-adopted at the next start), and waits for
-    /// the tracked tasks. The queue is left as it is (stored). The caller
+    /// the tracked tasks. Lab agents' labs stay with their agents (no one
+    /// could tell them now): the next start re-adopts them. The queue is left as it is (stored). The caller
     /// bounds how long this may take.
     pub async fn stop_labs(&self, keep_labs: bool) {
         self.shared.shutdown.cancel();
         let mut teardowns = tokio::task::JoinSet::new();
-        for slot in self.all_slots().into_iter().filter(|_| !keep_labs) {
+        let local: Vec<bool> = (self.shared.lock().slots.iter())
+            .map(|slot| slot.host.is_none())
+            .collect();
+        let slots = self.all_slots().into_iter().zip(local);
+        for (slot, _) in slots.filter(|(_, local)| *local && !keep_labs) {
             teardowns.spawn(async move {
                 match slot.destroy(true, None).await {
                     Ok(true) => tracing::info!(slot = slot.number(), "lab torn down"),
