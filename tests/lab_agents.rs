@@ -319,22 +319,11 @@ async fn an_agent_without_the_secret_is_refused_and_the_secret_never_appears_in_
         return;
     }
     let s = coordinator(&[]).await;
-    for token in [None, Some("wrong-secret-0123456789")] {
-        let mut request = s
-            .http
-            .post(s.url("/agent/register"))
-            .json(&serde_json::json!({
-                "name": "x", "incarnation": "i", "slots": 1,
-                "capabilities": {"netlab_version": "26.10", "up_args": []}, "running": []
-            }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    for secret in [None, Some("wrong-secret-0123456789")] {
+        let (status, body) = register_with(&s, secret, "x", 1).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     }
-    // A client token is not an agent secret either: the agent routes only
-    // know the pool's secret.
+    // Nothing was registered.
     assert_eq!(
         s.get_json("/sessions").await["slots"],
         serde_json::json!([])
@@ -499,17 +488,27 @@ async fn a_killed_coordinator_restarts_with_the_agents_labs_and_their_holders() 
 }
 
 /// Registers a host that never polls (a stand-in for a lab host that went
-/// away), with the pool's secret; returns its slot numbers.
+/// away), with the pool's secret: the answer's status and body.
 async fn register_silent_host(s: &Server, name: &str, slots: usize) -> (StatusCode, Value) {
-    let response = (s.http.post(s.url("/agent/register")))
-        .bearer_auth(SECRET)
-        .json(&serde_json::json!({
-            "name": name, "incarnation": "silent", "slots": slots,
-            "capabilities": {"netlab_version": "26.10", "up_args": []}, "running": []
-        }))
-        .send()
-        .await
-        .unwrap();
+    register_with(s, Some(SECRET), name, slots).await
+}
+
+/// `POST /agent/register` of a host `name` with `slots` slots, sending
+/// `secret` (none: no `Authorization`).
+async fn register_with(
+    s: &Server,
+    secret: Option<&str>,
+    name: &str,
+    slots: usize,
+) -> (StatusCode, Value) {
+    let mut request = (s.http.post(s.url("/agent/register"))).json(&serde_json::json!({
+        "name": name, "incarnation": "silent", "slots": slots,
+        "capabilities": {"netlab_version": "26.10", "up_args": []}, "running": []
+    }));
+    if let Some(secret) = secret {
+        request = request.bearer_auth(secret);
+    }
+    let response = request.send().await.unwrap();
     (
         response.status(),
         response.json().await.unwrap_or(Value::Null),
