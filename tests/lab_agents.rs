@@ -304,6 +304,25 @@ async fn a_killed_agent_ends_its_session_host_lost_and_the_next_session_gets_a_l
     let slots = s.get_json("/sessions").await["slots"].clone();
     assert_eq!(slots[0]["online"], false, "{slots}");
 
+    // lab-a comes back as a new agent: a session waiting meanwhile gets
+    // its slot and keeps it (only the old holder was lost).
+    let (fourth, _) = s.create_session().await;
+    let again = Agent::start(&s, "lab-a");
+    s.wait_until_active(&fourth).await;
+    let (status, host, body) = acquire_on(&s, &fourth, TWO_NODES).await;
+    assert_eq!(
+        (status, host.as_deref()),
+        (StatusCode::OK, Some("lab-a")),
+        "{body}\n{}",
+        again.log()
+    );
+    let (status, body) = s.session_status(&fourth).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("active")),
+        "{body}"
+    );
+
     let events = check_history(&s, 2).await;
     assert!(
         events

@@ -40,6 +40,9 @@ pub struct AgentHost {
     pub slots: Vec<Arc<RemoteSlot>>,
     status: Mutex<HostStatus>,
     online: watch::Sender<bool>,
+    /// False once it is lost (or the coordinator stops): waits on its agent
+    /// end then. An offline host is still waited for, until its grace ends.
+    reachable: watch::Sender<bool>,
     /// The desired state's version; increases with every assignment.
     version: watch::Sender<u64>,
     epochs: Arc<AtomicU64>,
@@ -81,6 +84,7 @@ impl AgentHost {
                 inventories: BTreeMap::new(),
             }),
             online: watch::Sender::new(true),
+            reachable: watch::Sender::new(true),
             version: watch::Sender::new(1),
             epochs,
         }
@@ -116,6 +120,7 @@ impl AgentHost {
                 inventories: BTreeMap::new(),
             }),
             online: watch::Sender::new(false),
+            reachable: watch::Sender::new(true),
             version: watch::Sender::new(1),
             epochs,
         }
@@ -141,10 +146,12 @@ impl AgentHost {
     /// offline); its labs stay with it, for the next start to re-adopt.
     pub fn stop_waiting(&self) {
         self.online.send_replace(false);
+        self.reachable.send_replace(false);
     }
 
-    pub fn online_watch(&self) -> watch::Receiver<bool> {
-        self.online.subscribe()
+    /// True until the host is lost (see [`AgentHost::stop_waiting`]).
+    pub fn reachable_watch(&self) -> watch::Receiver<bool> {
+        self.reachable.subscribe()
     }
 
     pub fn is_online(&self) -> bool {
@@ -213,6 +220,7 @@ impl AgentHost {
                 status.lost = false;
             }
         }
+        self.reachable.send_replace(true);
         !self.online.send_replace(true)
     }
 
@@ -235,6 +243,9 @@ impl AgentHost {
         };
         if went_offline {
             self.online.send_replace(false);
+        }
+        if lost {
+            self.reachable.send_replace(false);
         }
         (went_offline, lost)
     }

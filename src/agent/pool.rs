@@ -21,6 +21,7 @@ use super::remote::RemoteSlotDriver;
 use super::wire::{Register, Registered, RunningLab, WantedLab};
 use crate::coordinator::Coordinator;
 use crate::domain::events::EndReason;
+use crate::lab::ssh_config::is_plain;
 use crate::lab::{LabObserver, LabSlot};
 use crate::store::{StoredHost, StoredLab};
 
@@ -51,6 +52,10 @@ pub enum PoolError {
     BadName,
     #[error("a lab host offers 1 to {MAX_HOST_SLOTS} slots, not {0}")]
     BadSlotCount(usize),
+    #[error(
+        "an SSH address is a host name or an IP address (letters, digits, '.', '-', '_', ':', '%')"
+    )]
+    BadSshAddress,
 }
 
 /// Every lab host of the pool (see the module documentation).
@@ -99,6 +104,10 @@ impl Pool {
         if !(1..=MAX_HOST_SLOTS).contains(&register.slots) {
             return Err(PoolError::BadSlotCount(register.slots));
         }
+        if (register.capabilities.ssh_address.as_deref()).is_some_and(|address| !is_plain(address))
+        {
+            return Err(PoolError::BadSshAddress);
+        }
         // Held while a new host is added, so two agents of one name cannot
         // both add it.
         let mut hosts = self.hosts();
@@ -117,12 +126,24 @@ impl Pool {
             Registration::Adopted => self.readopt(&host, &register.running),
             Registration::Restarted => {
                 tracing::warn!(host = %host.name, "lab host registered with a new incarnation: its labs are gone; ending its holders");
+                // Only the sessions that hold its slots now; its slots take
+                // new sessions once their old labs are cleared.
                 let (coordinator, numbers) = (Arc::clone(&self.coordinator), host.numbers());
+                let holders = coordinator.holders(&numbers);
+                let name = host.name.clone();
+                coordinator.set_online(&name, &numbers, false);
+                host.seen();
                 tokio::spawn(async move {
-                    coordinator.end_holders(&numbers, EndReason::HostLost).await;
-                    for number in numbers {
+                    coordinator
+                        .end_sessions(&holders, EndReason::HostLost)
+                        .await;
+                    for &number in &numbers {
                         coordinator.clear_slot(number).await;
                     }
+                    coordinator.set_online(&name, &numbers, true);
+                });
+                return Ok(Registered {
+                    slots: host.numbers(),
                 });
             }
         }

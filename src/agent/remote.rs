@@ -16,7 +16,8 @@ use crate::lab::{BoxFuture, Health, LabError, LabFiles, LineSink};
 
 /// A slot of a lab agent, driven from the coordinator (see the module
 /// documentation). Every wait ends when the agent reports, when the holder
-/// is cancelled, or when the host goes offline.
+/// is cancelled, or when the host is lost (not merely offline: an agent
+/// back within its grace picks the wait up).
 pub struct RemoteSlotDriver {
     pub host: Arc<AgentHost>,
     pub slot: Arc<RemoteSlot>,
@@ -26,7 +27,8 @@ pub struct RemoteSlotDriver {
 enum Outcome {
     Reported(SlotReport),
     Cancelled,
-    Offline,
+    /// The host was lost, or the coordinator stops.
+    Lost,
 }
 
 impl RemoteSlotDriver {
@@ -52,7 +54,7 @@ impl RemoteSlotDriver {
         on_booting: &(dyn Fn(&LabFiles) + Send + Sync),
     ) -> Outcome {
         let mut reports = self.slot.reports();
-        let mut online = self.host.online_watch();
+        let mut reachable = self.host.reachable_watch();
         let mut booting_seen = false;
         loop {
             let report = reports.borrow_and_update().clone();
@@ -67,8 +69,8 @@ impl RemoteSlotDriver {
                 Some((reported, state)) if reported >= epoch => return Outcome::Reported(state),
                 _ => {}
             }
-            if !*online.borrow_and_update() {
-                return Outcome::Offline;
+            if !*reachable.borrow_and_update() {
+                return Outcome::Lost;
             }
             let cancelled = async {
                 match cancel {
@@ -77,17 +79,22 @@ impl RemoteSlotDriver {
                 }
             };
             tokio::select! {
-                changed = reports.changed() => if changed.is_err() { return Outcome::Offline },
-                changed = online.changed() => if changed.is_err() { return Outcome::Offline },
+                changed = reports.changed() => if changed.is_err() { return Outcome::Lost },
+                changed = reachable.changed() => if changed.is_err() { return Outcome::Lost },
                 () = cancelled => return Outcome::Cancelled,
             }
         }
     }
 
     /// Asks for nothing to run and waits until the agent says so (or its
-    /// host is offline: it converges when it returns).
+    /// host is offline or lost: it converges when it returns).
     async fn clear(&self) -> Result<(), LabError> {
         let epoch = self.assign(None, None, None);
+        if !self.host.is_online() {
+            // Nobody need wait for an offline host's teardown: it finds
+            // nothing wanted when it returns, and tears down then.
+            return Ok(());
+        }
         match self.wait_for(epoch, None, &|_| {}).await {
             Outcome::Reported(SlotReport::Dirty { message }) => Err(LabError::Host {
                 message,
@@ -100,9 +107,9 @@ impl RemoteSlotDriver {
         }
     }
 
-    fn offline(&self) -> LabError {
+    fn lost(&self) -> LabError {
         LabError::Host {
-            message: format!("lab host {} stopped answering", self.host.name),
+            message: format!("lab host {} was lost", self.host.name),
             timed_out: false,
         }
     }
@@ -151,7 +158,12 @@ impl RemoteSlotDriver {
                 let _ = self.clear().await;
                 Err(LabError::Cancelled)
             }
-            Outcome::Offline => Err(self.offline()),
+            Outcome::Lost => {
+                // Whenever the agent comes back it finds nothing wanted
+                // here, and tears down what it brought up.
+                self.assign(None, None, None);
+                Err(self.lost())
+            }
         }
     }
 
@@ -174,7 +186,10 @@ impl RemoteSlotDriver {
                 message: format!("lab host {} reported {other:?} for a reset", self.host.name),
                 timed_out: false,
             }),
-            Outcome::Cancelled | Outcome::Offline => Err(self.offline()),
+            Outcome::Cancelled | Outcome::Lost => {
+                self.assign(None, None, None);
+                Err(self.lost())
+            }
         }
     }
 }
@@ -206,7 +221,10 @@ impl SlotDriver for RemoteSlotDriver {
     fn check<'a>(&'a self, _files: &'a LabFiles) -> BoxFuture<'a, Result<Health, LabError>> {
         Box::pin(async move {
             if !self.host.is_online() {
-                return Err(self.offline());
+                return Err(LabError::Host {
+                    message: format!("lab host {} is offline", self.host.name),
+                    timed_out: false,
+                });
             }
             let current = self.slot.desired().epoch;
             let report = self.slot.last_report();

@@ -82,7 +82,9 @@ impl IntoResponse for PoolError {
             | PoolError::OtherIncarnation { .. }
             | PoolError::SlotCount { .. }
             | PoolError::TooManySlots(_) => StatusCode::CONFLICT,
-            PoolError::BadName | PoolError::BadSlotCount(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            PoolError::BadName | PoolError::BadSlotCount(_) | PoolError::BadSshAddress => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
         };
         ApiError::new(status, self.to_string()).into_response()
     }

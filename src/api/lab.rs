@@ -180,7 +180,14 @@ pub async fn ssh_config(
         let host = (headers.get(header::HOST))
             .and_then(|value| value.to_str().ok())
             .and_then(|host| host.parse::<axum::http::uri::Authority>().ok())
-            .map_or_else(|| "localhost".to_string(), |host| host.host().to_string());
+            // An IPv6 literal without its brackets, as ssh_config takes it.
+            .map(|host| {
+                host.host()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            })
+            .unwrap_or_else(|| "localhost".to_string());
         Jump {
             alias: host.clone(),
             address: host,

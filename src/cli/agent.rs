@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use neops_remote_lab::agent::run::{AgentConfig, run};
 use neops_remote_lab::api::agent::AgentSecret;
+use neops_remote_lab::lab::ssh_config::is_plain;
 use neops_remote_lab::logging::{self, LogFormat};
 use neops_remote_lab::server::forward_stop_signals;
 
@@ -112,6 +113,15 @@ fn config(args: &AgentArgs, inline_secret: Option<String>) -> Result<AgentConfig
     )?;
     // The coordinator's rule, checked here so a short secret fails at once.
     AgentSecret::new(&secret)?;
+    if let Some(address) = args
+        .ssh_address
+        .as_deref()
+        .filter(|address| !is_plain(address))
+    {
+        return Err(format!(
+            "--ssh-address {address:?}: give a host name or an IP address"
+        ));
+    }
     let tmp = std::path::absolute(std::env::temp_dir()).map_err(|error| error.to_string())?;
     let work_dir = match &args.work_dir {
         Some(dir) => std::path::absolute(dir).map_err(|error| error.to_string())?,

@@ -716,15 +716,22 @@ impl Coordinator {
     /// Ends the sessions that hold slots `numbers`, for `reason`; returns
     /// how many there were.
     pub async fn end_holders(&self, numbers: &[usize], reason: EndReason) -> usize {
-        let holders: Vec<SessionId> = {
-            let state = self.shared.lock();
-            (numbers.iter())
-                .filter_map(|&number| state.slots.get(number - 1)?.holder)
-                .collect()
-        };
+        self.end_sessions(&self.holders(numbers), reason).await
+    }
+
+    /// The sessions that hold slots `numbers` now.
+    pub fn holders(&self, numbers: &[usize]) -> Vec<SessionId> {
+        let state = self.shared.lock();
+        (numbers.iter())
+            .filter_map(|&number| state.slots.get(number - 1)?.holder)
+            .collect()
+    }
+
+    /// Ends sessions `ids` for `reason`; returns how many there were.
+    pub async fn end_sessions(&self, ids: &[SessionId], reason: EndReason) -> usize {
         let mut ended = 0;
-        for id in holders {
-            if self.leave(&id, reason).await {
+        for id in ids {
+            if self.leave(id, reason).await {
                 ended += 1;
             }
         }
