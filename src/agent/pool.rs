@@ -43,7 +43,7 @@ pub enum PoolError {
     #[error("lab host {name} is registered with another incarnation: register again")]
     OtherIncarnation { name: String },
     #[error(
-        "lab host {name} registered {before} slots before; restart the coordinator to change that"
+        "lab host {name} has {before} slots in this pool: register it with as many, or under another name"
     )]
     SlotCount { name: String, before: usize },
     #[error("the pool would have {0} slots; netlab's multilab ids allow {MAX_POOL_SLOTS}")]
